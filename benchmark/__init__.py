@@ -1,0 +1,1 @@
+"""Protocols, metrics, the runner, the CLI and the leaderboard."""

@@ -1,0 +1,43 @@
+"""Checkpoint files: safetensors tensors + a JSON header; written atomically, loaded without pickle."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from fc4dfs.datasets.storage import atomic_write_bytes, _json_default
+
+HEADER_KEY = "fc4dfs"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated or not one of ours."""
+
+
+def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> Path:
+    path = Path(path)
+    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    meta = {HEADER_KEY: json.dumps(header, sort_keys=True, default=_json_default)}
+    atomic_write_bytes(path, st_save(clean, metadata=meta))
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    data = path.read_bytes()
+    try:
+        tensors = st_load(data)
+        n = int.from_bytes(data[:8], "little")
+        header_json = json.loads(data[8:8 + n])
+        meta = header_json.get("__metadata__", {})
+        header = json.loads(meta[HEADER_KEY])
+    except (SafetensorError, ValueError, KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not a readable fc4dfs checkpoint ({e})") from None
+    return tensors, header

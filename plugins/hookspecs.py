@@ -1,0 +1,64 @@
+"""The hooks through which every component registers, built-in or external.
+
+A plugin is a module exposed under the entry-point group ``fc4dfs``. It declares the API
+version it was written for as a module attribute ``fc4dfs_api_version = "MAJOR.MINOR"`` and
+implements any of the hooks below, each returning a list of :class:`ComponentSpec`. Specs name
+their class by import path, so listing components imports nothing heavy.
+"""
+from __future__ import annotations
+
+import pluggy
+
+from fc4dfs.plugins.spec import ComponentSpec
+
+PROJECT = "fc4dfs"
+#: The plugin API of this release. A plugin is compatible when its MAJOR matches and its MINOR
+#: is not newer than ours.
+PLUGIN_API_VERSION = "1.0"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def fc4dfs_generators() -> list[ComponentSpec]:
+    """Generators: neutral landmarks + label + length/fps -> landmark sequence."""
+
+
+@hookspec
+def fc4dfs_decoders() -> list[ComponentSpec]:
+    """Decoders: neutral mesh + landmark sequence -> mesh sequence."""
+
+
+@hookspec
+def fc4dfs_datasets() -> list[ComponentSpec]:
+    """Datasets: a factory ``(**options) -> fc4dfs.datasets.Dataset``."""
+
+
+@hookspec
+def fc4dfs_metrics() -> list[ComponentSpec]:
+    """Metrics: :class:`fc4dfs.plugins.contracts.Metric` subclasses."""
+
+
+@hookspec
+def fc4dfs_protocols() -> list[ComponentSpec]:
+    """Protocols: :class:`fc4dfs.plugins.contracts.Protocol` subclasses."""
+
+
+KIND_HOOKS = {
+    "generator": "fc4dfs_generators",
+    "decoder": "fc4dfs_decoders",
+    "dataset": "fc4dfs_datasets",
+    "metric": "fc4dfs_metrics",
+    "protocol": "fc4dfs_protocols",
+}
+
+
+def api_compatible(declared: str) -> bool:
+    """Whether a plugin written for ``declared`` runs on :data:`PLUGIN_API_VERSION`."""
+    try:
+        major, minor = (int(x) for x in str(declared).split(".")[:2])
+    except ValueError:
+        return False
+    our_major, our_minor = (int(x) for x in PLUGIN_API_VERSION.split("."))
+    return major == our_major and minor <= our_minor

@@ -1,0 +1,374 @@
+"""Conformance kit: the checks every component must pass (in the spirit of ``check_estimator``).
+
+Run it on your own plugin from Python::
+
+    from fc4dfs.plugins.testing import check_generator
+    check_generator(MyGenerator)              # raises ConformanceError listing every failure
+
+or from the shell: ``fc4dfs-bench check --gen NAME`` (also ``--dec``, ``--dataset``, ``--metric``).
+Generators and decoders are trained at the ``smoke`` budget on :func:`tiny_dataset`, a small
+procedural dataset (a few hundred vertices) made for these checks.
+"""
+from __future__ import annotations
+
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from fc4dfs.datasets.base import Dataset, Sequence, Topology, TopologyMismatchError
+from fc4dfs.plugins.contracts import (Budget, CheckpointMismatchError, ComponentError, Decoder,
+                                      EvalContext, EvalItem, Generator, Metric, MetricValue)
+
+
+class ConformanceError(AssertionError):
+    """One or more conformance checks failed; the message lists each."""
+
+
+@dataclass
+class Report:
+    component: str
+    passed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def check(self, name: str, fn: Callable[[], Any]) -> Any:
+        try:
+            out = fn()
+        except Exception as e:  # noqa: BLE001 - every failure is reported, not raised here
+            tb = traceback.format_exception_only(type(e), e)[-1].strip()
+            self.failed.append((name, tb))
+            return None
+        self.passed.append(name)
+        return out
+
+    def raise_if_failed(self) -> "Report":
+        if self.failed:
+            lines = "\n".join(f"  - {n}: {msg}" for n, msg in self.failed)
+            raise ConformanceError(f"{self.component} failed {len(self.failed)} conformance check(s):\n{lines}")
+        return self
+
+    def summary(self) -> str:
+        return f"{self.component}: {len(self.passed)} passed, {len(self.failed)} failed"
+
+
+# --------------------------------------------------------------------------- tiny dataset
+def _grid_mesh(n: int, size_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    u = np.linspace(-0.5, 0.5, n)
+    xx, yy = np.meshgrid(u, u)
+    verts = np.stack([xx.ravel() * size_mm, yy.ravel() * size_mm * 1.2, np.zeros(n * n)], 1)
+    idx = np.arange(n * n).reshape(n, n)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    faces = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
+    return verts.astype(np.float32), faces.astype(np.int64)
+
+
+@lru_cache(maxsize=4)
+def tiny_dataset(n_identities: int = 8, n_labels: int = 3, grid: int = 24, seed: int = 0,
+                 n_landmarks: int = 68) -> Dataset:
+    """A small deterministic 4D dataset for conformance checks and unit tests.
+
+    A curved ``grid x grid`` surface (~150 mm tall) per identity, ``n_labels`` expressions made of
+    smooth localised displacements plus a rotation of the lower part (non-linear), sequences of
+    several lengths and frame rates, n2e and n2e2n. Not a face; use ``synthetic`` for that.
+    """
+    rng = np.random.default_rng(seed)
+    base, faces = _grid_mesh(grid, 120.0)
+    step = max(1, (grid * grid) // n_landmarks)
+    lmk = np.linspace(0, grid * grid - 1, n_landmarks).round().astype(np.int64)
+    lmk = np.unique(lmk)
+    if len(lmk) < n_landmarks:
+        raise ValueError("grid too small for the requested landmarks")
+    topo = Topology.from_vertex_landmarks(faces, len(base), lmk, name=f"tiny{grid}")
+    labels = [f"expr{k}" for k in range(n_labels)]
+    x, y = base[:, 0] / 60.0, base[:, 1] / 72.0
+    centres = rng.uniform(-0.6, 0.6, size=(n_labels, 2))
+    dirs = rng.normal(size=(n_labels, 3)) * np.array([4.0, 4.0, 8.0])
+    jaw = rng.uniform(0.05, 0.25, size=n_labels)
+    seqs: list[Sequence] = []
+    neutrals: dict[str, np.ndarray] = {}
+    del step
+    for i in range(n_identities):
+        ident = f"id{i:02d}"
+        width, height, bump = rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15), rng.uniform(15, 35)
+        phase = rng.uniform(0, 2 * np.pi, 2)
+        neutral = base * np.array([width, height, 1.0], dtype=np.float32)
+        neutral[:, 2] = bump * np.exp(-(x**2 + y**2) * 1.5) + 2.0 * np.sin(3 * x + phase[0]) * np.cos(2 * y + phase[1])
+        neutral = neutral.astype(np.float32)
+        neutrals[ident] = neutral
+        style = rng.uniform(0.7, 1.3)
+        for k, lab in enumerate(labels):
+            for rep, kind in enumerate(("n2e", "n2e2n")):
+                fps = float(rng.choice([20.0, 30.0]))
+                duration = rng.uniform(0.7, 1.3)
+                t_len = int(round(duration * fps)) + 1
+                t = np.linspace(0, 1, t_len)
+                if kind == "n2e":
+                    w = np.clip(t / rng.uniform(0.6, 0.9), 0, 1)
+                else:
+                    w = np.sin(np.pi * t) ** 2
+                w = w * w * (3 - 2 * w)
+                blob = np.exp(-((x - centres[k, 0]) ** 2 + (y - centres[k, 1]) ** 2) / 0.15)[:, None]
+                frames = np.empty((t_len, len(base), 3), dtype=np.float32)
+                lower = y < -0.1
+                for f in range(t_len):
+                    v = neutral + style * w[f] * blob * dirs[k]
+                    ang = style * w[f] * jaw[k] * height
+                    pivot = np.array([0.0, -0.1 * 72.0 * height, -10.0])
+                    rel = v[lower] - pivot
+                    c, s = np.cos(ang), np.sin(ang)
+                    rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+                    v[lower] = rel @ rot.T + pivot
+                    frames[f] = v
+                frames[0] = neutral
+                seqs.append(Sequence(ident, lab, frames, fps, kind, topo, {"repetition": rep}))
+    return Dataset("tiny", topo, seqs, labels, neutrals=neutrals)
+
+
+def other_topology(topology: Topology) -> Topology:
+    """A topology that differs from ``topology`` (for refusal checks)."""
+    faces = topology.faces[::-1].copy()
+    return Topology(faces, topology.num_vertices, topology.lmk_face_idx[::-1] % len(faces),
+                    topology.lmk_bary, name="other")
+
+
+def _test_batch(ds: Dataset, n: int = 3) -> tuple[np.ndarray, np.ndarray, list[str], list[Sequence]]:
+    _, test_ids = ds.generator_split()
+    seqs = [s for s in ds.sequences if s.identity in test_ids][:n]
+    meshes = np.stack([ds.neutral(s.identity) for s in seqs])
+    return meshes, ds.topology.landmarks(meshes), [s.label for s in seqs], seqs
+
+
+def _finite(a: np.ndarray, what: str) -> None:
+    if not np.isfinite(a).all():
+        raise AssertionError(f"{what} contains NaN or Inf")
+
+
+def _expect_raises(excs: tuple[type[BaseException], ...], fn: Callable[[], Any], what: str) -> None:
+    try:
+        fn()
+    except excs:
+        return
+    raise AssertionError(f"{what} was accepted; expected one of {[e.__name__ for e in excs]}")
+
+
+# --------------------------------------------------------------------------- generators
+def check_generator(cls: type[Generator], options: dict | None = None, dataset: Dataset | None = None,
+                    budget: Budget | None = None) -> Report:
+    """Train ``cls`` at the smoke budget and check the Generator contract."""
+    options = options or {}
+    ds = dataset or tiny_dataset()
+    budget = budget or Budget("smoke")
+    rep = Report(f"generator {getattr(cls, 'name', cls)}")
+    train_ids, _ = ds.generator_split()
+    train = ds.subset(train_ids)
+    meshes, nlm, labels, _ = _test_batch(ds)
+
+    def fit(seed: int) -> Generator:
+        g = cls(**options)
+        g.fit(train, budget, seed=seed, device="cpu", progress=False)
+        return g
+
+    g = rep.check("fit at smoke budget", lambda: fit(0))
+    if g is None:
+        return rep.raise_if_failed()
+    rep.check("declares name, version, description",
+              lambda: _assert(bool(cls.name and cls.version and cls.description), "missing metadata"))
+    out = rep.check("generate", lambda: g.generate(nlm, labels, 12, fps=30.0, seed=0))
+    if out is not None:
+        rep.check("output shape [B, T, L, 3]", lambda: _assert(out.shape == (len(labels), 12, nlm.shape[1], 3),
+                                                                f"got {out.shape}"))
+        rep.check("output float32", lambda: _assert(out.dtype == np.float32, f"got {out.dtype}"))
+        rep.check("no NaN/Inf", lambda: _finite(out, "generated landmarks"))
+        rep.check("frame 0 is the given neutral", lambda: _assert(
+            np.abs(out[:, 0] - nlm).max() < 1e-3, f"max deviation {np.abs(out[:, 0] - nlm).max():.4g} mm"))
+        rep.check("units: mm, same scale as the input", lambda: _scale_ok(out, nlm))
+        rep.check("deterministic under a seed", lambda: _assert(
+            np.array_equal(out, g.generate(nlm, labels, 12, fps=30.0, seed=0)), "two calls differ"))
+        if cls.stochastic:
+            rep.check("stochastic: other seed, other sample", lambda: _assert(
+                not np.allclose(out, g.generate(nlm, labels, 12, fps=30.0, seed=1)), "samples identical"))
+    for length in (7, 33):
+        rep.check(f"honours length {length}", lambda L=length: _assert(
+            g.generate(nlm, labels, L, fps=30.0, seed=0).shape[1] == L, "wrong length"))
+    rep.check("same seed, same training", lambda: _assert(
+        np.allclose(fit(0).generate(nlm, labels, 12, fps=30.0, seed=0), out, atol=1e-5), "retraining differs"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "g.safetensors"
+        rep.check("save", lambda: g.save(path))
+        loaded = rep.check("load", lambda: cls.load(path, ds.topology))
+        if loaded is not None and out is not None:
+            rep.check("save/load round trip", lambda: _assert(
+                np.allclose(loaded.generate(nlm, labels, 12, fps=30.0, seed=0), out, atol=1e-5),
+                "loaded model generates differently"))
+        rep.check("refuses a checkpoint for another topology", lambda: _expect_raises(
+            (CheckpointMismatchError,), lambda: cls.load(path, other_topology(ds.topology)), "other topology"))
+    rep.check("refuses landmarks of the wrong count", lambda: _expect_raises(
+        (TopologyMismatchError, ComponentError), lambda: g.generate(nlm[:, :-1], labels, 12), "wrong L"))
+    rep.check("refuses an unknown label", lambda: _expect_raises(
+        (ComponentError, KeyError), lambda: g.generate(nlm, ["__no_such_label__"] * len(labels), 12), "bad label"))
+    return rep.raise_if_failed()
+
+
+def _assert(cond: bool, msg: str) -> None:
+    if not cond:
+        raise AssertionError(msg)
+
+
+def _scale_ok(out: np.ndarray, nlm: np.ndarray) -> None:
+    ref = np.linalg.norm(nlm.max(1) - nlm.min(1), axis=-1).mean()
+    got = np.linalg.norm(out.max(2) - out.min(2), axis=-1).mean()
+    _assert(0.5 * ref < got < 2.0 * ref, f"landmark extent {got:.1f} mm vs input {ref:.1f} mm")
+
+
+# --------------------------------------------------------------------------- decoders
+def check_decoder(cls: type[Decoder], options: dict | None = None, dataset: Dataset | None = None,
+                  budget: Budget | None = None) -> Report:
+    """Train ``cls`` at the smoke budget and check the Decoder contract."""
+    options = options or {}
+    ds = dataset or tiny_dataset()
+    budget = budget or Budget("smoke")
+    rep = Report(f"decoder {getattr(cls, 'name', cls)}")
+    train_ids, _ = ds.generator_split()
+    train = ds.subset(train_ids)
+    meshes, nlm, labels, seqs = _test_batch(ds, 2)
+    t_len = min(s.length for s in seqs)
+    lms = np.stack([s.landmarks[:t_len] for s in seqs])
+
+    def fit(seed: int) -> Decoder:
+        d = cls(**options)
+        d.fit(train, budget, seed=seed, device="cpu", progress=False)
+        return d
+
+    d = rep.check("fit at smoke budget", lambda: fit(0))
+    if d is None:
+        return rep.raise_if_failed()
+    rep.check("declares name, version, description",
+              lambda: _assert(bool(cls.name and cls.version and cls.description), "missing metadata"))
+    out = rep.check("decode", lambda: d.decode(meshes, nlm, lms))
+    if out is not None:
+        rep.check("output shape [B, T, V, 3]", lambda: _assert(
+            out.shape == (len(seqs), t_len, ds.topology.num_vertices, 3), f"got {out.shape}"))
+        rep.check("output float32", lambda: _assert(out.dtype == np.float32, f"got {out.dtype}"))
+        rep.check("no NaN/Inf", lambda: _finite(out, "decoded meshes"))
+        rep.check("units: mm, same scale as the neutral mesh", lambda: _scale_ok(out, meshes))
+        rep.check("deterministic", lambda: _assert(np.array_equal(out, d.decode(meshes, nlm, lms)),
+                                                   "two calls differ"))
+        rep.check("same seed, same training", lambda: _assert(
+            np.allclose(fit(0).decode(meshes, nlm, lms), out, atol=1e-4), "retraining differs"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "d.safetensors"
+        rep.check("save", lambda: d.save(path))
+        loaded = rep.check("load", lambda: cls.load(path, ds.topology))
+        if loaded is not None and out is not None:
+            rep.check("save/load round trip", lambda: _assert(
+                np.allclose(loaded.decode(meshes, nlm, lms), out, atol=1e-4), "loaded model decodes differently"))
+        rep.check("refuses a checkpoint for another topology", lambda: _expect_raises(
+            (CheckpointMismatchError,), lambda: cls.load(path, other_topology(ds.topology)), "other topology"))
+    rep.check("refuses a mesh of the wrong vertex count", lambda: _expect_raises(
+        (TopologyMismatchError, ComponentError), lambda: d.decode(meshes[:, :-1], nlm, lms), "wrong V"))
+    return rep.raise_if_failed()
+
+
+# --------------------------------------------------------------------------- datasets
+def check_dataset(ds: Dataset) -> Report:
+    """Check the Dataset contract on a built dataset."""
+    rep = Report(f"dataset {ds.name}")
+    topo = ds.topology
+    rep.check("has labels, identities and sequences", lambda: _assert(
+        bool(ds.labels and ds.identities and ds.sequences), "empty"))
+    rep.check("at least 4 identities (for 4 folds)", lambda: _assert(len(ds.identities) >= 4,
+                                                                      f"{len(ds.identities)}"))
+    rep.check("topology hash is stable", lambda: _assert(topo.hash == Topology(
+        topo.faces, topo.num_vertices, topo.lmk_face_idx, topo.lmk_bary).hash, "hash differs"))
+
+    def seqs_ok() -> None:
+        for s in ds.sequences:
+            where = f"{s.identity}/{s.label}"
+            _assert(s.frames.ndim == 3 and s.frames.shape[1:] == (topo.num_vertices, 3), f"{where} frames {s.frames.shape}")
+            _assert(s.frames.dtype == np.float32, f"{where} dtype {s.frames.dtype}")
+            _assert(s.length >= 2, f"{where} has {s.length} frames")
+            _assert(s.fps > 0, f"{where} fps {s.fps}")
+            _assert(s.identity in ds.identities and s.label in ds.labels, f"{where} unknown id/label")
+            _finite(np.asarray(s.frames), where)
+
+    rep.check("sequences: [T, V, 3] float32, finite, known identity and label", seqs_ok)
+
+    def units_mm() -> None:
+        v = ds.neutral(ds.identities[0])
+        extent = float(np.linalg.norm(v.max(0) - v.min(0)))
+        _assert(50.0 < extent < 1000.0, f"neutral face extent {extent:.3g} — not millimetres?")
+
+    rep.check("units are millimetres", units_mm)
+    rep.check("landmarks [T, L, 3] lie on the frames", lambda: _assert(
+        ds.sequences[0].landmarks.shape == (ds.sequences[0].length, topo.num_landmarks, 3), "bad shape"))
+
+    def frame0_neutral() -> None:
+        for s in ds.sequences[:: max(1, len(ds.sequences) // 20)]:
+            err = np.abs(s.frames[0] - ds.neutral(s.identity)).max()
+            _assert(err < 5.0, f"{s.identity}/{s.label} frame 0 is {err:.2f} mm from the neutral")
+
+    rep.check("frame 0 is (close to) the identity's neutral", frame0_neutral)
+
+    def splits() -> None:
+        tr, te = ds.generator_split()
+        _assert(not set(tr) & set(te), "generator split overlaps")
+        _assert(set(tr) | set(te) == set(ds.identities), "generator split misses identities")
+        tests = [t for _, t in ds.folds(4)]
+        flat = [i for t in tests for i in t]
+        _assert(sorted(flat) == sorted(ds.identities) and len(flat) == len(set(flat)), "folds do not partition")
+
+    rep.check("identity splits and 4 folds partition identities", splits)
+    rep.check("fingerprint is stable", lambda: _assert(ds.fingerprint == ds.fingerprint and len(ds.fingerprint) >= 8,
+                                                       "unstable"))
+    return rep.raise_if_failed()
+
+
+# --------------------------------------------------------------------------- metrics
+def _metric_items(ds: Dataset, rng: np.random.Generator, noise: float) -> list[EvalItem]:
+    items = []
+    for s in ds.sequences[:6]:
+        lm = s.landmarks
+        frames = np.asarray(s.frames)
+        items.append(EvalItem(s.identity, s.label, s.fps, lm,
+                              pred_landmarks=(lm + noise * rng.normal(size=lm.shape)).astype(np.float32),
+                              gt_mesh=frames,
+                              pred_mesh=(frames + noise * rng.normal(size=frames.shape)).astype(np.float32),
+                              samples=np.stack([lm + noise * rng.normal(size=lm.shape) for _ in range(2)]).astype(np.float32)))
+    return items
+
+
+def check_metric(cls: type[Metric], ctx: EvalContext | None = None) -> Report:
+    """Check the Metric contract on perfect and noisy predictions."""
+    ds = tiny_dataset()
+    rep = Report(f"metric {getattr(cls, 'name', cls)}")
+    m = rep.check("instantiates", cls)
+    if m is None:
+        return rep.raise_if_failed()
+    rep.check("declares name, unit, direction, description", lambda: _assert(
+        bool(cls.name and cls.description) and cls.direction in ("lower", "higher") and isinstance(cls.unit, str),
+        f"direction={cls.direction!r}"))
+    ctx = ctx or EvalContext(ds.topology, ds.labels, seed=0)
+    rng = np.random.default_rng(0)
+    good = _metric_items(ds, rng, 0.0)
+    bad = _metric_items(ds, rng, 3.0)
+    if not m.applicable(bad, ctx):
+        rep.failed.append(("applicable", f"needs {sorted(cls.requires)} which the kit's context lacks; "
+                           "pass ctx= with a classifier"))
+        return rep.raise_if_failed()
+    v_bad = rep.check("compute", lambda: m.compute(bad, ctx))
+    if v_bad is not None:
+        rep.check("returns MetricValue with a finite value", lambda: _assert(
+            isinstance(v_bad, MetricValue) and np.isfinite(v_bad.value), f"got {v_bad!r}"))
+        rep.check("deterministic", lambda: _assert(m.compute(bad, ctx).value == v_bad.value, "differs"))
+        if v_bad.per_item is not None:
+            rep.check("per_item has one value per item", lambda: _assert(len(v_bad.per_item) == len(bad), "length"))
+        v_good = rep.check("compute on perfect predictions", lambda: m.compute(good, ctx))
+        if v_good is not None and "samples" not in cls.requires:
+            better = v_good.value <= v_bad.value if cls.direction == "lower" else v_good.value >= v_bad.value
+            rep.check("perfect predictions score at least as well as noisy ones", lambda: _assert(
+                better, f"perfect {v_good.value:.4g} vs noisy {v_bad.value:.4g} ({cls.direction} is better)"))
+    return rep.raise_if_failed()

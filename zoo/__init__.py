@@ -1,0 +1,1 @@
+"""The models: generators, decoders and shared mesh layers."""

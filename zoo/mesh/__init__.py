@@ -1,0 +1,1 @@
+"""Shared mesh machinery: hierarchy (down/up-sampling), spiral indices, spiral convolution."""
