@@ -1,0 +1,497 @@
+"""Preprocessed, memory-mapped frame stores for datasets read from folders of PLY meshes.
+
+A *store* is a directory holding
+
+* ``frames.f32`` — every kept mesh, float32 millimetres, ``[N, V, 3]`` row-major (opened as a
+  read-only ``numpy.memmap``, so a sequence's frames are a zero-copy slice);
+* ``faces.npy`` — the topology's faces;
+* ``manifest.json`` — the sequences (identity, label, first row, length, frame numbers, fps), the
+  files that were skipped and why, the topology hash, the build id;
+* ``inventory.json`` — the source files with sizes and mtimes (what the build id hashes);
+* ``VALID`` — written last, atomically, holding the build id. A store without it is never opened.
+
+Building streams the files in chunks (a fixed-size buffer written with ``pwrite``), so peak memory
+does not grow with the dataset; after each chunk ``progress.json`` records how far it got, and a
+re-run after an interruption resumes from there. A failed build leaves no ``VALID`` marker.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from fc4dfs.datasets.ply import PlyError, PlyFrameReader, PlyTopologyError
+from fc4dfs.datasets.storage import atomic_write_json, atomic_write_text
+from fc4dfs.plugins.contracts import ComponentError
+
+STORE_FORMAT = "fc4dfs-realcache/1"
+FRAMES, FACES, MANIFEST, INVENTORY, VALID, PROGRESS, LOCK, DIGESTS = (
+    "frames.f32", "faces.npy", "manifest.json", "inventory.json", "VALID", "progress.json", ".lock", "digests.u64")
+#: bytes of mesh data buffered before each write (bounds the builder's memory)
+DEFAULT_CHUNK_BYTES = 32 << 20
+
+
+class RealDataError(ComponentError):
+    """Bad input in a real dataset's folder (the message names the file and what to do)."""
+
+
+def progress_enabled() -> bool:
+    return os.environ.get("FC4DFS_PROGRESS", "1") != "0"
+
+
+# --------------------------------------------------------------------------- inventory
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key ordering ``a2`` before ``a10`` (digit runs compare as numbers), case-insensitively."""
+    parts = _DIGITS.split(name)
+    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts)) + (name,)
+
+
+def frame_number(name: str, default: int) -> int:
+    """The last run of digits in a file's stem (``bareteeth.000012.ply`` -> 12), else ``default``."""
+    digits = _DIGITS.findall(Path(name).stem)
+    return int(digits[-1]) if digits else default
+
+
+@dataclass
+class SequenceEntry:
+    """One ``<identity>/<label>/`` folder and its PLY files in natural order."""
+
+    identity: str
+    label: str
+    files: list[str]
+    sizes: list[int] = field(default_factory=list)
+    mtimes: list[int] = field(default_factory=list)
+
+    @property
+    def rel(self) -> str:
+        return f"{self.identity}/{self.label}"
+
+
+@dataclass
+class Inventory:
+    """What lies under a dataset root laid out as ``<root>/<identity>/<label>/*.ply``."""
+
+    root: Path
+    sequences: list[SequenceEntry]
+    empty: list[str]  # identity/label folders without PLY files
+
+    @property
+    def num_files(self) -> int:
+        return sum(len(s.files) for s in self.sequences)
+
+    def paths(self) -> Iterator[tuple[int, Path]]:
+        """(sequence index, path) for every file, in store order."""
+        for i, s in enumerate(self.sequences):
+            base = self.root / s.identity / s.label
+            for f in s.files:
+                yield i, base / f
+
+    def file_at(self, index: int) -> str:
+        for s in self.sequences:
+            if index < len(s.files):
+                return f"{s.rel}/{s.files[index]}"
+            index -= len(s.files)
+        raise IndexError(index)
+
+    @property
+    def hash(self) -> str:
+        """Content hash of the listing: relative paths, sizes and mtimes (changes when any file does)."""
+        h = hashlib.sha256()
+        for s in self.sequences:
+            h.update(f"{s.rel}\n".encode())
+            for f, sz, mt in zip(s.files, s.sizes, s.mtimes):
+                h.update(f"{f}\0{sz}\0{mt}\n".encode())
+        for e in self.empty:
+            h.update(f"empty:{e}\n".encode())
+        return h.hexdigest()[:24]
+
+    def to_json(self) -> dict:
+        return {"root": str(self.root), "empty": self.empty,
+                "sequences": [{"identity": s.identity, "label": s.label, "files": s.files, "sizes": s.sizes,
+                               "mtimes": s.mtimes} for s in self.sequences]}
+
+
+def _subdirs(path: Path) -> list[os.DirEntry]:
+    with os.scandir(path) as it:
+        dirs = [e for e in it if not e.name.startswith(".") and e.is_dir()]
+    return sorted(dirs, key=lambda e: natural_key(e.name))
+
+
+def scan_layout(root: Path, layout_hint: str) -> Inventory:
+    """List ``<root>/<identity>/<label>/*.ply`` (natural order at every level, never ``listdir`` order)."""
+    seqs: list[SequenceEntry] = []
+    empty: list[str] = []
+    for ident in _subdirs(root):
+        for lab in _subdirs(Path(ident.path)):
+            with os.scandir(lab.path) as it:
+                plys = [e for e in it if e.name.lower().endswith(".ply") and not e.name.startswith(".")
+                        and e.is_file()]
+            if not plys:
+                empty.append(f"{ident.name}/{lab.name}")
+                continue
+            plys.sort(key=lambda e: natural_key(e.name))
+            stats = [e.stat() for e in plys]
+            seqs.append(SequenceEntry(ident.name, lab.name, [e.name for e in plys], [s.st_size for s in stats],
+                                      [s.st_mtime_ns for s in stats]))
+    if not seqs:
+        deeper = next((str(p.parent.parent.parent) for p in root.glob("*/*/*/*.ply")), None)
+        hint = f"; PLY files lie one level deeper — did you mean {deeper}?" if deeper else ""
+        raise RealDataError(f"no PLY files found under {root} in the expected layout {layout_hint}{hint}")
+    return Inventory(root, seqs, empty)
+
+
+# --------------------------------------------------------------------------- opened store
+@dataclass
+class FrameStore:
+    """An opened, valid store: ``frames`` is a read-only memmap ``[N, V, 3]`` float32 (mm)."""
+
+    directory: Path
+    manifest: dict
+    frames: np.ndarray
+    faces: np.ndarray
+
+    @property
+    def build_id(self) -> str:
+        return self.manifest["build_id"]
+
+    @property
+    def sequences(self) -> list[dict]:
+        return self.manifest["sequences"]
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.manifest["num_vertices"])
+
+    def sequence_frames(self, index: int) -> np.ndarray:
+        s = self.sequences[index]
+        return self.frames[s["start"]:s["start"] + s["length"]]
+
+
+def read_valid_marker(directory: Path) -> str | None:
+    try:
+        return (directory / VALID).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def open_store(directory: str | os.PathLike, build_id: str | None = None) -> FrameStore | None:
+    """Open the store in ``directory`` if it is valid (and, when given, built from ``build_id``)."""
+    directory = Path(directory)
+    marker = read_valid_marker(directory)
+    if marker is None or (build_id is not None and marker != build_id):
+        return None
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        faces = np.load(directory / FACES, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if manifest.get("format") != STORE_FORMAT or manifest.get("build_id") != marker:
+        return None
+    n, v = int(manifest["frame_count"]), int(manifest["num_vertices"])
+    path = directory / FRAMES
+    if not path.is_file() or path.stat().st_size != n * v * 12 or n == 0:
+        return None
+    frames = np.memmap(path, dtype=np.float32, mode="r", shape=(n, v, 3))
+    return FrameStore(directory, manifest, frames, faces)
+
+
+def invalidate(directory: Path) -> None:
+    """Remove the VALID marker first, so that a half-rewritten store can never look valid."""
+    try:
+        os.unlink(directory / VALID)
+    except FileNotFoundError:
+        pass
+
+
+def _finalize(directory: Path, fd: int, count: int, num_vertices: int, manifest: dict,
+              inventory: dict | None) -> FrameStore:
+    os.ftruncate(fd, count * num_vertices * 12)
+    os.fsync(fd)
+    if inventory is not None:
+        atomic_write_json(directory / INVENTORY, inventory)
+    manifest = {**manifest, "format": STORE_FORMAT, "frame_count": count, "num_vertices": num_vertices,
+                "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write_json(directory / MANIFEST, manifest)
+    try:
+        os.unlink(directory / PROGRESS)
+    except FileNotFoundError:
+        pass
+    atomic_write_text(directory / VALID, manifest["build_id"] + "\n")
+    store = open_store(directory, manifest["build_id"])
+    if store is None:
+        raise RealDataError(f"cache in {directory} did not verify after writing it (disk full or changed "
+                            "under us?); delete the folder and retry")
+    return store
+
+
+def _lock(directory: Path):
+    from filelock import FileLock
+
+    return FileLock(str(directory / LOCK))
+
+
+def _open_frames(path: Path, capacity_bytes: int, fresh: bool) -> int:
+    if fresh:
+        with open(path, "wb") as f:
+            f.truncate(capacity_bytes)  # sparse: no disk space is used until written
+    return os.open(path, os.O_RDWR)
+
+
+def _pwrite_all(fd: int, buf: memoryview, offset: int) -> None:
+    while len(buf):
+        n = os.pwrite(fd, buf, offset)
+        buf, offset = buf[n:], offset + n
+
+
+# --------------------------------------------------------------------------- PLY -> store
+def build_from_ply(directory: str | os.PathLike, inventory: Inventory, build_id: str, *, scale: float,
+                   skip_bad: bool, name: str, progress: bool | None = None,
+                   chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> FrameStore:
+    """Parse every PLY of ``inventory`` into a store in ``directory`` (resuming an interrupted build).
+
+    Vertices are multiplied by ``scale`` (1000 for metres -> mm). A file that is not PLY, is
+    truncated or holds NaN/Inf vertices raises :class:`RealDataError` naming it, unless
+    ``skip_bad``: then it is skipped and listed in the manifest. A file with another vertex count
+    or face list than the reference (the first readable file) always raises.
+    """
+    if inventory.empty and not skip_bad:
+        raise RealDataError(f"{inventory.root / inventory.empty[0]}: expression folder holds no PLY file"
+                            f"{_hint(skip_bad)}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _lock(directory):
+        done = open_store(directory, build_id)
+        if done is not None:  # another process finished it while we waited for the lock
+            return done
+        invalidate(directory)
+        return _build_locked(directory, inventory, build_id, scale=scale, skip_bad=skip_bad, name=name,
+                             progress=progress_enabled() if progress is None else progress,
+                             chunk_bytes=chunk_bytes)
+
+
+def _hint(skip_bad: bool) -> str:
+    return "" if skip_bad else " (pass --skip-bad / skip_bad=True to skip such files and list them in the manifest)"
+
+
+def _reference(inventory: Inventory, skip_bad: bool, bad: list[dict]) -> tuple[int, PlyFrameReader]:
+    for index, (_, path) in enumerate(inventory.paths()):
+        try:
+            return index, PlyFrameReader.from_file(path)
+        except (PlyError, OSError) as e:
+            if not skip_bad:
+                raise RealDataError(f"{e}{_hint(skip_bad)}") from None
+            bad.append({"index": index, "file": inventory.file_at(index), "reason": str(e)})
+    raise RealDataError(f"no readable PLY file under {inventory.root}")
+
+
+def _build_locked(directory: Path, inventory: Inventory, build_id: str, *, scale: float, skip_bad: bool,
+                  name: str, progress: bool, chunk_bytes: int) -> FrameStore:
+    total = inventory.num_files
+    state = _load_progress(directory, build_id)
+    bad: list[dict] = []
+    if state is None:
+        for p in (FRAMES, MANIFEST, INVENTORY, PROGRESS, FACES, DIGESTS):
+            try:
+                os.unlink(directory / p)
+            except FileNotFoundError:
+                pass
+        ref_index, reader = _reference(inventory, skip_bad, bad)
+        np.save(directory / FACES, reader.faces)
+        state = {"build_id": build_id, "next_file": ref_index, "cursor": 0, "bad": bad,
+                 "reference": inventory.file_at(ref_index), "num_vertices": reader.num_vertices}
+        fresh = True
+    else:
+        faces = np.load(directory / FACES, allow_pickle=False)
+        reader = PlyFrameReader(faces, state["num_vertices"], str(inventory.root / state["reference"]))
+        fresh = False
+    V = reader.num_vertices
+    frame_bytes = V * 12
+    fd = _open_frames(directory / FRAMES, total * frame_bytes, fresh)
+    dfd = _open_frames(directory / DIGESTS, total * 8, fresh)
+    try:
+        files = list(inventory.paths())
+        chunk = max(1, chunk_bytes // frame_bytes)
+        buf = np.empty((chunk, V, 3), np.float32)
+        bad_set = {b["index"] for b in state["bad"]}
+        i, cursor = state["next_file"], state["cursor"]
+        bar = _bar(progress, total, i, f"preprocessing {name}")
+        try:
+            while i < total:
+                n, first, digests = 0, i, bytearray()
+                while i < total and n < chunk:
+                    reason = _read_one(reader, files[i][1], buf[n], scale)
+                    if reason is not None:
+                        if not skip_bad:
+                            raise RealDataError(f"{reason}{_hint(skip_bad)}")
+                        state["bad"].append({"index": i, "file": inventory.file_at(i), "reason": reason})
+                        bad_set.add(i)
+                        digests += bytes(8)
+                    else:
+                        digests += hashlib.blake2b(buf[n], digest_size=8).digest()
+                        n += 1
+                    i += 1
+                _pwrite_all(fd, memoryview(buf[:n]).cast("B"), cursor * frame_bytes)
+                _pwrite_all(dfd, memoryview(digests), first * 8)
+                cursor += n
+                os.fsync(fd)
+                os.fsync(dfd)
+                state.update(next_file=i, cursor=cursor)
+                atomic_write_json(directory / PROGRESS, state)
+                if bar is not None:
+                    bar.update(i - bar.n)
+        finally:
+            if bar is not None:
+                bar.close()
+        manifest = _ply_manifest(inventory, state, bad_set, build_id, name, scale, skip_bad, reader)
+        manifest["content_hash"] = _content_hash(directory / DIGESTS, reader.faces, scale)
+        return _finalize(directory, fd, cursor, V, manifest, inventory.to_json())
+    finally:
+        os.close(fd)
+        os.close(dfd)
+
+
+def _content_hash(digests: Path, faces: np.ndarray, scale: float) -> str:
+    """Hash of every kept mesh (per-file digests, in order) and the faces: what the data *is*."""
+    h = hashlib.sha256(np.ascontiguousarray(faces, np.int64).tobytes())
+    h.update(repr(float(scale)).encode())
+    with open(digests, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:24]
+
+
+def _read_one(reader: PlyFrameReader, path: Path, out: np.ndarray, scale: float) -> str | None:
+    """Read ``path`` into ``out`` (scaled); return why it is bad, or None. Topology errors raise."""
+    try:
+        v = reader.read(path)
+    except PlyTopologyError as e:
+        raise RealDataError(str(e)) from None
+    except PlyError as e:
+        return str(e)
+    except OSError as e:
+        return f"{path}: cannot read ({e.strerror or e})"
+    if not np.isfinite(v).all():
+        rows = np.flatnonzero(~np.isfinite(v).all(1))
+        return f"{path}: {len(rows)} vertices are NaN or Inf (first: vertex {int(rows[0])})"
+    np.multiply(v, scale, out=out)
+    return None
+
+
+def _bar(progress: bool, total: int, initial: int, desc: str):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="mesh", dynamic_ncols=True)
+
+
+def _load_progress(directory: Path, build_id: str) -> dict | None:
+    try:
+        state = json.loads((directory / PROGRESS).read_text())
+    except (OSError, ValueError):
+        return None
+    if state.get("build_id") != build_id or not all((directory / p).is_file() for p in (FACES, FRAMES, DIGESTS)):
+        return None
+    return state
+
+
+def _ply_manifest(inventory: Inventory, state: dict, bad_set: set[int], build_id: str, name: str, scale: float,
+                  skip_bad: bool, reader: PlyFrameReader) -> dict:
+    sequences, dropped = [], []
+    row, index = 0, 0
+    for s in inventory.sequences:
+        numbers = []
+        start = row
+        for k, f in enumerate(s.files):
+            if index not in bad_set:
+                numbers.append(frame_number(f, k))
+                row += 1
+            index += 1
+        if len(numbers) < 2:
+            msg = f"{inventory.root / s.rel}: {len(numbers)} readable frame(s); a sequence needs at least 2"
+            if not skip_bad:
+                raise RealDataError(msg + _hint(skip_bad))
+            dropped.append({"sequence": s.rel, "reason": msg})
+            continue
+        sequences.append({"identity": s.identity, "label": s.label, "start": start, "length": len(numbers),
+                          "frame_numbers": numbers, "first_file": s.files[0]})
+    if not sequences:
+        raise RealDataError(f"no usable sequence under {inventory.root}")
+    return {"build_id": build_id, "name": name, "root": str(inventory.root), "scale": scale, "skip_bad": skip_bad,
+            "num_faces": len(reader.faces), "faces_hash": hashlib.sha256(reader.faces.tobytes()).hexdigest()[:16],
+            "reference_file": state["reference"], "inventory_hash": inventory.hash, "num_files": inventory.num_files,
+            "sequences": sequences, "bad_files": state["bad"], "dropped_sequences": dropped,
+            "empty_folders": inventory.empty}
+
+
+# --------------------------------------------------------------------------- derived stores
+def build_derived(directory: str | os.PathLike, build_id: str, faces: np.ndarray, num_vertices: int,
+                  capacity_frames: int, produce: Callable[[], Iterator[tuple[dict, np.ndarray]]],
+                  manifest_extra: dict, progress: bool | None = None, total: int | None = None,
+                  name: str = "") -> FrameStore:
+    """Write the sequences yielded by ``produce()`` (``(record, frames [T, V, 3])``) into a store.
+
+    Used for stores computed from another store (e.g. Aligned CoMA cuts). ``capacity_frames`` is an
+    upper bound of the frames written. Small and quick to redo, so an interrupted build restarts.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    progress = progress_enabled() if progress is None else progress
+    with _lock(directory):
+        done = open_store(directory, build_id)
+        if done is not None:
+            return done
+        invalidate(directory)
+        np.save(directory / FACES, np.asarray(faces, np.int64))
+        fd = _open_frames(directory / FRAMES, max(1, capacity_frames) * num_vertices * 12, fresh=True)
+        try:
+            cursor = 0
+            records = []
+            content = hashlib.sha256(np.ascontiguousarray(faces, np.int64).tobytes())
+            bar = _bar(progress, total or 0, 0, f"preparing {name}") if total else None
+            for record, frames in produce():
+                frames = np.ascontiguousarray(frames, dtype=np.float32)
+                if cursor + len(frames) > capacity_frames:
+                    raise RuntimeError("derived store capacity exceeded")
+                content.update(frames)
+                _pwrite_all(fd, memoryview(frames).cast("B"), cursor * num_vertices * 12)
+                records.append({**record, "start": cursor, "length": len(frames)})
+                cursor += len(frames)
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.close()
+            if not records:
+                raise RealDataError(f"no sequence could be derived for {name}")
+            manifest = {**manifest_extra, "build_id": build_id, "name": name, "sequences": records,
+                        "content_hash": content.hexdigest()[:24]}
+            return _finalize(directory, fd, cursor, num_vertices, manifest, None)
+        finally:
+            os.close(fd)
+
+
+def remove_store(directory: str | os.PathLike) -> None:
+    """Delete a store directory (invalidating it first)."""
+    directory = Path(directory)
+    if directory.is_dir():
+        invalidate(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def describe(store: FrameStore) -> dict[str, Any]:
+    """A short summary of a store for reports and the CLI."""
+    m = store.manifest
+    return {"directory": str(store.directory), "sequences": len(m["sequences"]), "frames": m["frame_count"],
+            "vertices": m["num_vertices"], "bad_files": len(m.get("bad_files", [])),
+            "dropped_sequences": len(m.get("dropped_sequences", [])), "empty_folders": len(m.get("empty_folders", []))}

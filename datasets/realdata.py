@@ -1,0 +1,196 @@
+"""Shared machinery of the real-data adapters (CoMA, Aligned CoMA, Florence4D).
+
+A real dataset lies in ``<root>/<identity>/<label>/*.ply`` (FLAME meshes, metres). Loading:
+
+1. resolve the root (option, else environment variable) and the landmark embedding;
+2. scan the folder (natural sort at every level) and open the preprocessed store in the cache if
+   it was built from exactly these files (names, sizes, mtimes), else build it
+   (:mod:`fc4dfs.datasets.realcache`: streamed, resumable, never half-valid);
+3. build the :class:`Topology` from the store's faces (those of the dataset's first PLY) and the
+   embedding, checking that they fit, and wrap the memory-mapped frames as sequences.
+
+The neutral mesh of an identity is frame 0 of its first sequence (natural order of the labels).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from fc4dfs.datasets.base import Dataset, Sequence, Topology
+from fc4dfs.datasets.landmarks import FLAME_URL, LANDMARKS_ENV, LandmarkEmbedding, load_landmark_embedding
+from fc4dfs.datasets.realcache import (STORE_FORMAT, FrameStore, RealDataError, build_from_ply, natural_key,
+                                       open_store, scan_layout)
+from fc4dfs.datasets.storage import cache_dir, stable_hash
+
+#: bump when the parsing or the store layout changes what a store holds
+READER_VERSION = "1"
+UNITS = {"m": 1000.0, "cm": 10.0, "mm": 1.0}
+
+
+@dataclass(frozen=True)
+class RealDatasetInfo:
+    """What differs between the adapters: names, where to get the data, layout and defaults."""
+
+    name: str
+    title: str
+    root_env: str
+    root_flag: str
+    url: str
+    layout: str
+    default_fps: float
+    kind: str = "n2e2n"
+
+
+# --------------------------------------------------------------------------- options
+def as_bool(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    raise RealDataError(f"option {what} must be true or false, got {value!r}")
+
+
+def as_lengths(value: Any) -> tuple[int, ...]:
+    """``25``, ``"20,25,30"`` or ``[20, 25, 30]`` -> a tuple of lengths >= 2."""
+    items: Iterable[Any]
+    if isinstance(value, (int, np.integer)):
+        items = [value]
+    elif isinstance(value, str):
+        items = [t for t in value.replace(" ", "").split(",") if t]
+    else:
+        items = list(value)
+    try:
+        lengths = tuple(int(v) for v in items)
+    except (TypeError, ValueError):
+        raise RealDataError(f"option lengths must be integers (e.g. 20,25,30), got {value!r}") from None
+    if not lengths or min(lengths) < 2:
+        raise RealDataError(f"option lengths must be integers >= 2, got {value!r}")
+    return lengths
+
+
+def resolve_root(info: RealDatasetInfo, root: str | os.PathLike | None) -> Path:
+    """The dataset root from the option or ``info.root_env``; a clear error when missing."""
+    where = (f"{info.title} cannot be redistributed: register and download it at {info.url}, unpack it so that "
+             f"it reads {info.layout}, then pass {info.root_flag} DIR (dataset option root=DIR) or set "
+             f"{info.root_env}=DIR")
+    value = root if root not in (None, "") else os.environ.get(info.root_env)
+    if not value:
+        raise FileNotFoundError(f"{info.title} dataset root not set. {where}")
+    path = Path(os.fspath(value)).expanduser()
+    if not path.is_dir():
+        src = "" if root not in (None, "") else f" (from {info.root_env})"
+        raise FileNotFoundError(f"{info.title} dataset root {path}{src} does not exist or is not a folder. {where}")
+    return path.resolve()
+
+
+def resolve_landmarks(info: RealDatasetInfo, landmarks: Any) -> LandmarkEmbedding:
+    """The landmark embedding from the option or ``$FC4DFS_FLAME_LANDMARKS``."""
+    value = landmarks if landmarks not in (None, "") else os.environ.get(LANDMARKS_ENV)
+    if not value:
+        raise RealDataError(
+            f"{info.title} needs FLAME's landmark embedding: pass --landmarks FILE (dataset option landmarks=FILE) "
+            f"or set {LANDMARKS_ENV}=FILE. It comes with FLAME ({FLAME_URL}): flame_static_embedding.pkl (+ "
+            "flame_dynamic_embedding.npy for the contour), or a .npz/.npy of (face index, barycentric) pairs")
+    return load_landmark_embedding(value)
+
+
+def units_scale(units: str) -> float:
+    try:
+        return UNITS[str(units).lower()]
+    except KeyError:
+        raise RealDataError(f"option units must be one of {', '.join(UNITS)}, got {units!r}") from None
+
+
+def store_dir(kind: str, key: str, base: str | os.PathLike | None) -> Path:
+    """Where a store lives: ``<cache>/realdata/<kind>/<key>`` (``base`` overrides the cache root)."""
+    if base not in (None, ""):
+        path = Path(os.fspath(base)).expanduser() / "realdata" / kind / key
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return cache_dir("realdata", kind, key)
+
+
+# --------------------------------------------------------------------------- raw store
+def open_raw_store(info: RealDatasetInfo, root: Path, *, units: str = "m", skip_bad: bool = False,
+                   verify: bool = True, progress: bool | None = None, cache: str | os.PathLike | None = None,
+                   chunk_bytes: int | None = None) -> FrameStore:
+    """Open (or build) the preprocessed store of the PLY files under ``root``.
+
+    With ``verify`` (default) the folder is scanned and the store is reused only if it was built
+    from the same files (names, sizes, mtimes); otherwise it is rebuilt. ``verify=False`` reuses
+    any valid store of this root without scanning (fastest on very large datasets).
+    """
+    scale = units_scale(units)
+    key = stable_hash({"root": str(root), "units": units, "skip_bad": skip_bad, "store": STORE_FORMAT,
+                       "reader": READER_VERSION})
+    directory = store_dir(info.name, key, cache)
+    if not verify:
+        store = open_store(directory)
+        if store is not None:
+            return store
+    inventory = scan_layout(root, info.layout)
+    build_id = stable_hash({"inventory": inventory.hash, "key": key})
+    store = open_store(directory, build_id)
+    if store is None:
+        kwargs = {} if chunk_bytes is None else {"chunk_bytes": int(chunk_bytes)}
+        store = build_from_ply(directory, inventory, build_id, scale=scale, skip_bad=skip_bad, name=info.name,
+                               progress=progress, **kwargs)
+        _check_units(store, units)
+    return store
+
+
+def _check_units(store: FrameStore, units: str) -> None:
+    v = np.asarray(store.frames[0])
+    extent = float(np.linalg.norm(v.max(0) - v.min(0)))
+    if not 20.0 < extent < 2000.0:
+        warnings.warn(f"the first mesh of {store.manifest['root']} spans {extent:.3g} mm after reading it in "
+                      f"{units!r}: the units look wrong (set the dataset option units=m|cm|mm)", stacklevel=3)
+
+
+def topology_of(store: FrameStore, embedding: LandmarkEmbedding, name: str) -> Topology:
+    """The store's mesh topology with the landmark embedding (checked to fit)."""
+    return embedding.topology(store.faces, store.num_vertices, name=name)
+
+
+def dataset_from_store(name: str, store: FrameStore, topology: Topology, kind: str, default_fps: float,
+                       fingerprint_extra: dict | None = None) -> Dataset:
+    """Wrap a store's memory-mapped sequences as a :class:`Dataset` (no frame data is read)."""
+    seqs = []
+    for i, rec in enumerate(store.sequences):
+        meta = {k: v for k, v in rec.items() if k not in ("identity", "label", "start", "length", "fps",
+                                                         "frame_numbers")}
+        numbers = rec.get("frame_numbers")
+        if numbers:
+            meta["frames"] = [numbers[0], numbers[-1]]
+            meta["gaps"] = int(numbers[-1] - numbers[0] + 1 - len(numbers))
+        meta["source"] = f"{rec['identity']}/{rec['label']}"
+        seqs.append(Sequence(rec["identity"], rec["label"], store.sequence_frames(i),
+                             float(rec.get("fps", default_fps)), kind, topology, meta))
+    labels = sorted({s.label for s in seqs}, key=natural_key)
+    structure = [[s.identity, s.label, s.length, s.fps] for s in seqs]
+    fp = stable_hash({"name": name, "content": store.manifest["content_hash"], "topology": topology.hash,
+                      "kind": kind, "structure": stable_hash(structure), **(fingerprint_extra or {})})
+    return Dataset(name, topology, seqs, labels, fingerprint=fp)
+
+
+def load_real(info: RealDatasetInfo, *, root: str | os.PathLike | None = None, landmarks: Any = None,
+              skip_bad: Any = False, fps: float | None = None, units: str = "m", verify: Any = True,
+              progress: Any = None, cache_dir: str | os.PathLike | None = None) -> Dataset:
+    """Load a raw real dataset (every sequence as captured, kind ``info.kind``)."""
+    path = resolve_root(info, root)
+    embedding = resolve_landmarks(info, landmarks)
+    store = open_raw_store(info, path, units=units, skip_bad=as_bool(skip_bad, "skip_bad"),
+                           verify=as_bool(verify, "verify"),
+                           progress=None if progress is None else as_bool(progress, "progress"), cache=cache_dir)
+    topo = topology_of(store, embedding, info.name)
+    rate = float(fps if fps is not None else info.default_fps)
+    if rate <= 0:
+        raise RealDataError(f"option fps must be positive, got {fps!r}")
+    return dataset_from_store(info.name, store, topo, info.kind, rate)
