@@ -1,0 +1,432 @@
+"""Expression classifiers used by the ``ca``, ``ca_mesh`` and ``fid`` metrics, and their cache.
+
+Two classifiers, both trained on the real training sequences of a dataset:
+
+* :class:`LandmarkClassifier` — one bidirectional LSTM layer over the landmark displacement
+  sequence (``lm_t - lm_0``) followed by one linear layer (the independent classifier of Zou
+  et al. §5.1 / Motion3DGAN). Its features (for the Fréchet distance) are the output of that
+  linear layer, as in Zou et al.
+* :class:`MeshClassifier` — Potamias et al. §5.3: each frame's mesh displacement is encoded by
+  a PCA basis (64 components) of the training displacements, then classified by a sequence
+  model (an LSTM over the codes) and three fully connected layers.
+
+Both accept sequences of any length (packed LSTM inputs). :class:`ClassifierBank` trains each
+classifier once per (dataset fingerprint, training identities, classifier version, seed, budget),
+caches it under ``cache_dir("classifiers", ...)`` and records its held-out accuracy on the real
+test sequences; use it as ``EvalContext(classifier=bank.get)``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Sequence as Seq
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+
+from fc4dfs.benchmark.stats import classification_report
+from fc4dfs.datasets.base import Dataset, Sequence, resample_frames
+from fc4dfs.datasets.storage import atomic_write_json, cache_dir, stable_hash
+from fc4dfs.plugins.contracts import Budget, ComponentError, Component
+from fc4dfs.zoo.training import TrainLoop, seed_everything
+
+SequenceLike = Any  # a Sequence, or an array [T, L, 3] (landmarks) / [T, V, 3] (mesh)
+
+
+class _SequenceNet(nn.Module):
+    """(optionally bidirectional) LSTM over per-frame inputs, then an MLP head on its final states."""
+
+    def __init__(self, in_dim: int, hidden: int, n_classes: int, bidirectional: bool,
+                 head: Seq[int] = ()) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(in_dim, hidden, batch_first=True, bidirectional=bidirectional)
+        width = hidden * (2 if bidirectional else 1)
+        layers: list[nn.Module] = []
+        for h in head:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, n_classes))
+        self.head = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)
+        last = torch.cat([h_n[k] for k in range(h_n.shape[0])], dim=-1)  # [B, dirs * hidden]
+        return self.head(last)
+
+
+class SequenceClassifier(Component):
+    """Base of the expression classifiers: per-frame encoding + :class:`_SequenceNet`."""
+
+    kind: ClassVar[str] = "classifier"
+    #: what the classifier reads: "landmarks" ([T, L, 3]) or "mesh" ([T, V, 3])
+    input_kind: ClassVar[str] = ""
+    bidirectional: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.net: _SequenceNet | None = None
+        self.meta: dict[str, Any] = {}
+        self.device = "cpu"
+        #: held-out accuracy (%) on the real test sequences; set by :class:`ClassifierBank`
+        self.test_accuracy: float | None = None
+        self.test_report: dict[str, Any] = {}
+        self.loaded_from_cache = False
+
+    # -- per-frame encoding (subclasses) -----------------------------------------------------
+    def _prepare(self, train_arrays: list[np.ndarray], hp: dict[str, Any]) -> None:
+        """Fit the frame encoder on training arrays and fill ``self.meta``."""
+        raise NotImplementedError
+
+    def _encode(self, arr: np.ndarray) -> np.ndarray:
+        """[T, K] float32 network input of one sequence array."""
+        raise NotImplementedError
+
+    def _head(self, hp: dict[str, Any]) -> tuple[int, ...]:
+        return ()
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _array(self, seq: SequenceLike, where: str) -> np.ndarray:
+        topo = self._require_fitted()
+        if isinstance(seq, Sequence):
+            arr = seq.landmarks if self.input_kind == "landmarks" else np.asarray(seq.frames, np.float32)
+        else:
+            arr = np.asarray(seq, dtype=np.float32)
+        if arr.ndim != 3:
+            raise ComponentError(f"{self.name} classifier: {where} must be a [T, N, 3] sequence, got "
+                                 f"shape {arr.shape}")
+        if self.input_kind == "landmarks":
+            topo.check_landmarks(arr, where)
+        else:
+            topo.check_vertices(arr, where)
+        if arr.shape[0] < 2:
+            raise ComponentError(f"{self.name} classifier: {where} has {arr.shape[0]} frame(s); need >= 2")
+        return arr
+
+    def encode(self, sequences: Seq[SequenceLike]) -> list[np.ndarray]:
+        """Per-frame network inputs ``[T_i, K]`` of each sequence."""
+        return [self._encode(self._array(s, f"sequence {i}")) for i, s in enumerate(sequences)]
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, data: Dataset, budget: Budget, seed: int = 0, device: str = "cpu",
+            workdir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+        """Train on every sequence of ``data`` (already restricted to training identities)."""
+        if not data.sequences:
+            raise ComponentError(f"cannot train the {self.name} classifier: dataset {data.name!r} has no sequences")
+        hp = budget.pick(type(self).budgets)
+        t0 = time.perf_counter()
+        self.topology, self.labels, self.device = data.topology, list(data.labels), device
+        arrays = [self._array(s, f"{s.identity}/{s.label}") for s in data.sequences]
+        self._prepare(arrays, hp)
+        inputs = [self._encode(a) for a in arrays]
+        targets = np.asarray([self.labels.index(s.label) for s in data.sequences], dtype=np.int64)
+        self.meta.update({"in_dim": int(inputs[0].shape[1]), "hidden": int(hp["hidden"]),
+                          "head": list(self._head(hp)), "n_classes": len(self.labels)})
+        seed_everything(seed)
+        self._build(device)
+        assert self.net is not None
+        opt = torch.optim.Adam(self.net.parameters(), lr=hp["lr"], weight_decay=hp.get("weight_decay", 0.0))
+        loss_fn = nn.CrossEntropyLoss()
+        batch = int(hp["batch_size"])
+        jitter = float(hp.get("time_jitter", 0.0))
+        config_hash = stable_hash({"config": self.config, "hp": hp, "seed": seed, "n": len(inputs),
+                                   "targets": targets.tolist(), "meta": {k: v for k, v in self.meta.items()
+                                                                         if not isinstance(v, np.ndarray)}})
+
+        def epoch(_: int, rng: np.random.Generator) -> dict[str, float]:
+            assert self.net is not None
+            self.net.train()
+            order = rng.permutation(len(inputs))
+            total, correct, seen = 0.0, 0, 0
+            for start in range(0, len(order), batch):
+                idx = order[start:start + batch]
+                xs = [_time_jitter(inputs[i], rng, jitter) for i in idx]
+                x, lengths = _pad(xs, device)
+                y = torch.as_tensor(targets[idx], device=device)
+                logits = self.net(x, lengths)
+                loss = loss_fn(logits, y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(idx)
+            return {"loss": total / seen, "train_acc": 100.0 * correct / seen}
+
+        loop = TrainLoop(f"classifier-{self.name}", {"net": self.net, "opt": opt}, hp["epochs"], seed,
+                         config_hash, workdir=workdir, progress=progress)
+        loop.run(epoch)
+        self.net.eval()
+        self.train_report = loop.report(seconds=round(time.perf_counter() - t0, 2),
+                                        n_sequences=len(inputs), budget=budget.name)
+        return self.train_report
+
+    def _build(self, device: str) -> None:
+        m = self.meta
+        self.net = _SequenceNet(m["in_dim"], m["hidden"], m["n_classes"], self.bidirectional,
+                                tuple(m.get("head", ()))).to(device)
+
+    # -- inference ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def logits(self, sequences: Seq[SequenceLike], batch_size: int = 64) -> np.ndarray:
+        """Raw class scores ``[N, C]``."""
+        self._require_fitted()
+        if self.net is None:
+            raise ComponentError(f"{self.name} classifier has no network: train or load it first")
+        inputs = self.encode(sequences)
+        self.net.eval()
+        out = []
+        for start in range(0, len(inputs), batch_size):
+            x, lengths = _pad(inputs[start:start + batch_size], self.device)
+            out.append(self.net(x, lengths).float().cpu().numpy())
+        n_classes = len(self.labels or [])
+        return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
+
+    def features(self, sequences: Seq[SequenceLike]) -> np.ndarray:
+        """Features ``[N, D]`` for the Fréchet distance: the output of the final linear layer."""
+        return self.logits(sequences)
+
+    def predict(self, sequences: Seq[SequenceLike]) -> np.ndarray:
+        """Predicted label indices ``[N]`` (into ``self.labels``)."""
+        return self.logits(sequences).argmax(1).astype(np.int64)
+
+    def predict_labels(self, sequences: Seq[SequenceLike]) -> list[str]:
+        assert self.labels is not None
+        return [self.labels[k] for k in self.predict(sequences)]
+
+    def evaluate(self, sequences: Seq[Sequence]) -> dict[str, Any]:
+        """Accuracy, confusion matrix and per-class precision/recall/F1 on labelled sequences."""
+        assert self.labels is not None
+        true = self.label_ids([s.label for s in sequences])
+        return classification_report(true, self.predict(sequences), self.labels)
+
+    # -- persistence -------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        assert self.net is not None
+        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        for k, v in self.meta.items():
+            if isinstance(v, np.ndarray):
+                tensors[f"enc.{k}"] = torch.from_numpy(np.ascontiguousarray(v))
+        return tensors
+
+    def state_meta(self) -> dict[str, Any]:
+        return {k: v for k, v in self.meta.items() if not isinstance(v, np.ndarray)}
+
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device: str = "cpu") -> None:
+        self.meta = dict(meta)
+        for k, v in tensors.items():
+            if k.startswith("enc."):
+                self.meta[k[4:]] = v.numpy()
+        self.device = device
+        self._build(device)
+        assert self.net is not None
+        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        self.net.eval()
+
+
+class LandmarkClassifier(SequenceClassifier):
+    """One bidirectional LSTM layer + linear over the landmark displacement sequence."""
+
+    name: ClassVar[str] = "landmarks"
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = "BiLSTM + linear expression classifier on landmark displacement sequences"
+    input_kind: ClassVar[str] = "landmarks"
+    bidirectional: ClassVar[bool] = True
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"epochs": 15, "hidden": 32, "lr": 3e-3, "batch_size": 8, "time_jitter": 0.0},
+        "quick": {"epochs": 60, "hidden": 128, "lr": 1e-3, "batch_size": 16, "time_jitter": 0.0},
+        "paper": {"epochs": 100, "hidden": 256, "lr": 1e-3, "batch_size": 32, "time_jitter": 0.0},
+    }
+
+    def _prepare(self, train_arrays: list[np.ndarray], hp: dict[str, Any]) -> None:
+        disp = np.concatenate([(a - a[:1]).reshape(len(a), -1) for a in train_arrays])
+        self.meta = {"scale": float(np.sqrt(np.mean(disp.astype(np.float64) ** 2)) or 1.0)}
+
+    def _encode(self, arr: np.ndarray) -> np.ndarray:
+        return ((arr - arr[:1]).reshape(len(arr), -1) / self.meta["scale"]).astype(np.float32)
+
+
+class MeshClassifier(SequenceClassifier):
+    """Per-frame PCA code of the mesh displacement + LSTM + three fully connected layers."""
+
+    name: ClassVar[str] = "mesh"
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = ("PCA frame encoder + LSTM + 3 FC layers expression classifier on mesh "
+                                  "displacement sequences (Potamias et al. 2020)")
+    input_kind: ClassVar[str] = "mesh"
+    bidirectional: ClassVar[bool] = False
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"epochs": 15, "components": 16, "hidden": 32, "lr": 3e-3, "weight_decay": 5e-3,
+                  "batch_size": 8, "max_pca_frames": 400, "time_jitter": 0.0},
+        "quick": {"epochs": 60, "components": 64, "hidden": 128, "lr": 1e-3, "weight_decay": 5e-3,
+                  "batch_size": 16, "max_pca_frames": 1500, "time_jitter": 0.0},
+        "paper": {"epochs": 13, "components": 64, "hidden": 128, "lr": 1e-3, "weight_decay": 5e-3,
+                  "batch_size": 32, "max_pca_frames": 3000, "time_jitter": 0.0},
+    }
+
+    def _head(self, hp: dict[str, Any]) -> tuple[int, ...]:
+        return (int(hp["hidden"]), int(hp["hidden"]) // 2)
+
+    def _prepare(self, train_arrays: list[np.ndarray], hp: dict[str, Any]) -> None:
+        frames = np.concatenate([(a[1:] - a[:1]).reshape(len(a) - 1, -1) for a in train_arrays])
+        if len(frames) > hp["max_pca_frames"]:
+            keep = np.linspace(0, len(frames) - 1, int(hp["max_pca_frames"])).round().astype(np.int64)
+            frames = frames[keep]
+        mean, comps = _pca(frames, int(hp["components"]))
+        codes = (frames - mean) @ comps.T
+        self.meta = {"mean": mean.astype(np.float32), "components": comps.astype(np.float32),
+                     "code_scale": float(np.sqrt(np.mean(codes**2)) or 1.0)}
+
+    def _encode(self, arr: np.ndarray) -> np.ndarray:
+        disp = torch.from_numpy(np.ascontiguousarray((arr - arr[:1]).reshape(len(arr), -1)))
+        codes = (disp - torch.from_numpy(self.meta["mean"])) @ torch.from_numpy(self.meta["components"]).T
+        return (codes / self.meta["code_scale"]).numpy().astype(np.float32)
+
+
+def _pca(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``[D]`` and the top ``k`` principal axes ``[k, D]`` of the rows of ``x``.
+
+    Uses the smaller of the Gram (``N x N``) and covariance (``D x D``) eigenproblems, in torch
+    so that it follows ``torch.set_num_threads``.
+    """
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    mean = xt.mean(0)
+    xc = xt - mean
+    k = max(1, min(k, xc.shape[0] - 1, xc.shape[1]))
+    if xc.shape[0] <= xc.shape[1]:
+        w, v = torch.linalg.eigh(xc @ xc.T)
+        w, v = w.flip(0)[:k].clamp_min(1e-12), v.flip(1)[:, :k]
+        comps = (v.T @ xc) / w.sqrt()[:, None]
+    else:
+        _, v = torch.linalg.eigh(xc.T @ xc)
+        comps = v.flip(1)[:, :k].T.contiguous()
+    comps = comps.numpy()
+    signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])  # deterministic orientation
+    return mean.numpy(), comps * signs[:, None]
+
+
+def _pad(xs: Seq[np.ndarray], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.as_tensor([len(x) for x in xs], dtype=torch.int64)
+    x = pad_sequence([torch.from_numpy(np.ascontiguousarray(a)) for a in xs], batch_first=True)
+    return x.to(device), lengths
+
+
+def _time_jitter(x: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """Resample ``x`` to a random length within ``±amount`` of its own (training augmentation)."""
+    if amount <= 0:
+        return x
+    length = max(3, int(round(len(x) * rng.uniform(1 - amount, 1 + amount))))
+    return resample_frames(x, length)
+
+
+# --------------------------------------------------------------------------- cache
+CLASSIFIERS: dict[str, type[SequenceClassifier]] = {"landmarks": LandmarkClassifier, "mesh": MeshClassifier}
+
+
+class ClassifierBank:
+    """Trains each expression classifier once per dataset version and caches it.
+
+    ``get(kind)`` (kind ``"landmarks"`` or ``"mesh"``) returns a trained classifier with
+    ``predict``, ``features`` and ``test_accuracy`` (held-out accuracy in % on the real
+    sequences of the identities outside ``train_ids``). The cache key covers the dataset
+    fingerprint, the training identities, the classifier's name and version, the seed and the
+    budget; ``retrain=True`` trains again and overwrites the cached model.
+    """
+
+    def __init__(self, dataset: Dataset, train_ids: Seq[str] | None = None, seed: int = 0,
+                 device: str = "cpu", retrain: bool = False, budget: str | Budget = "quick",
+                 progress: bool = False) -> None:
+        self.dataset = dataset
+        self.train_ids = list(train_ids) if train_ids is not None else dataset.generator_split()[0]
+        unknown = set(self.train_ids) - set(dataset.identities)
+        if unknown:
+            raise ComponentError(f"train_ids not in dataset {dataset.name!r}: {sorted(unknown)}")
+        self.test_ids = [i for i in dataset.identities if i not in set(self.train_ids)]
+        self.seed = int(seed)
+        self.device = device
+        self.retrain = retrain
+        self.budget = budget if isinstance(budget, Budget) else Budget(budget)
+        self.progress = progress
+        self._loaded: dict[str, SequenceClassifier] = {}
+        #: kinds this bank trained (rather than loaded from the cache)
+        self.trained: list[str] = []
+
+    def _cls(self, kind: str) -> type[SequenceClassifier]:
+        if kind not in CLASSIFIERS:
+            raise ComponentError(f"unknown classifier kind {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
+        return CLASSIFIERS[kind]
+
+    def key(self, kind: str) -> str:
+        """Cache key of the ``kind`` classifier for this dataset, split, seed and budget."""
+        cls = self._cls(kind)
+        return stable_hash({"dataset": self.dataset.fingerprint, "train_ids": sorted(self.train_ids),
+                            "classifier": cls.name, "version": cls.version, "seed": self.seed,
+                            "budget": self.budget.name, "overrides": self.budget.overrides,
+                            "labels": self.dataset.labels})
+
+    def directory(self, kind: str) -> Path:
+        return cache_dir("classifiers", self.dataset.name or "unnamed", f"{kind}-{self.key(kind)}")
+
+    def get(self, kind: str) -> SequenceClassifier:
+        """The trained ``kind`` classifier (trained now and cached, or loaded from the cache)."""
+        if kind in self._loaded:
+            return self._loaded[kind]
+        from filelock import FileLock
+
+        cls = self._cls(kind)
+        folder = self.directory(kind)
+        model_path, manifest_path = folder / "model.safetensors", folder / "manifest.json"
+        with FileLock(str(folder / ".lock")):
+            clf = None if self.retrain else self._load(cls, model_path, manifest_path)
+            if clf is None:
+                clf = self._train(cls, kind, folder, model_path, manifest_path)
+        self._loaded[kind] = clf
+        return clf
+
+    __call__ = get
+
+    def _load(self, cls: type[SequenceClassifier], model_path: Path,
+              manifest_path: Path) -> SequenceClassifier | None:
+        import json
+
+        from fc4dfs.plugins.checkpoint import CheckpointError
+        from fc4dfs.plugins.contracts import CheckpointMismatchError
+
+        if not (model_path.is_file() and manifest_path.is_file()):
+            return None
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            clf = cls.load(model_path, self.dataset.topology, device=self.device)
+        except (CheckpointError, CheckpointMismatchError, json.JSONDecodeError, KeyError):
+            return None
+        if manifest.get("key") != self.key(cls.name) or clf.labels != self.dataset.labels:
+            return None
+        clf.test_accuracy = manifest.get("test_accuracy")
+        clf.test_report = manifest.get("test_report", {})
+        clf.loaded_from_cache = True
+        return clf
+
+    def _train(self, cls: type[SequenceClassifier], kind: str, folder: Path, model_path: Path,
+               manifest_path: Path) -> SequenceClassifier:
+        clf = cls()
+        work = folder / "work"
+        if self.retrain and work.exists():
+            for f in work.iterdir():
+                f.unlink()
+        clf.fit(self.dataset.subset(self.train_ids), self.budget, seed=self.seed, device=self.device,
+                workdir=work, progress=self.progress)
+        test = self.dataset.subset(self.test_ids).sequences if self.test_ids else []
+        clf.test_report = clf.evaluate(test) if test else {}
+        clf.test_accuracy = clf.test_report.get("accuracy")
+        clf.save(model_path)
+        atomic_write_json(manifest_path, {
+            "key": self.key(kind), "classifier": cls.name, "version": cls.version,
+            "dataset": self.dataset.name, "dataset_fingerprint": self.dataset.fingerprint,
+            "train_ids": self.train_ids, "test_ids": self.test_ids, "seed": self.seed,
+            "budget": self.budget.name, "test_accuracy": clf.test_accuracy, "test_report": clf.test_report,
+            "n_test": len(test), "train_report": clf.train_report})
+        self.trained.append(kind)
+        return clf

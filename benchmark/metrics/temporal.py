@@ -1,0 +1,92 @@
+"""Temporal metrics: ``diversity`` between samples and ``smoothness`` relative to real motion."""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import ClassVar, Sequence as Seq
+
+import numpy as np
+
+from fc4dfs.plugins.contracts import ComponentError, EvalContext, EvalItem, Metric, MetricValue
+
+#: denominator floor (mm/frame^2) so a static ground-truth sequence cannot divide by zero
+_MIN_ACCEL = 1e-6
+
+
+def mean_acceleration(seq: np.ndarray) -> float:
+    """Mean norm (mm) of the second temporal difference ``x[t+1] - 2 x[t] + x[t-1]`` of ``[T, N, 3]``."""
+    seq = np.asarray(seq, dtype=np.float64)
+    acc = seq[2:] - 2.0 * seq[1:-1] + seq[:-2]
+    return float(np.linalg.norm(acc, axis=-1).mean())
+
+
+class Diversity(Metric):
+    """Mean pairwise distance (mm, mean per landmark and frame) between samples of one condition.
+
+    Per item: the mean over all sample pairs; the value is the mean over items. It uses
+    ``samples`` ``[S, T, L, 3]``, plus ``pred_landmarks`` when only one sample is given.
+    Deterministic generators score 0.
+    """
+
+    name: ClassVar[str] = "diversity"
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = "Mean pairwise distance between samples for the same condition"
+    unit: ClassVar[str] = "mm"
+    direction: ClassVar[str] = "higher"
+    requires: ClassVar[frozenset[str]] = frozenset({"samples"})
+
+    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
+        if not items:
+            raise ComponentError(f"metric {self.name!r} got no items to score")
+        per_item = np.empty(len(items), dtype=np.float64)
+        for i, it in enumerate(items):
+            where = f"item {i} ({it.identity}/{it.label})"
+            if it.samples is None:
+                raise ComponentError(f"metric {self.name!r}: {where} has no samples")
+            samples = np.asarray(it.samples, dtype=np.float64)
+            if samples.ndim != 4 or samples.shape[-1] != 3:
+                raise ComponentError(f"metric {self.name!r}: {where} samples must be [S, T, L, 3], got {samples.shape}")
+            if len(samples) < 2 and it.pred_landmarks is not None:
+                samples = np.concatenate([np.asarray(it.pred_landmarks, np.float64)[None], samples])
+            if len(samples) < 2:
+                raise ComponentError(f"metric {self.name!r}: {where} needs at least 2 samples, got {len(samples)}")
+            per_item[i] = np.mean([np.linalg.norm(samples[a] - samples[b], axis=-1).mean()
+                                   for a, b in combinations(range(len(samples)), 2)])
+        return MetricValue(float(per_item.mean()), float(per_item.std()), per_item,
+                           {"n_samples": int(min(len(it.samples) for it in items))})
+
+
+class Smoothness(Metric):
+    """Mean frame-to-frame acceleration of the predicted landmarks divided by the ground truth's.
+
+    Per item: mean ``‖second difference‖`` of ``pred_landmarks`` over that of ``gt_landmarks``
+    (same length); value = mean over items. 1.0 is as smooth as real motion, above 1 is jitter,
+    well below 1 is motion smoother than real (e.g. over-damped or static).
+    """
+
+    name: ClassVar[str] = "smoothness"
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = "Mean frame-to-frame acceleration relative to the ground truth's"
+    unit: ClassVar[str] = "ratio"
+    direction: ClassVar[str] = "lower"
+    requires: ClassVar[frozenset[str]] = frozenset({"pred_landmarks"})
+
+    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
+        if not items:
+            raise ComponentError(f"metric {self.name!r} got no items to score")
+        per_item = np.empty(len(items), dtype=np.float64)
+        pred_acc = np.empty(len(items))
+        gt_acc = np.empty(len(items))
+        for i, it in enumerate(items):
+            where = f"item {i} ({it.identity}/{it.label})"
+            pred, gt = it.pred_landmarks, it.gt_landmarks
+            if pred is None:
+                raise ComponentError(f"metric {self.name!r}: {where} has no pred_landmarks")
+            if np.shape(pred) != np.shape(gt):
+                raise ComponentError(f"metric {self.name!r}: {where} prediction {np.shape(pred)} and ground "
+                                     f"truth {np.shape(gt)} differ in shape")
+            if len(gt) < 3:
+                raise ComponentError(f"metric {self.name!r}: {where} has {len(gt)} frames; need >= 3")
+            pred_acc[i], gt_acc[i] = mean_acceleration(pred), mean_acceleration(gt)
+            per_item[i] = pred_acc[i] / max(gt_acc[i], _MIN_ACCEL)
+        return MetricValue(float(per_item.mean()), float(per_item.std()), per_item,
+                           {"pred_accel_mm": float(pred_acc.mean()), "gt_accel_mm": float(gt_acc.mean())})

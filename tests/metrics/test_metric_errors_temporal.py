@@ -1,0 +1,87 @@
+"""e_lm, e_mesh, diversity and smoothness on hand-made inputs with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fc4dfs.benchmark.metrics.errors import LandmarkError, MeshError
+from fc4dfs.benchmark.metrics.temporal import Diversity, Smoothness
+from fc4dfs.plugins.contracts import ComponentError, EvalContext, EvalItem
+from fc4dfs.plugins.testing import check_metric, tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def ctx() -> EvalContext:
+    ds = tiny_dataset()
+    return EvalContext(ds.topology, ds.labels)
+
+
+def _item(gt: np.ndarray, pred: np.ndarray, label: str = "a", **kw) -> EvalItem:
+    return EvalItem("id", label, 30.0, gt.astype(np.float32), pred_landmarks=pred.astype(np.float32), **kw)
+
+
+def test_landmark_error_known_answer(ctx: EvalContext) -> None:
+    gt = np.zeros((4, 5, 3))
+    shifted = gt + np.array([3.0, 4.0, 0.0])  # 5 mm everywhere
+    half = gt.copy()
+    half[2:] += np.array([0.0, 0.0, 2.0])  # 2 mm on half the frames -> 1 mm mean
+    # a longer item: lengths may differ between items
+    long_gt = np.zeros((10, 5, 3))
+    v = LandmarkError().compute([_item(gt, shifted), _item(gt, half, "b"), _item(long_gt, long_gt)], ctx)
+    np.testing.assert_allclose(v.per_item, [5.0, 1.0, 0.0])
+    assert v.value == pytest.approx(2.0)
+    assert v.std == pytest.approx(np.std([5.0, 1.0, 0.0]))
+    assert v.details["per_label"] == {"a": 2.5, "b": 1.0}
+    # pooled over every point of every frame: (20*5 + 10*2 + 50*0) / (20 + 20 + 50)
+    assert v.details["pooled_mean"] == pytest.approx(120 / 90)
+
+
+def test_landmark_error_refuses_mismatched_lengths(ctx: EvalContext) -> None:
+    with pytest.raises(ComponentError, match="item 0"):
+        LandmarkError().compute([_item(np.zeros((4, 5, 3)), np.zeros((5, 5, 3)))], ctx)
+
+
+def test_mesh_error_curve_over_normalised_time(ctx: EvalContext) -> None:
+    def mesh_item(t: int) -> EvalItem:
+        gt = np.zeros((t, 7, 3), np.float32)
+        ramp = np.linspace(0.0, 4.0, t)  # error grows linearly from 0 to 4 mm over the sequence
+        pred = gt + ramp[:, None, None] * np.array([1.0, 0, 0], np.float32)
+        return EvalItem("id", "a", 30.0, np.zeros((t, 2, 3), np.float32), gt_mesh=gt, pred_mesh=pred)
+
+    v = MeshError().compute([mesh_item(5), mesh_item(31)], ctx)
+    assert v.value == pytest.approx(2.0)
+    curve = v.details["curve"]
+    assert curve["t"][0] == 0.0 and curve["t"][-1] == 1.0
+    np.testing.assert_allclose(curve["mean"], np.linspace(0, 4, len(curve["t"])), atol=1e-6)
+    np.testing.assert_allclose(curve["std"], 0.0, atol=1e-6)
+    assert v.details["pooled_std"] > 0
+
+
+def test_diversity_known_answer(ctx: EvalContext) -> None:
+    gt = np.zeros((3, 4, 3))
+    samples = np.stack([gt, gt + [1.0, 0, 0], gt + [3.0, 0, 0]])  # pair distances 1, 3, 2 -> mean 2
+    same = np.stack([gt, gt, gt])  # a deterministic generator
+    v = Diversity().compute([_item(gt, gt, samples=samples), _item(gt, gt, samples=same)], ctx)
+    np.testing.assert_allclose(v.per_item, [2.0, 0.0])
+    assert v.value == pytest.approx(1.0)
+    # a single sample is paired with pred_landmarks
+    one = Diversity().compute([_item(gt, gt + [0, 2.0, 0], samples=gt[None])], ctx)
+    assert one.value == pytest.approx(2.0)
+
+
+def test_smoothness_known_answer(ctx: EvalContext) -> None:
+    t = np.arange(6, dtype=np.float64)
+    gt = np.zeros((6, 2, 3))
+    gt[..., 0] = (t**2)[:, None]  # constant acceleration: second difference 2 mm every frame
+    jitter = gt.copy()
+    jitter[..., 1] = np.where(t % 2 == 0, 1.0, -1.0)[:, None]  # adds |±4| in y -> |(2, ±4)| = sqrt(20)
+    v = Smoothness().compute([_item(gt, gt), _item(gt, jitter)], ctx)
+    np.testing.assert_allclose(v.per_item, [1.0, np.sqrt(20.0) / 2.0])
+    assert v.details["gt_accel_mm"] == pytest.approx(2.0)
+    with pytest.raises(ComponentError, match="need >= 3"):
+        Smoothness().compute([_item(gt[:2], gt[:2])], ctx)
+
+
+@pytest.mark.parametrize("cls", [LandmarkError, MeshError, Diversity, Smoothness])
+def test_conformance(cls) -> None:
+    check_metric(cls)
