@@ -1,0 +1,256 @@
+"""``fc4dfs-bench generate``: synthesise one expression sequence and export it in every format.
+
+Components come from a finished run (``--run RUN_DIR``: its trained checkpoints) or are trained
+here on the dataset's generator split at ``--budget``; trained components are cached (keyed by
+component config, dataset fingerprint, budget and seed), so a second call is immediate.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fc4dfs.benchmark.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from fc4dfs.datasets.base import Dataset, Topology
+    from fc4dfs.plugins.contracts import Component
+    from fc4dfs.plugins.manager import Registry
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
+    p = subparsers.add_parser(
+        "generate", help="generate one expression sequence and export it (PLY, OBJ, NPZ, GLB, preview)",
+        description="Generate a 4D expression: neutral face + label + length -> mesh sequence, written as "
+                    "per-frame PLY and OBJ, one NPZ, a glTF 2.0 .glb morph-target animation (Blender, three.js, "
+                    "game engines) and a preview strip + GIF. Components are loaded from --run or trained "
+                    "on the dataset's training identities at --budget (cached for the next call).")
+    p.add_argument("--gen", help="generator name (default: the run's, with --run)")
+    p.add_argument("--dec", help="decoder name (default: the run's, with --run)")
+    p.add_argument("--dataset", help="dataset name (default: the run's, else synthetic)")
+    p.add_argument("--identity", help="identity whose neutral face to animate (default: the first test identity)")
+    p.add_argument("--from-neutral", type=Path, metavar="FILE",
+                   help="neutral mesh to animate instead (PLY, OBJ, NPY or NPZ with the dataset's topology)")
+    p.add_argument("--label", required=True, help="expression label")
+    p.add_argument("--length", type=int, default=30, help="frames T (default 30)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (default: the generator's)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--run", type=Path, metavar="RUN_DIR", help="load trained checkpoints from this run directory")
+    p.add_argument("--budget", default="quick", choices=("smoke", "quick", "paper"),
+                   help="training budget when not loading from --run (default quick: minutes on a CPU)")
+    p.add_argument("--seed", type=int, default=0, help="training and sampling seed (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device for training and inference (default cpu)")
+    p.add_argument("--formats", default="ply,obj,npz,glb", help="comma-separated subset of ply,obj,npz,glb")
+    p.add_argument("--morph", default="frames", choices=("frames", "basis"),
+                   help="GLB morph targets: one per frame (lossless) or a PCA basis (compact)")
+    p.add_argument("--basis", type=int, default=16, help="basis size with --morph basis (default 16)")
+    p.add_argument("--no-preview", action="store_true", help="skip the preview PNG strip and GIF")
+    return ["generate"]
+
+
+# --------------------------------------------------------------------------- helpers
+def read_neutral(path: Path, topology: "Topology") -> "np.ndarray":
+    """Vertices ``[V, 3]`` of a neutral mesh file; refuses another vertex count, naming the file."""
+    import numpy as np
+
+    if not path.is_file():
+        raise FileNotFoundError(f"neutral mesh {path} not found")
+    suffix = path.suffix.lower()
+    if suffix in (".ply", ".obj"):
+        import trimesh
+
+        try:
+            mesh = trimesh.load(path, process=False, force="mesh")  # process=False keeps vertex order
+        except Exception as e:  # noqa: BLE001 - any parser failure is a bad file
+            raise UserError(f"cannot read neutral mesh {path}: {e}") from None
+        verts = np.asarray(mesh.vertices, dtype=np.float32)
+    elif suffix == ".npy":
+        verts = np.load(path, allow_pickle=False)
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            key = next((k for k in ("vertices", "neutral", "verts") if k in z.files), None)
+            if key is None:
+                raise UserError(f"{path} holds no 'vertices' array (has: {', '.join(z.files)})")
+            verts = z[key]
+            if verts.ndim == 3:  # an exported sequence: its first frame is the neutral
+                verts = verts[0]
+    else:
+        raise UserError(f"neutral mesh {path}: unsupported file type {suffix!r} (use .ply, .obj, .npy or .npz)")
+    verts = np.asarray(verts, dtype=np.float32)
+    if verts.ndim != 2 or verts.shape[1] != 3:
+        raise UserError(f"neutral mesh {path} must hold [V, 3] vertices, got shape {verts.shape}")
+    if verts.shape[0] != topology.num_vertices:
+        raise UserError(f"neutral mesh {path} has {verts.shape[0]} vertices; the dataset's topology "
+                        f"{topology.hash} has {topology.num_vertices}")
+    if not np.isfinite(verts).all():
+        raise UserError(f"neutral mesh {path} contains NaN or Inf")
+    return verts
+
+
+def load_dataset(reg: "Registry", name: str, options: dict[str, Any] | None = None) -> "Dataset":
+    factory = reg.load("dataset", name)
+    try:
+        return factory(**(options or {}))
+    except TypeError as e:
+        raise UserError(f"dataset {name!r} rejected options {sorted(options or {})}: {e}") from None
+
+
+def trained_component(reg: "Registry", kind: str, name: str, dataset: "Dataset", budget: str, seed: int,
+                      device: str = "cpu", progress: bool = True, options: dict[str, Any] | None = None,
+                      cache: Path | None = None) -> tuple["Component", Path, bool]:
+    """A ``kind`` component trained on ``dataset``'s generator split, from the cache when possible.
+
+    Returns (component, checkpoint path, whether it was loaded from the cache).
+    """
+    from fc4dfs.datasets.storage import cache_dir, stable_hash
+    from fc4dfs.plugins.contracts import Budget, CheckpointMismatchError
+
+    spec = reg.get(kind, name)
+    cls = spec.load()
+    component = cls(**{**spec.options, **(options or {})})
+    train_ids, _ = dataset.generator_split()
+    key = stable_hash({"component": component.config, "dataset": dataset.fingerprint, "train": sorted(train_ids),
+                       "budget": budget, "seed": seed})
+    folder = cache if cache is not None else cache_dir("trained")
+    ckpt = folder / f"{kind}-{name.replace('+', 'p')}-{key}.safetensors"
+    if ckpt.is_file():
+        try:
+            return cls.load(ckpt, dataset.topology, device=device,
+                            expect_config_hash=component.config_hash), ckpt, True
+        except CheckpointMismatchError:
+            pass
+    workdir = folder / f"{ckpt.stem}.train"
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = component.fit(dataset.subset(train_ids), Budget(budget), seed=seed, device=device, workdir=workdir,
+                           progress=progress)
+    component.train_report = report or {}
+    component.save(ckpt)
+    return component, ckpt, False
+
+
+def _run_checkpoint(run_dir: Path, kind: str) -> Path:
+    folder = run_dir / "checkpoints"
+    exact = folder / f"{kind}.safetensors"
+    if exact.is_file():
+        return exact
+    found = sorted(folder.glob(f"{kind}*.safetensors"))
+    if not found:
+        raise FileNotFoundError(f"{run_dir} has no trained {kind} checkpoint ({exact} not found)")
+    return found[0]
+
+
+def _read_run_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory?")
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------- command
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    import numpy as np
+
+    from fc4dfs.benchmark.export import FORMATS, export_sequence
+    from fc4dfs.plugins.manager import registry
+
+    progress = os.environ.get("FC4DFS_PROGRESS", "1") != "0"
+    formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad or not formats:
+        raise UserError(f"--formats: unknown {bad or 'empty list'}; choose from {', '.join(FORMATS)}")
+    if args.length < 2:
+        raise UserError(f"--length must be >= 2 frames, got {args.length}")
+    if args.fps is not None and args.fps <= 0:
+        raise UserError(f"--fps must be positive, got {args.fps}")
+
+    reg = registry()
+    run_cfg = _read_run_config(args.run) if args.run is not None else {}
+    gen_name = args.gen or run_cfg.get("generator")
+    dec_name = args.dec or run_cfg.get("decoder")
+    ds_name = args.dataset or run_cfg.get("dataset") or "synthetic"
+    if not gen_name or not dec_name:
+        raise UserError("generate needs --gen NAME and --dec NAME (or --run RUN_DIR of a run that has both)")
+    if args.run is not None:
+        for flag, mine, theirs in (("--gen", gen_name, run_cfg.get("generator")),
+                                   ("--dec", dec_name, run_cfg.get("decoder")),
+                                   ("--dataset", ds_name, run_cfg.get("dataset"))):
+            if theirs and mine != theirs:
+                raise UserError(f"{flag} {mine!r} differs from the run's {theirs!r} ({args.run / 'config.json'})")
+    for kind, name in (("generator", gen_name), ("decoder", dec_name), ("dataset", ds_name)):
+        reg.get(kind, name)  # unknown names fail before any work
+
+    ds_options = run_cfg.get("dataset_options", {}) if ds_name == run_cfg.get("dataset") else {}
+    t0 = time.perf_counter()
+    dataset = load_dataset(reg, ds_name, ds_options)
+    topo = dataset.topology
+    if args.label not in dataset.labels:
+        raise UserError(f"label {args.label!r} not in dataset {ds_name!r}; labels: {', '.join(dataset.labels)}")
+
+    if args.from_neutral is not None:
+        neutral = read_neutral(args.from_neutral, topo)
+        source = str(args.from_neutral)
+        identity = args.identity or args.from_neutral.stem
+    else:
+        identity = args.identity or dataset.generator_split()[1][0]
+        if identity not in dataset.identities:
+            raise UserError(f"identity {identity!r} not in dataset {ds_name!r}; identities: "
+                            f"{', '.join(dataset.identities[:12])}{' ...' if len(dataset.identities) > 12 else ''}")
+        neutral = dataset.neutral(identity)
+        source = f"{ds_name}:{identity}"
+
+    loaded: dict[str, str] = {}
+    comps = {}
+    for kind, name in (("generator", gen_name), ("decoder", dec_name)):
+        if args.run is not None:
+            path = _run_checkpoint(args.run, kind)
+            comps[kind] = reg.load(kind, name).load(path, topo, device=args.device)
+            loaded[kind] = f"{path} (from run)"
+        else:
+            print(f"{kind} {name}: training at budget {args.budget} (cached for later calls) ...")
+            comp, path, cached = trained_component(reg, kind, name, dataset, args.budget, args.seed, args.device,
+                                                   progress=progress)
+            comps[kind] = comp
+            loaded[kind] = f"{path} ({'cache' if cached else 'trained now'})"
+        print(f"{kind} {name}: {loaded[kind]}")
+    gen, dec = comps["generator"], comps["decoder"]
+
+    fps = float(args.fps if args.fps is not None else getattr(gen, "default_fps", 30.0))
+    nlm = topo.landmarks(neutral[None])
+    landmarks = gen.generate(nlm, [args.label], args.length, fps=fps, seed=args.seed)
+    meshes = dec.decode(neutral[None], nlm, landmarks)[0]
+    landmarks = landmarks[0]
+    if not np.isfinite(meshes).all():
+        raise UserError(f"{gen_name} + {dec_name} produced NaN or Inf vertices (under-trained? try --budget quick)")
+
+    meta = {"generator": gen_name, "decoder": dec_name, "dataset": ds_name, "dataset_hash": dataset.fingerprint,
+            "topology": topo.hash, "identity": identity, "neutral_source": source, "label": args.label,
+            "length": int(args.length), "fps": fps, "seed": int(args.seed),
+            "budget": None if args.run is not None else args.budget, "checkpoints": loaded,
+            "run": str(args.run) if args.run is not None else None}
+    out: Path = args.out
+    written = export_sequence(out, meshes, topo.faces, fps, landmarks=landmarks, metadata=meta, formats=formats,
+                              stem=f"{identity}_{args.label}".replace("/", "_").replace(" ", "_"),
+                              lmk_face_idx=topo.lmk_face_idx, lmk_bary=topo.lmk_bary, morph=args.morph,
+                              n_basis=args.basis)
+    if not args.no_preview:
+        from fc4dfs.benchmark.viz import Track, render_animation, render_strip
+
+        title = f"{gen_name} + {dec_name}: {identity} / {args.label} ({args.length} frames, {fps:g} fps)"
+        tracks = [Track("generated", meshes, landmarks)]
+        render_strip(tracks, topo.faces, out / "preview.png", n_frames=8, fps=fps, title=title)
+        written["preview"] = [out / "preview.png",
+                              render_animation(tracks, topo.faces, out / "preview.gif", fps=fps, title=title)]
+    from fc4dfs.datasets.storage import atomic_write_json
+
+    atomic_write_json(out / "generate.json", {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}})
+    for kind, files in written.items():
+        shown = f"{files[0]} ... {files[-1]} ({len(files)} files)" if len(files) > 2 else ", ".join(map(str, files))
+        print(f"{kind}: {shown}")
+    print(f"done in {time.perf_counter() - t0:.1f} s -> {out}")
+    return 0

@@ -1,0 +1,111 @@
+"""``fc4dfs-bench generate`` end to end on a fixture plugin (tiny dataset, least-squares models)."""
+from __future__ import annotations
+
+import json
+
+import h6_fixture_plugin
+import numpy as np
+import pygltflib
+import pytest
+import trimesh
+
+from fc4dfs.benchmark.cli import main
+from fc4dfs.plugins.manager import discover, set_registry
+from fc4dfs.plugins.testing import tiny_dataset
+
+BASE = ["generate", "--gen", "h6_meancurve", "--dec", "h6_ridge", "--dataset", "h6_tiny", "--budget", "smoke"]
+
+
+@pytest.fixture(autouse=True)
+def fixture_registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("FC4DFS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FC4DFS_PROGRESS", "0")
+    set_registry(discover(extra=[(h6_fixture_plugin, "h6-fixtures")]))
+    yield
+    set_registry(None)
+
+
+def test_generate_writes_every_format(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(BASE + ["--identity", "id07", "--label", "expr1", "--length", "12", "--fps", "24", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads((out / "generate.json").read_text())
+    assert info["identity"] == "id07" and info["label"] == "expr1" and info["fps"] == 24.0
+    ply = sorted((out / "ply").glob("*.ply"))
+    obj = sorted((out / "obj").glob("*.obj"))
+    assert len(ply) == len(obj) == 12
+    with np.load(out / "id07_expr1.npz") as z:
+        verts = z["vertices"]
+        assert verts.shape == (12, tiny_dataset().topology.num_vertices, 3)
+        assert z["landmarks"].shape == (12, 68, 3)
+        assert float(z["fps"]) == 24.0
+    ds = tiny_dataset()
+    np.testing.assert_allclose(verts[0], ds.neutral("id07"), atol=1e-3)  # frame 0 is the neutral
+    assert np.abs(verts[-1] - verts[0]).max() > 0.5  # the face moves
+    np.testing.assert_allclose(trimesh.load(ply[5], process=False).vertices, verts[5], atol=1e-5)
+    g = pygltflib.GLTF2().load(str(out / "id07_expr1.glb"))
+    assert len(g.meshes[0].primitives[0].targets) == 11
+    assert g.asset.extras["generator"] == "h6_meancurve"
+    assert (out / "preview.png").is_file() and (out / "preview.gif").is_file()
+    # the second call reuses the cached training
+    rc = main(BASE + ["--identity", "id07", "--label", "expr1", "--length", "12", "--out", str(tmp_path / "o2"),
+                      "--no-preview", "--formats", "npz"])
+    assert rc == 0
+    assert "(cache)" in capsys.readouterr().out
+    assert not (tmp_path / "o2" / "ply").exists()
+
+
+def test_generate_from_neutral_file(tmp_path, capsys):
+    ds = tiny_dataset()
+    mesh = trimesh.Trimesh(ds.neutral("id03") + 1.0, ds.topology.faces, process=False)
+    src = tmp_path / "face.ply"
+    mesh.export(src)
+    out = tmp_path / "out"
+    rc = main(BASE + ["--from-neutral", str(src), "--label", "expr0", "--length", "8", "--out", str(out),
+                      "--no-preview", "--formats", "npz"])
+    assert rc == 0, capsys.readouterr().err
+    with np.load(out / "face_expr0.npz") as z:
+        np.testing.assert_allclose(z["vertices"][0], ds.neutral("id03") + 1.0, atol=1e-3)
+
+
+def test_generate_refuses_other_vertex_count(tmp_path, capsys):
+    bad = tmp_path / "small.npy"
+    np.save(bad, np.zeros((100, 3), np.float32))
+    rc = main(BASE + ["--from-neutral", str(bad), "--label", "expr0", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "small.npy" in err and "100 vertices" in err
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--label", "nope"], "label 'nope' not in dataset"),
+    (["--label", "expr0", "--identity", "ghost"], "identity 'ghost' not in dataset"),
+    (["--label", "expr0", "--formats", "fbx"], "--formats"),
+    (["--label", "expr0", "--length", "1"], "--length"),
+])
+def test_generate_user_errors(tmp_path, capsys, extra, needle):
+    rc = main(BASE + extra + ["--out", str(tmp_path / "o")])
+    assert rc == 2 and needle in capsys.readouterr().err
+
+
+def test_generate_from_run_checkpoints(tmp_path, capsys):
+    from fc4dfs.benchmark.commands.generate import trained_component
+    from fc4dfs.plugins.manager import registry
+
+    reg = registry()
+    ds = tiny_dataset()
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    for kind, name in (("generator", "h6_meancurve"), ("decoder", "h6_ridge")):
+        comp, _, _ = trained_component(reg, kind, name, ds, "smoke", 0, progress=False)
+        comp.save(run_dir / "checkpoints" / f"{kind}.safetensors")
+    (run_dir / "config.json").write_text(json.dumps(
+        {"protocol": "e2e", "dataset": "h6_tiny", "generator": "h6_meancurve", "decoder": "h6_ridge",
+         "dataset_options": {}}))
+    out = tmp_path / "out"
+    rc = main(["generate", "--run", str(run_dir), "--label", "expr2", "--length", "10", "--out", str(out),
+               "--no-preview", "--formats", "glb"])
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads((out / "generate.json").read_text())
+    assert info["run"] == str(run_dir) and "from run" in info["checkpoints"]["decoder"]
+    rc = main(["generate", "--run", str(run_dir), "--dec", "pca", "--label", "expr2", "--out", str(out)])
+    assert rc == 2 and "differs from the run's" in capsys.readouterr().err
