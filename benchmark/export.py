@@ -15,13 +15,14 @@ stored in millimetres (the suite's unit); the node carries a 0.001 scale so tool
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 from typing import Any, Literal, Sequence as Seq
 
 import numpy as np
 
-from fc4dfs.datasets.storage import atomic_write_bytes, atomic_write_text
+from fc4dfs.datasets.storage import atomic_write_bytes
 
 FORMATS = ("ply", "obj", "npz", "glb")
 MM_TO_M = 0.001
@@ -30,6 +31,25 @@ MM_TO_M = 0.001
 _FLOAT, _UINT = 5126, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
+
+
+def _write(path: str | Path, data: bytes) -> Path:
+    """Atomic write with the usual file mode (umask applied): exports are for sharing, not 0600."""
+    path = Path(path)
+    atomic_write_bytes(path, data)
+    os.chmod(path, 0o666 & ~_umask())
+    return path
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would race with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 # --------------------------------------------------------------------------- validation
@@ -69,9 +89,7 @@ def write_ply(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> Path:
     face_rec = np.empty(len(f), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
     face_rec["n"] = 3
     face_rec["idx"] = f
-    data = header + v.astype("<f4").tobytes() + face_rec.tobytes()
-    atomic_write_bytes(path, data)
-    return Path(path)
+    return _write(path, header + v.astype("<f4").tobytes() + face_rec.tobytes())
 
 
 def write_obj(path: str | Path, verts: np.ndarray, faces: np.ndarray, comment: str = "") -> Path:
@@ -81,8 +99,7 @@ def write_obj(path: str | Path, verts: np.ndarray, faces: np.ndarray, comment: s
     body = "\n".join(lines) + "\n"
     vtxt = ("v %.6f %.6f %.6f\n" * len(v)) % tuple(v.astype(np.float64).ravel().tolist())
     ftxt = ("f %d %d %d\n" * len(f)) % tuple((f + 1).ravel().tolist())
-    atomic_write_text(path, body + vtxt + ftxt)
-    return Path(path)
+    return _write(path, (body + vtxt + ftxt).encode("ascii"))
 
 
 def write_frames(out_dir: str | Path, frames: np.ndarray, faces: np.ndarray, fmt: str = "ply",
@@ -248,8 +265,7 @@ def write_glb(path: str | Path, frames: np.ndarray, faces: np.ndarray, fps: floa
     total = 12 + 8 + len(js) + 8 + len(b.blob)
     data = (struct.pack("<III", _GLB_MAGIC, 2, total) + struct.pack("<II", len(js), _JSON_CHUNK) + js
             + struct.pack("<II", len(b.blob), _BIN_CHUNK) + bytes(b.blob))
-    atomic_write_bytes(path, data)
-    return Path(path)
+    return _write(path, data)
 
 
 def _json_default(o: Any) -> Any:

@@ -33,9 +33,9 @@ nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
 .table-wrap { overflow-x: auto; }
 table.leaderboard { border-collapse: collapse; font-size: 0.9em; font-variant-numeric: tabular-nums; }
 table.leaderboard th, table.leaderboard td { border-bottom: 1px solid var(--line); padding: 5px 10px;
-       text-align: right; white-space: nowrap; }
+       text-align: left; white-space: nowrap; }
+table.leaderboard .num { text-align: right; }
 table.leaderboard th { background: var(--head); position: sticky; top: 0; }
-table.leaderboard td:first-child, table.leaderboard th:first-child { text-align: left; }
 table.leaderboard tbody tr:first-child td { font-weight: 600; }
 .gallery { display: flex; flex-wrap: wrap; gap: 18px; }
 figure { margin: 0; max-width: 100%; }
@@ -67,10 +67,28 @@ def _notes_html(notes: str) -> str:
     return "".join(f'<p class="notes">{html.escape(p).replace(chr(10), "<br>")}</p>' for p in paras)
 
 
+_NUMERIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?(\s*±\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?)?$")
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _table_html(df: "pd.DataFrame") -> str:
-    frame = df.reset_index(drop=True)
-    return frame.to_html(index=False, escape=True, border=0, classes="leaderboard", na_rep="–",
-                         float_format=lambda x: f"{x:.3g}")
+    """The ranked table; columns whose cells are all numbers (or 'mean ± std') are right-aligned."""
+    cols = [str(c) for c in df.columns]
+    rows = [[_cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
+    numeric = [bool(rows) and all(_NUMERIC.match(r[j].strip()) or r[j] == "–" for r in rows)
+               for j in range(len(cols))]
+    cls = [' class="num"' if n else "" for n in numeric]
+    head = "".join(f"<th{cls[j]}>{html.escape(c)}</th>" for j, c in enumerate(cols))
+    body = "".join("<tr>" + "".join(f"<td{cls[j]}>{html.escape(v)}</td>" for j, v in enumerate(r)) + "</tr>"
+                   for r in rows)
+    return f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def build_html(tables: Mapping[str, "pd.DataFrame"], images: Mapping[str, Mapping[str, Path]], title: str,

@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/pytest benchmarks/test_bench_render.py`` (add ``-s`` for the summary lines).
 The sequence is ``load_synthetic(resolution="flame")`` when that dataset is available, else a
-deformed icosphere of about the same size. Target: bounded time — one frame well under a second,
+deformed sphere of about the same size. Target: bounded time — one frame well under a second,
 the 30-frame strip + GIF that ``run`` writes per example within its 20 s budget.
 """
 from __future__ import annotations
@@ -22,11 +22,10 @@ from fc4dfs.benchmark.viz import (Camera, MeshRenderer, Track, animation_frames,
 T = 30
 
 
-def _icosphere_sequence() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _sphere_sequence() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     import trimesh
 
-    ico = trimesh.creation.icosphere(subdivisions=4, radius=80.0)  # 2,562 vertices
-    ico = ico.subdivide_loop(1) if len(ico.vertices) < 4000 else ico  # ~10 k vertices is too many; 1 loop
+    ico = trimesh.creation.uv_sphere(radius=80.0, count=[52, 50])  # 5,002 vertices, 10,000 faces: FLAME scale
     v = np.asarray(ico.vertices, dtype=np.float32)
     t = np.linspace(0, 1, T, dtype=np.float32)[:, None, None]
     bump = np.exp(-((v[:, 0] / 30) ** 2 + ((v[:, 1] + 40) / 15) ** 2))[None, :, None]
@@ -46,8 +45,8 @@ def sequence() -> tuple[np.ndarray, np.ndarray, np.ndarray, float, str]:
         frames = np.asarray(s.resampled(T).frames if s.length != T else s.frames, dtype=np.float32)
         return frames, ds.topology.faces, ds.topology.landmarks(frames), 30.0, "synthetic flame"
     except ImportError:
-        frames, faces, lm, fps = _icosphere_sequence()
-        return frames, faces, lm, fps, "icosphere"
+        frames, faces, lm, fps = _sphere_sequence()
+        return frames, faces, lm, fps, "sphere"
 
 
 def _report(name: str, seq, seconds: float) -> None:

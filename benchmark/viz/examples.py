@@ -1,8 +1,10 @@
 """Pictures of a finished run: ``RUN_DIR/examples.npz`` -> ``RUN_DIR/render/``.
 
 Per example: a strip (ground truth, prediction, error heatmap over evenly spaced frames) and an
-animated GIF of the three side by side. Several runs evaluated on the same test sequences can be
-compared in one FC-4DFS Fig. 6 heatmap grid (:func:`compare_runs`).
+animated GIF of the three side by side. The heatmap scale depends on the ground truth only (see
+:meth:`Example.scale`), so the pictures of different methods on one test sequence compare.
+Several runs evaluated on the same test sequences can be compared in one FC-4DFS Fig. 6 heatmap
+grid (:func:`compare_runs`).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 from fc4dfs.benchmark.viz.figures import (PRED_LANDMARKS, Track, animation_frames, frame_indices, render_heatmaps,
                                           render_strip, vertex_errors)
 from fc4dfs.benchmark.viz.animate import save_gif, save_mp4
-from fc4dfs.benchmark.viz.layout import ColorScale
+from fc4dfs.benchmark.viz.layout import ColorScale, nice_ceil
 
 
 @dataclass
@@ -37,6 +39,15 @@ class Example:
     @property
     def title(self) -> str:
         return f"{self.method} — {self.identity} / {self.label}"
+
+    def scale(self) -> ColorScale | None:
+        """The heatmap scale, fixed by the ground truth alone so that every method evaluated on this
+        sequence is drawn on the same scale: 0 to half the sequence's largest vertex displacement
+        (99th percentile over vertices and frames, rounded up to a round number)."""
+        if self.gt_mesh is None or self.pred_mesh is None:
+            return None
+        motion = np.linalg.norm(self.gt_mesh - self.gt_mesh[:1], axis=-1)
+        return ColorScale(vmax=nice_ceil(0.5 * float(np.percentile(motion, 99))))
 
     def tracks(self) -> list[Track]:
         """Ground truth, prediction and (when both meshes exist) the error heatmap."""
@@ -94,7 +105,8 @@ def render_examples(run_dir: Path, max_examples: int = 2, time_budget_s: float =
         t1 = time.perf_counter()
         idx = frame_indices(min(t.length for t in tracks), 6)
         path = out_dir / f"example_{ex.index}_strip.png"
-        render_strip(tracks, faces_ex, path, frames=idx, fps=ex.fps, title=ex.title, height=height)
+        render_strip(tracks, faces_ex, path, frames=idx, fps=ex.fps, title=ex.title, height=height,
+                     scale=ex.scale())
         written.append(path)
         per_panel = max(per_panel, (time.perf_counter() - t1) / (len(idx) * len(tracks)))
     for ex in chosen if (gif or mp4) else []:
@@ -107,6 +119,7 @@ def render_examples(run_dir: Path, max_examples: int = 2, time_budget_s: float =
         stride = max(1, int(np.ceil(cost_all / left)))
         faces_ex = faces if any(t.meshes is not None for t in tracks) else None
         images = animation_frames(tracks, faces_ex, title=ex.title, height=height, stride=stride,
+                                  scale=ex.scale(),
                                   footer="blue dots: ground-truth landmarks, red dots: predicted")
         if gif:
             written.append(save_gif(images, out_dir / f"example_{ex.index}.gif", ex.fps / stride))

@@ -49,6 +49,14 @@ def test_render_examples_writes_strips_and_gifs(tmp_path):
     assert (sat > 150).sum() > 500
 
 
+def test_heatmap_scale_depends_on_ground_truth_only(tmp_path):
+    _, good = load_examples(make_run(tmp_path / "good", "a", 0.1))
+    _, bad = load_examples(make_run(tmp_path / "bad", "b", 3.0))
+    assert good[0].scale() == bad[0].scale() and good[0].scale().vmax > 0
+    motion = np.linalg.norm(good[0].gt_mesh - good[0].gt_mesh[:1], axis=-1)
+    assert 0.5 * np.percentile(motion, 99) <= good[0].scale().vmax <= np.percentile(motion, 99)
+
+
 def test_render_examples_without_predicted_meshes(tmp_path):
     rd = make_run(tmp_path / "run", "mlp", 0.5, with_pred_mesh=False, n=1)
     faces, exs = load_examples(rd)

@@ -74,6 +74,9 @@ def test_page_is_self_contained_with_tables_and_images(page_inputs):
     # ranked order is kept
     assert text.index("fc_lstm") < text.index("mlp")
     assert "Second & last." in text
+    # number columns (plain or 'mean ± std') are right-aligned, names are not
+    th = [a.get("class") for t, a in p.tags if t == "th"]
+    assert th[:4] == ["num", None, None, "num"] and th[-1] == "num"
 
 
 def test_missing_or_broken_image_is_named(page_inputs, tmp_path):
