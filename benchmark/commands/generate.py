@@ -49,6 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
                    help="GLB morph targets: one per frame (lossless) or a PCA basis (compact)")
     p.add_argument("--basis", type=int, default=16, help="basis size with --morph basis (default 16)")
     p.add_argument("--no-preview", action="store_true", help="skip the preview PNG strip and GIF")
+    p.add_argument("--gen-opt", action="append", metavar="KEY=VALUE", help="generator option (repeatable)")
+    p.add_argument("--dec-opt", action="append", metavar="KEY=VALUE", help="decoder option (repeatable)")
+    p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option (repeatable)")
     return ["generate"]
 
 
@@ -106,6 +109,8 @@ def trained_component(reg: "Registry", kind: str, name: str, dataset: "Dataset",
 
     Returns (component, checkpoint path, whether it was loaded from the cache).
     """
+    from filelock import FileLock
+
     from fc4dfs.datasets.storage import cache_dir, stable_hash
     from fc4dfs.plugins.contracts import Budget, CheckpointMismatchError
 
@@ -117,18 +122,19 @@ def trained_component(reg: "Registry", kind: str, name: str, dataset: "Dataset",
                        "budget": budget, "seed": seed})
     folder = cache if cache is not None else cache_dir("trained")
     ckpt = folder / f"{kind}-{name.replace('+', 'p')}-{key}.safetensors"
-    if ckpt.is_file():
-        try:
-            return cls.load(ckpt, dataset.topology, device=device,
-                            expect_config_hash=component.config_hash), ckpt, True
-        except CheckpointMismatchError:
-            pass
-    workdir = folder / f"{ckpt.stem}.train"
-    workdir.mkdir(parents=True, exist_ok=True)
-    report = component.fit(dataset.subset(train_ids), Budget(budget), seed=seed, device=device, workdir=workdir,
-                           progress=progress)
-    component.train_report = report or {}
-    component.save(ckpt)
+    with FileLock(str(ckpt) + ".lock"):  # a second process waits for the first one's training
+        if ckpt.is_file():
+            try:
+                return cls.load(ckpt, dataset.topology, device=device,
+                                expect_config_hash=component.config_hash), ckpt, True
+            except CheckpointMismatchError:
+                pass
+        workdir = folder / f"{ckpt.stem}.train"
+        workdir.mkdir(parents=True, exist_ok=True)
+        report = component.fit(dataset.subset(train_ids), Budget(budget), seed=seed, device=device,
+                               workdir=workdir, progress=progress)
+        component.train_report = report or {}
+        component.save(ckpt)
     return component, ckpt, False
 
 
@@ -156,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from fc4dfs.benchmark.config import parse_options
     from fc4dfs.benchmark.export import FORMATS, export_sequence
+    from fc4dfs.datasets.storage import atomic_write_json
     from fc4dfs.plugins.manager import registry
 
     progress = os.environ.get("FC4DFS_PROGRESS", "1") != "0"
@@ -171,54 +179,23 @@ def run(args: argparse.Namespace) -> int:
 
     reg = registry()
     run_cfg = _read_run_config(args.run) if args.run is not None else {}
-    gen_name = args.gen or run_cfg.get("generator")
-    dec_name = args.dec or run_cfg.get("decoder")
-    ds_name = args.dataset or run_cfg.get("dataset") or "synthetic"
-    if not gen_name or not dec_name:
-        raise UserError("generate needs --gen NAME and --dec NAME (or --run RUN_DIR of a run that has both)")
-    if args.run is not None:
-        for flag, mine, theirs in (("--gen", gen_name, run_cfg.get("generator")),
-                                   ("--dec", dec_name, run_cfg.get("decoder")),
-                                   ("--dataset", ds_name, run_cfg.get("dataset"))):
-            if theirs and mine != theirs:
-                raise UserError(f"{flag} {mine!r} differs from the run's {theirs!r} ({args.run / 'config.json'})")
-    for kind, name in (("generator", gen_name), ("decoder", dec_name), ("dataset", ds_name)):
+    names = _resolve_names(args, run_cfg)
+    for kind, name in names.items():
         reg.get(kind, name)  # unknown names fail before any work
+    options = {"generator": parse_options(args.gen_opt, "--gen-opt"),
+               "decoder": parse_options(args.dec_opt, "--dec-opt"),
+               "dataset": parse_options(args.dataset_opt, "--dataset-opt")}
+    if names["dataset"] == run_cfg.get("dataset"):
+        options["dataset"] = {**run_cfg.get("dataset_options", {}), **options["dataset"]}
 
-    ds_options = run_cfg.get("dataset_options", {}) if ds_name == run_cfg.get("dataset") else {}
     t0 = time.perf_counter()
-    dataset = load_dataset(reg, ds_name, ds_options)
+    dataset = load_dataset(reg, names["dataset"], options["dataset"])
     topo = dataset.topology
     if args.label not in dataset.labels:
-        raise UserError(f"label {args.label!r} not in dataset {ds_name!r}; labels: {', '.join(dataset.labels)}")
-
-    if args.from_neutral is not None:
-        neutral = read_neutral(args.from_neutral, topo)
-        source = str(args.from_neutral)
-        identity = args.identity or args.from_neutral.stem
-    else:
-        identity = args.identity or dataset.generator_split()[1][0]
-        if identity not in dataset.identities:
-            raise UserError(f"identity {identity!r} not in dataset {ds_name!r}; identities: "
-                            f"{', '.join(dataset.identities[:12])}{' ...' if len(dataset.identities) > 12 else ''}")
-        neutral = dataset.neutral(identity)
-        source = f"{ds_name}:{identity}"
-
-    loaded: dict[str, str] = {}
-    comps = {}
-    for kind, name in (("generator", gen_name), ("decoder", dec_name)):
-        if args.run is not None:
-            path = _run_checkpoint(args.run, kind)
-            comps[kind] = reg.load(kind, name).load(path, topo, device=args.device)
-            loaded[kind] = f"{path} (from run)"
-        else:
-            print(f"{kind} {name}: training at budget {args.budget} (cached for later calls) ...")
-            comp, path, cached = trained_component(reg, kind, name, dataset, args.budget, args.seed, args.device,
-                                                   progress=progress)
-            comps[kind] = comp
-            loaded[kind] = f"{path} ({'cache' if cached else 'trained now'})"
-        print(f"{kind} {name}: {loaded[kind]}")
-    gen, dec = comps["generator"], comps["decoder"]
+        raise UserError(f"label {args.label!r} not in dataset {names['dataset']!r}; labels: "
+                        f"{', '.join(dataset.labels)}")
+    identity, neutral, source = _choose_neutral(args, dataset, names["dataset"])
+    gen, dec, loaded = _components(args, reg, names, options, dataset, progress)
 
     fps = float(args.fps if args.fps is not None else getattr(gen, "default_fps", 30.0))
     nlm = topo.landmarks(neutral[None])
@@ -226,31 +203,86 @@ def run(args: argparse.Namespace) -> int:
     meshes = dec.decode(neutral[None], nlm, landmarks)[0]
     landmarks = landmarks[0]
     if not np.isfinite(meshes).all():
-        raise UserError(f"{gen_name} + {dec_name} produced NaN or Inf vertices (under-trained? try --budget quick)")
+        raise UserError(f"{names['generator']} + {names['decoder']} produced NaN or Inf vertices "
+                        "(under-trained? try --budget quick)")
 
-    meta = {"generator": gen_name, "decoder": dec_name, "dataset": ds_name, "dataset_hash": dataset.fingerprint,
-            "topology": topo.hash, "identity": identity, "neutral_source": source, "label": args.label,
-            "length": int(args.length), "fps": fps, "seed": int(args.seed),
-            "budget": None if args.run is not None else args.budget, "checkpoints": loaded,
-            "run": str(args.run) if args.run is not None else None}
+    meta = {"generator": names["generator"], "decoder": names["decoder"], "dataset": names["dataset"],
+            "dataset_hash": dataset.fingerprint, "topology": topo.hash, "identity": identity,
+            "neutral_source": source, "label": args.label, "length": int(args.length), "fps": fps,
+            "seed": int(args.seed), "budget": None if args.run is not None else args.budget,
+            "options": options, "checkpoints": loaded, "run": str(args.run) if args.run is not None else None}
     out: Path = args.out
+    stem = f"{identity}_{args.label}".replace("/", "_").replace(" ", "_")
     written = export_sequence(out, meshes, topo.faces, fps, landmarks=landmarks, metadata=meta, formats=formats,
-                              stem=f"{identity}_{args.label}".replace("/", "_").replace(" ", "_"),
-                              lmk_face_idx=topo.lmk_face_idx, lmk_bary=topo.lmk_bary, morph=args.morph,
-                              n_basis=args.basis)
+                              stem=stem, lmk_face_idx=topo.lmk_face_idx, lmk_bary=topo.lmk_bary,
+                              morph=args.morph, n_basis=args.basis)
     if not args.no_preview:
-        from fc4dfs.benchmark.viz import Track, render_animation, render_strip
-
-        title = f"{gen_name} + {dec_name}: {identity} / {args.label} ({args.length} frames, {fps:g} fps)"
-        tracks = [Track("generated", meshes, landmarks)]
-        render_strip(tracks, topo.faces, out / "preview.png", n_frames=8, fps=fps, title=title)
-        written["preview"] = [out / "preview.png",
-                              render_animation(tracks, topo.faces, out / "preview.gif", fps=fps, title=title)]
-    from fc4dfs.datasets.storage import atomic_write_json
-
+        written["preview"] = _preview(out, meshes, landmarks, topo.faces, fps,
+                                      f"{names['generator']} + {names['decoder']}: {identity} / {args.label} "
+                                      f"({args.length} frames, {fps:g} fps)")
     atomic_write_json(out / "generate.json", {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}})
     for kind, files in written.items():
         shown = f"{files[0]} ... {files[-1]} ({len(files)} files)" if len(files) > 2 else ", ".join(map(str, files))
         print(f"{kind}: {shown}")
     print(f"done in {time.perf_counter() - t0:.1f} s -> {out}")
     return 0
+
+
+def _resolve_names(args: argparse.Namespace, run_cfg: dict[str, Any]) -> dict[str, str]:
+    """Generator, decoder and dataset names from the flags, falling back on the run's config."""
+    names = {"generator": args.gen or run_cfg.get("generator"), "decoder": args.dec or run_cfg.get("decoder"),
+             "dataset": args.dataset or run_cfg.get("dataset") or "synthetic"}
+    if not names["generator"] or not names["decoder"]:
+        raise UserError("generate needs --gen NAME and --dec NAME (or --run RUN_DIR of a run that has both)")
+    if args.run is not None:
+        for kind, flag in (("generator", "--gen"), ("decoder", "--dec"), ("dataset", "--dataset")):
+            theirs = run_cfg.get(kind)
+            if theirs and names[kind] != theirs:
+                raise UserError(f"{flag} {names[kind]!r} differs from the run's {theirs!r} "
+                                f"({args.run / 'config.json'})")
+    return names
+
+
+def _choose_neutral(args: argparse.Namespace, dataset: "Dataset", ds_name: str) -> tuple[str, "np.ndarray", str]:
+    """(identity name, neutral vertices [V, 3], where the neutral came from)."""
+    if args.from_neutral is not None:
+        return args.identity or args.from_neutral.stem, read_neutral(args.from_neutral, dataset.topology), \
+            str(args.from_neutral)
+    identity = args.identity or dataset.generator_split()[1][0]  # default: the first held-out identity
+    if identity not in dataset.identities:
+        more = " ..." if len(dataset.identities) > 12 else ""
+        raise UserError(f"identity {identity!r} not in dataset {ds_name!r}; identities: "
+                        f"{', '.join(dataset.identities[:12])}{more}")
+    return identity, dataset.neutral(identity), f"{ds_name}:{identity}"
+
+
+def _components(args: argparse.Namespace, reg: "Registry", names: dict[str, str], options: dict[str, dict],
+                dataset: "Dataset", progress: bool) -> tuple[Any, Any, dict[str, str]]:
+    """The trained generator and decoder (from --run, the cache, or trained now) and where each came from."""
+    comps: dict[str, Any] = {}
+    loaded: dict[str, str] = {}
+    for kind in ("generator", "decoder"):
+        name = names[kind]
+        if args.run is not None:
+            path = _run_checkpoint(args.run, kind)
+            comps[kind] = reg.load(kind, name).load(path, dataset.topology, device=args.device)
+            loaded[kind] = f"{path} (from run)"
+        else:
+            print(f"{kind} {name}: training at budget {args.budget} (cached for later calls) ...")
+            comp, path, cached = trained_component(reg, kind, name, dataset, args.budget, args.seed, args.device,
+                                                   progress=progress, options=options[kind])
+            comps[kind] = comp
+            loaded[kind] = f"{path} ({'cache' if cached else 'trained now'})"
+        print(f"{kind} {name}: {loaded[kind]}")
+    return comps["generator"], comps["decoder"], loaded
+
+
+def _preview(out: Path, meshes: "np.ndarray", landmarks: "np.ndarray", faces: "np.ndarray", fps: float,
+             title: str) -> list[Path]:
+    """A PNG strip and a GIF of the generated sequence."""
+    from fc4dfs.benchmark.viz import Track, render_animation, render_strip
+
+    tracks = [Track("generated", meshes, landmarks)]
+    render_strip(tracks, faces, out / "preview.png", n_frames=8, fps=fps, title=title)
+    gif = render_animation(tracks, faces, out / "preview.gif", fps=fps, title=title)
+    return [out / "preview.png", gif]

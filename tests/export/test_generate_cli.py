@@ -109,3 +109,18 @@ def test_generate_from_run_checkpoints(tmp_path, capsys):
     assert info["run"] == str(run_dir) and "from run" in info["checkpoints"]["decoder"]
     rc = main(["generate", "--run", str(run_dir), "--dec", "pca", "--label", "expr2", "--out", str(out)])
     assert rc == 2 and "differs from the run's" in capsys.readouterr().err
+
+
+def test_generate_component_and_dataset_options(tmp_path, capsys):
+    common = BASE + ["--identity", "id05", "--label", "expr1", "--length", "9", "--no-preview", "--formats", "npz"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    assert main(common + ["--dec-opt", "alpha=1e7", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(trained now)") == 3  # generator + decoder, then the re-optioned decoder only
+    with np.load(tmp_path / "a" / "id05_expr1.npz") as a, np.load(tmp_path / "b" / "id05_expr1.npz") as b:
+        move_a = np.abs(a["vertices"][-1] - a["vertices"][0]).max()
+        move_b = np.abs(b["vertices"][-1] - b["vertices"][0]).max()
+    assert move_b < 0.5 * move_a  # the heavily regularised decoder barely moves the face
+    assert main(BASE + ["--identity", "id07", "--label", "expr1", "--dataset-opt", "n_identities=6",
+                        "--no-preview", "--formats", "npz", "--out", str(tmp_path / "c")]) == 2
+    assert "identity 'id07' not in dataset" in capsys.readouterr().err
