@@ -16,6 +16,7 @@ from typing import Sequence as Seq
 
 import numpy as np
 
+from fc4dfs.datasets.base import resample_frames
 from fc4dfs.benchmark.viz.figures import (PRED_LANDMARKS, Track, animation_frames, frame_indices, render_heatmaps,
                                           render_strip, vertex_errors)
 from fc4dfs.benchmark.viz.animate import save_gif, save_mp4
@@ -36,9 +37,24 @@ class Example:
     gt_lm: np.ndarray | None
     pred_lm: np.ndarray | None
 
+    resampled_from: int | None = None
+
+    def __post_init__(self) -> None:
+        """Show a prediction of another length on the ground truth's time axis (same duration)."""
+        gt = self.gt_mesh if self.gt_mesh is not None else self.gt_lm
+        pred = self.pred_mesh if self.pred_mesh is not None else self.pred_lm
+        if gt is None or pred is None or len(gt) == len(pred) or len(gt) < 2:
+            return
+        self.resampled_from = len(pred)
+        if self.pred_mesh is not None:
+            self.pred_mesh = resample_frames(np.asarray(self.pred_mesh, dtype=np.float32), len(gt))
+        if self.pred_lm is not None:
+            self.pred_lm = resample_frames(np.asarray(self.pred_lm, dtype=np.float32), len(gt))
+
     @property
     def title(self) -> str:
-        return f"{self.method} — {self.identity} / {self.label}"
+        note = f" (prediction resampled from {self.resampled_from} frames)" if self.resampled_from else ""
+        return f"{self.method} — {self.identity} / {self.label}{note}"
 
     def scale(self) -> ColorScale | None:
         """The heatmap scale, fixed by the ground truth alone so that every method evaluated on this

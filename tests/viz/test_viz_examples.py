@@ -98,3 +98,19 @@ def test_cli_render_and_compare(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["render", str(tmp_path / "empty")]) == 2
     assert "examples.npz" in capsys.readouterr().err
+
+
+def test_prediction_of_another_length_is_shown_on_the_ground_truth_time_axis(tmp_path):
+    rd = make_run(tmp_path / "run", "mlp+pca", 0.0, n=1, length=10)
+    with np.load(rd / "examples.npz") as z:
+        arrays = dict(z)
+    gt = arrays["gt_mesh_0"]
+    pos = np.linspace(0, 9, 19)
+    lo, hi = np.floor(pos).astype(int), np.minimum(np.floor(pos).astype(int) + 1, 9)
+    w = (pos - lo)[:, None, None]
+    arrays["pred_mesh_0"] = ((1 - w) * gt[lo] + w * gt[hi]).astype(np.float32)  # 19 frames, same motion
+    arrays.pop("pred_lm_0")
+    np.savez(rd / "examples.npz", **arrays)
+    _, (ex,) = load_examples(rd)
+    assert ex.resampled_from == 19 and ex.pred_mesh.shape == gt.shape and "resampled from 19" in ex.title
+    np.testing.assert_allclose(ex.pred_mesh, gt, atol=1e-4)
