@@ -52,7 +52,7 @@ def _info():
 
 
 def load_coma(root: str | None = None, landmarks: Any = None, skip_bad: Any = False, fps: float = 60.0,
-              units: str = "m", verify: Any = True, progress: Any = None, cache_dir: str | None = None) -> "Dataset":
+              units: str = "m", verify: Any = "auto", progress: Any = None, cache_dir: str | None = None) -> "Dataset":
     """CoMA: one ``n2e2n`` sequence per (subject, expression) capture, in mm."""
     from fc4dfs.datasets.realdata import load_real
 
@@ -63,12 +63,12 @@ def load_coma(root: str | None = None, landmarks: Any = None, skip_bad: Any = Fa
 def load_coma_aligned(root: str | None = None, landmarks: Any = None, skip_bad: Any = False,
                       lengths: Any = (20, 25, 30), include_offset: Any = False, smooth: int = 5,
                       apex_ratio: float = 0.95, onset_ratio: float = 0.05, fps: float = 60.0, units: str = "m",
-                      verify: Any = True, progress: Any = None, cache_dir: str | None = None) -> "Dataset":
+                      verify: Any = "auto", progress: Any = None, cache_dir: str | None = None) -> "Dataset":
     """Aligned CoMA: neutral→apex cuts of every capture, resampled to each of ``lengths`` (``n2e``)."""
     import numpy as np
 
     from fc4dfs.datasets.aligned import AlignOptions, aligned_parts
-    from fc4dfs.datasets.realcache import build_derived, open_store
+    from fc4dfs.datasets.realcache import build_derived, from_runs, open_store
     from fc4dfs.datasets.realdata import (RealDataError, as_bool, as_lengths, dataset_from_store, open_raw_store,
                                           resolve_landmarks, resolve_root, store_dir, topology_of)
     from fc4dfs.datasets.storage import stable_hash
@@ -85,7 +85,7 @@ def load_coma_aligned(root: str | None = None, landmarks: Any = None, skip_bad: 
     embedding = resolve_landmarks(info, landmarks)
     show = None if progress is None else as_bool(progress, "progress")
     raw = open_raw_store(info, path, units=units, skip_bad=as_bool(skip_bad, "skip_bad"),
-                         verify=as_bool(verify, "verify"), progress=show, cache=cache_dir)
+                         verify=verify, progress=show, cache=cache_dir)
     topo = topology_of(raw, embedding, "coma")
     build_id = stable_hash({"raw": raw.build_id, "align": opts.as_dict(), "fps": float(fps), "version": 1})
     directory = store_dir("coma_aligned", build_id, cache_dir)
@@ -94,7 +94,7 @@ def load_coma_aligned(root: str | None = None, landmarks: Any = None, skip_bad: 
         def produce():
             for i, rec in enumerate(raw.sequences):
                 frames = np.asarray(raw.sequence_frames(i), dtype=np.float32)
-                for part, out in aligned_parts(frames, rec["frame_numbers"], float(fps), opts):
+                for part, out in aligned_parts(frames, from_runs(rec["frame_runs"]), float(fps), opts):
                     yield {"identity": rec["identity"], "label": rec["label"], **part}, out
 
         per_seq = (2 if opts.include_offset else 1) * sum(opts.lengths)

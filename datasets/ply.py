@@ -289,25 +289,33 @@ def _xyz_index(el: PlyElement, path) -> list[int]:
         raise PlyError(f"{path}: PLY vertex element has no x, y, z properties (has {names})") from None
 
 
-def _vertices(data, header: PlyHeader, block: _Block, path) -> np.ndarray:
+def _vertices(data, header: PlyHeader, block: _Block, path, out: np.ndarray | None = None,
+              scale: float = 1.0) -> np.ndarray:
+    """x, y, z of every vertex times ``scale``, as float32 (written into ``out`` when given)."""
     el = block.element
     if el.has_lists:
         raise PlyError(f"{path}: PLY vertex element has list properties; not supported")
     ix = _xyz_index(el, path)
+    if out is None:
+        out = np.empty((el.count, 3), np.float32)
     if header.format == "ascii":
         rows = _ascii_rows(data, block, path)
         if rows is None or rows.shape[1] != len(el.properties):
             raise PlyError(f"{path}: malformed PLY vertex data (expected {len(el.properties)} values per line)")
-        return rows[:, ix].astype(np.float32)
+        src = rows[:, :3] if ix == [0, 1, 2] else rows[:, ix]
+        np.multiply(src, scale, out=out, casting="same_kind")
+        return out
     order = header.byteorder
     types = {p.dtype for p in el.properties}
     if len(types) == 1:
         arr = np.frombuffer(data, order + types.pop(), el.count * len(el.properties), block.start)
-        return arr.reshape(el.count, -1)[:, ix].astype(np.float32)
+        table = arr.reshape(el.count, -1)
+        src = table[:, :3] if ix == [0, 1, 2] else table[:, ix]
+        np.multiply(src, scale, out=out, casting="same_kind")
+        return out
     arr = np.frombuffer(data, _scalar_dtype(el, order), el.count, block.start)
-    out = np.empty((el.count, 3), np.float32)
     for k, c in enumerate("xyz"):
-        out[:, k] = arr[c]
+        np.multiply(arr[c], scale, out=out[:, k], casting="same_kind")
     return out
 
 
@@ -431,6 +439,8 @@ class PlyFrameReader:
         self.num_vertices = int(num_vertices)
         self.reference = str(reference)
         self._known_face_bytes: set[tuple[str, bytes]] = set()
+        # binary files whose header bytes equal a seen one share its layout: (header, face range, face bytes)
+        self._fast: tuple[bytes, PlyHeader, _Block, int, int, bytes] | None = None
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "PlyFrameReader":
@@ -440,9 +450,16 @@ class PlyFrameReader:
             raise PlyError(f"{path}: PLY file has no faces; cannot take the topology from it")
         return cls(mesh.faces, len(mesh.vertices), str(path))
 
-    def read(self, path: str | os.PathLike) -> np.ndarray:
-        """Vertices ``[V, 3]`` float32 of ``path`` (as stored: no unit change)."""
-        data = memoryview(_read_bytes(path))
+    def read(self, path: str | os.PathLike, out: np.ndarray | None = None, scale: float = 1.0) -> np.ndarray:
+        """Vertices ``[V, 3]`` float32 of ``path`` times ``scale`` (written into ``out`` when given)."""
+        raw_data = _read_bytes(path)
+        fast = self._fast
+        if fast is not None:
+            head, header, vblock, fstart, fstop, face_bytes = fast
+            # same header bytes => same layout; identical face bytes => same faces (and not truncated)
+            if raw_data.startswith(head) and raw_data[fstart:fstop] == face_bytes:
+                return _vertices(raw_data, header, vblock, path, out, scale)
+        data = memoryview(raw_data)
         header = parse_header(data, path)
         vel, fel = header.element("vertex"), header.element("face")
         if vel is None:
@@ -455,7 +472,7 @@ class PlyFrameReader:
             raise PlyTopologyError(f"{path}: has {got} faces but {self.reference} has {len(self.faces)}; "
                                    "every mesh of a dataset must share one topology")
         blocks = _blocks(data, header, path)
-        verts = _vertices(data, header, blocks["vertex"], path)
+        verts = _vertices(data, header, blocks["vertex"], path, out, scale)
         fb = blocks["face"]
         raw = bytes(data[fb.start:fb.stop])
         signature = (header.format + repr(fel.properties), raw)
@@ -468,6 +485,8 @@ class PlyFrameReader:
                                        "mesh of a dataset must share one topology")
             if len(self._known_face_bytes) < 4:  # remember a few encodings; each is ~F*13 bytes
                 self._known_face_bytes.add(signature)
+        if header.format != "ascii" and fb.rows is not None:
+            self._fast = (raw_data[:header.size], header, blocks["vertex"], fb.start, fb.stop, raw)
         return verts
 
 

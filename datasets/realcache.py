@@ -7,7 +7,7 @@ A *store* is a directory holding
 * ``faces.npy`` — the topology's faces;
 * ``manifest.json`` — the sequences (identity, label, first row, length, frame numbers, fps), the
   files that were skipped and why, the topology hash, the build id;
-* ``inventory.json`` — the source files with sizes and mtimes (what the build id hashes);
+* ``inventory.jsonl`` — the source files with sizes and mtimes (what the build id hashes);
 * ``VALID`` — written last, atomically, holding the build id. A store without it is never opened.
 
 Building streams the files in chunks (a fixed-size buffer written with ``pwrite``), so peak memory
@@ -17,11 +17,14 @@ re-run after an interruption resumes from there. A failed build leaves no ``VALI
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
 import shutil
+import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -34,7 +37,7 @@ from fc4dfs.plugins.contracts import ComponentError
 
 STORE_FORMAT = "fc4dfs-realcache/1"
 FRAMES, FACES, MANIFEST, INVENTORY, VALID, PROGRESS, LOCK, DIGESTS = (
-    "frames.f32", "faces.npy", "manifest.json", "inventory.json", "VALID", "progress.json", ".lock", "digests.u64")
+    "frames.f32", "faces.npy", "manifest.json", "inventory.jsonl", "VALID", "progress.json", ".lock", "crc32.u32")
 #: bytes of mesh data buffered before each write (bounds the builder's memory)
 DEFAULT_CHUNK_BYTES = 32 << 20
 
@@ -63,6 +66,21 @@ def frame_number(name: str, default: int) -> int:
     return int(digits[-1]) if digits else default
 
 
+def to_runs(numbers: list[int]) -> list[list[int]]:
+    """Increasing frame numbers as ``[first, last]`` runs of consecutive numbers (compact in a manifest)."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return runs
+
+
+def from_runs(runs: list[list[int]]) -> list[int]:
+    return [n for a, b in runs for n in range(a, b + 1)]
+
+
 @dataclass
 class SequenceEntry:
     """One ``<identity>/<label>/`` folder and its PLY files in natural order."""
@@ -70,8 +88,8 @@ class SequenceEntry:
     identity: str
     label: str
     files: list[str]
-    sizes: list[int] = field(default_factory=list)
-    mtimes: list[int] = field(default_factory=list)
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    mtimes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def rel(self) -> str:
@@ -85,6 +103,7 @@ class Inventory:
     root: Path
     sequences: list[SequenceEntry]
     empty: list[str]  # identity/label folders without PLY files
+    dirs: list[tuple[str, int]] = field(default_factory=list)  # (folder relative to root, mtime_ns)
 
     @property
     def num_files(self) -> int:
@@ -108,18 +127,31 @@ class Inventory:
     def hash(self) -> str:
         """Content hash of the listing: relative paths, sizes and mtimes (changes when any file does)."""
         h = hashlib.sha256()
-        for s in self.sequences:
+        for s in sorted(self.sequences, key=lambda s: s.rel):  # plain order: a verifying scan need not sort
             h.update(f"{s.rel}\n".encode())
-            for f, sz, mt in zip(s.files, s.sizes, s.mtimes):
-                h.update(f"{f}\0{sz}\0{mt}\n".encode())
-        for e in self.empty:
+            rows = sorted(zip(s.files, s.sizes.tolist(), s.mtimes.tolist()))
+            h.update("".join(f"{f}\0{sz}\0{mt}\n" for f, sz, mt in rows).encode())
+        for e in sorted(self.empty):
             h.update(f"empty:{e}\n".encode())
         return h.hexdigest()[:24]
 
-    def to_json(self) -> dict:
-        return {"root": str(self.root), "empty": self.empty,
-                "sequences": [{"identity": s.identity, "label": s.label, "files": s.files, "sizes": s.sizes,
-                               "mtimes": s.mtimes} for s in self.sequences]}
+    def write_jsonl(self, path: Path) -> None:
+        """Write the listing as JSON lines (one per sequence), atomically and without building it in memory."""
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps({"root": str(self.root), "empty": self.empty}) + "\n")
+                for s in self.sequences:
+                    f.write(json.dumps({"identity": s.identity, "label": s.label, "files": s.files,
+                                        "sizes": s.sizes.tolist(), "mtimes": s.mtimes.tolist()},
+                                       separators=(",", ":")) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def _subdirs(path: Path) -> list[os.DirEntry]:
@@ -128,27 +160,56 @@ def _subdirs(path: Path) -> list[os.DirEntry]:
     return sorted(dirs, key=lambda e: natural_key(e.name))
 
 
-def scan_layout(root: Path, layout_hint: str) -> Inventory:
-    """List ``<root>/<identity>/<label>/*.ply`` (natural order at every level, never ``listdir`` order)."""
+def scan_layout(root: Path, layout_hint: str, natural: bool = True) -> Inventory:
+    """List ``<root>/<identity>/<label>/*.ply`` (natural order at every level, never ``listdir`` order).
+
+    ``natural=False`` leaves files in plain name order: enough to compare a listing's hash, cheaper.
+    """
     seqs: list[SequenceEntry] = []
     empty: list[str] = []
+    dirs: list[tuple[str, int]] = [("", root.stat().st_mtime_ns)]
     for ident in _subdirs(root):
+        dirs.append((ident.name, ident.stat().st_mtime_ns))
         for lab in _subdirs(Path(ident.path)):
+            dirs.append((f"{ident.name}/{lab.name}", lab.stat().st_mtime_ns))
             with os.scandir(lab.path) as it:
                 plys = [e for e in it if e.name.lower().endswith(".ply") and not e.name.startswith(".")
                         and e.is_file()]
             if not plys:
                 empty.append(f"{ident.name}/{lab.name}")
                 continue
-            plys.sort(key=lambda e: natural_key(e.name))
+            if natural:
+                plys.sort(key=lambda e: natural_key(e.name))
             stats = [e.stat() for e in plys]
-            seqs.append(SequenceEntry(ident.name, lab.name, [e.name for e in plys], [s.st_size for s in stats],
-                                      [s.st_mtime_ns for s in stats]))
+            seqs.append(SequenceEntry(ident.name, lab.name, [e.name for e in plys],
+                                      np.fromiter((s.st_size for s in stats), np.int64, len(stats)),
+                                      np.fromiter((s.st_mtime_ns for s in stats), np.int64, len(stats))))
     if not seqs:
         deeper = next((str(p.parent.parent.parent) for p in root.glob("*/*/*/*.ply")), None)
         hint = f"; PLY files lie one level deeper — did you mean {deeper}?" if deeper else ""
         raise RealDataError(f"no PLY files found under {root} in the expected layout {layout_hint}{hint}")
-    return Inventory(root, seqs, empty)
+    return Inventory(root, seqs, empty, dirs)
+
+
+def folders_unchanged(store: "FrameStore", root: Path) -> bool:
+    """True when every folder the store was built from still has its recorded mtime.
+
+    Adding, removing or renaming a file or folder changes its parent folder's mtime, so this
+    catches them with one ``stat`` per folder; rewriting a file in place is *not* caught.
+    """
+    recorded = store.manifest.get("folders")
+    if not recorded or store.manifest.get("root") != str(root):
+        return False
+    try:
+        return all(os.stat(root / rel if rel else root).st_mtime_ns == mt for rel, mt in recorded)
+    except OSError:
+        return False
+
+
+def record_folders(store: "FrameStore", inventory: Inventory) -> None:
+    """Refresh the folder mtimes in a valid store's manifest (after a full scan found the same files)."""
+    store.manifest["folders"] = [list(d) for d in inventory.dirs]
+    atomic_write_json(store.directory / MANIFEST, store.manifest)
 
 
 # --------------------------------------------------------------------------- opened store
@@ -215,11 +276,11 @@ def invalidate(directory: Path) -> None:
 
 
 def _finalize(directory: Path, fd: int, count: int, num_vertices: int, manifest: dict,
-              inventory: dict | None) -> FrameStore:
+              inventory: Inventory | None) -> FrameStore:
     os.ftruncate(fd, count * num_vertices * 12)
     os.fsync(fd)
     if inventory is not None:
-        atomic_write_json(directory / INVENTORY, inventory)
+        inventory.write_jsonl(directory / INVENTORY)
     manifest = {**manifest, "format": STORE_FORMAT, "frame_count": count, "num_vertices": num_vertices,
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     atomic_write_json(directory / MANIFEST, manifest)
@@ -318,9 +379,9 @@ def _build_locked(directory: Path, inventory: Inventory, build_id: str, *, scale
     V = reader.num_vertices
     frame_bytes = V * 12
     fd = _open_frames(directory / FRAMES, total * frame_bytes, fresh)
-    dfd = _open_frames(directory / DIGESTS, total * 8, fresh)
+    dfd = _open_frames(directory / DIGESTS, total * 4, fresh)
     try:
-        files = list(inventory.paths())
+        files = itertools.islice(inventory.paths(), state["next_file"], None)
         chunk = max(1, chunk_bytes // frame_bytes)
         buf = np.empty((chunk, V, 3), np.float32)
         bad_set = {b["index"] for b in state["bad"]}
@@ -330,19 +391,19 @@ def _build_locked(directory: Path, inventory: Inventory, build_id: str, *, scale
             while i < total:
                 n, first, digests = 0, i, bytearray()
                 while i < total and n < chunk:
-                    reason = _read_one(reader, files[i][1], buf[n], scale)
+                    reason = _read_one(reader, next(files)[1], buf[n], scale)
                     if reason is not None:
                         if not skip_bad:
                             raise RealDataError(f"{reason}{_hint(skip_bad)}")
                         state["bad"].append({"index": i, "file": inventory.file_at(i), "reason": reason})
                         bad_set.add(i)
-                        digests += bytes(8)
+                        digests += bytes(4)
                     else:
-                        digests += hashlib.blake2b(buf[n], digest_size=8).digest()
+                        digests += zlib.crc32(buf[n]).to_bytes(4, "little")
                         n += 1
                     i += 1
                 _pwrite_all(fd, memoryview(buf[:n]).cast("B"), cursor * frame_bytes)
-                _pwrite_all(dfd, memoryview(digests), first * 8)
+                _pwrite_all(dfd, memoryview(digests), first * 4)
                 cursor += n
                 os.fsync(fd)
                 os.fsync(dfd)
@@ -355,14 +416,14 @@ def _build_locked(directory: Path, inventory: Inventory, build_id: str, *, scale
                 bar.close()
         manifest = _ply_manifest(inventory, state, bad_set, build_id, name, scale, skip_bad, reader)
         manifest["content_hash"] = _content_hash(directory / DIGESTS, reader.faces, scale)
-        return _finalize(directory, fd, cursor, V, manifest, inventory.to_json())
+        return _finalize(directory, fd, cursor, V, manifest, inventory)
     finally:
         os.close(fd)
         os.close(dfd)
 
 
 def _content_hash(digests: Path, faces: np.ndarray, scale: float) -> str:
-    """Hash of every kept mesh (per-file digests, in order) and the faces: what the data *is*."""
+    """Hash of every kept mesh (per-file CRC-32 of the float32 mm vertices, in order) and the faces."""
     h = hashlib.sha256(np.ascontiguousarray(faces, np.int64).tobytes())
     h.update(repr(float(scale)).encode())
     with open(digests, "rb") as f:
@@ -374,17 +435,16 @@ def _content_hash(digests: Path, faces: np.ndarray, scale: float) -> str:
 def _read_one(reader: PlyFrameReader, path: Path, out: np.ndarray, scale: float) -> str | None:
     """Read ``path`` into ``out`` (scaled); return why it is bad, or None. Topology errors raise."""
     try:
-        v = reader.read(path)
+        reader.read(path, out=out, scale=scale)
     except PlyTopologyError as e:
         raise RealDataError(str(e)) from None
     except PlyError as e:
         return str(e)
     except OSError as e:
         return f"{path}: cannot read ({e.strerror or e})"
-    if not np.isfinite(v).all():
-        rows = np.flatnonzero(~np.isfinite(v).all(1))
+    if not np.isfinite(out).all():
+        rows = np.flatnonzero(~np.isfinite(out).all(1))
         return f"{path}: {len(rows)} vertices are NaN or Inf (first: vertex {int(rows[0])})"
-    np.multiply(v, scale, out=out)
     return None
 
 
@@ -418,6 +478,8 @@ def _ply_manifest(inventory: Inventory, state: dict, bad_set: set[int], build_id
                 numbers.append(frame_number(f, k))
                 row += 1
             index += 1
+        if len(set(numbers)) != len(numbers) or numbers != sorted(numbers):
+            numbers = list(range(len(numbers)))  # names carry no usable frame numbers: use the order
         if len(numbers) < 2:
             msg = f"{inventory.root / s.rel}: {len(numbers)} readable frame(s); a sequence needs at least 2"
             if not skip_bad:
@@ -425,14 +487,14 @@ def _ply_manifest(inventory: Inventory, state: dict, bad_set: set[int], build_id
             dropped.append({"sequence": s.rel, "reason": msg})
             continue
         sequences.append({"identity": s.identity, "label": s.label, "start": start, "length": len(numbers),
-                          "frame_numbers": numbers, "first_file": s.files[0]})
+                          "frame_runs": to_runs(numbers), "first_file": s.files[0]})
     if not sequences:
         raise RealDataError(f"no usable sequence under {inventory.root}")
     return {"build_id": build_id, "name": name, "root": str(inventory.root), "scale": scale, "skip_bad": skip_bad,
             "num_faces": len(reader.faces), "faces_hash": hashlib.sha256(reader.faces.tobytes()).hexdigest()[:16],
             "reference_file": state["reference"], "inventory_hash": inventory.hash, "num_files": inventory.num_files,
             "sequences": sequences, "bad_files": state["bad"], "dropped_sequences": dropped,
-            "empty_folders": inventory.empty}
+            "empty_folders": inventory.empty, "folders": [list(d) for d in inventory.dirs]}
 
 
 # --------------------------------------------------------------------------- derived stores

@@ -233,6 +233,34 @@ def test_cache_is_reused_then_invalidated_by_a_changed_file(small_fx, monkeypatc
     np.testing.assert_allclose(np.asarray(seq.frames[3]), moved, atol=1e-3)
 
 
+def test_folder_mode_verification(small_fx, monkeypatch):
+    scans = []
+    real_scan = realdata.scan_layout
+    monkeypatch.setattr(realdata, "scan_layout", lambda *a, **k: (scans.append(1), real_scan(*a, **k))[1])
+    opts = dict(root=small_fx.root, landmarks=small_fx.landmarks, verify="folders")
+    first = load_coma(**opts)
+    scans.clear()
+    assert load_coma(**opts).fingerprint == first.fingerprint and scans == []  # no file listed at all
+    key, path = _one_file(small_fx, 3)
+    # a file added to a sequence folder changes the folder's mtime: rescanned and rebuilt
+    extra = path.with_name(path.name.replace(".000004", ".000099"))
+    write_ply(extra, small_fx.frames[key][-1] / 1000.0, small_fx.faces)
+    grown = load_coma(**opts)
+    seq = next(s for s in grown.sequences if (s.identity, s.label) == key)
+    assert seq.length == len(small_fx.frames[key]) + 1 and grown.fingerprint != first.fingerprint
+    # removing it again restores the content; a folder touched without a file change is rescanned once
+    extra.unlink()
+    assert load_coma(**opts).fingerprint == first.fingerprint
+    (path.parent / "tmp.txt").write_text("x")
+    (path.parent / "tmp.txt").unlink()
+    scans.clear()
+    load_coma(**opts)
+    load_coma(**opts)
+    assert len(scans) == 1
+    with pytest.raises(RealDataError, match="option verify must be one of"):
+        load_coma(**{**opts, "verify": "sometimes"})
+
+
 def test_touching_files_keeps_the_content_fingerprint(small_fx):
     opts = dict(root=small_fx.root, landmarks=small_fx.landmarks)
     before = load_coma(**opts).fingerprint
