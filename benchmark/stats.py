@@ -40,9 +40,13 @@ def paired_bootstrap(a: Any, b: Any, n_boot: int = 2000, seed: int = 0, ci: floa
     diff = float(stat(a) - stat(b))
     rng = np.random.default_rng(seed)
     reps = np.empty(int(n_boot), dtype=np.float64)
-    for r in range(int(n_boot)):
-        idx = rng.integers(0, n, size=n)
-        reps[r] = stat(a[idx]) - stat(b[idx])
+    chunk = max(1, min(int(n_boot), 4_000_000 // n))
+    for start in range(0, int(n_boot), chunk):
+        idx = rng.integers(0, n, size=(min(chunk, int(n_boot) - start), n))
+        if statistic is None:
+            reps[start:start + len(idx)] = (a - b)[idx].mean(1)
+        else:
+            reps[start:start + len(idx)] = [stat(a[i]) - stat(b[i]) for i in idx]
     alpha = (1.0 - ci) / 2.0
     lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
     return {"diff": diff, "lo": float(lo), "hi": float(hi),

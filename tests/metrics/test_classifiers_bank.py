@@ -124,3 +124,9 @@ def test_pca_matches_svd(shape) -> None:
     np.testing.assert_allclose(mean, x.mean(0), atol=1e-10)
     np.testing.assert_allclose(comps @ comps.T, np.eye(4), atol=1e-8)
     np.testing.assert_allclose(np.abs(comps @ vt[:4].T), np.eye(4), atol=1e-6)
+
+
+def test_changed_hyper_parameters_change_the_key(cache) -> None:
+    ds = tiny_dataset()
+    assert ClassifierBank(ds, budget=CHEAP).key("landmarks") != ClassifierBank(ds, budget="smoke").key("landmarks")
+    assert ClassifierBank(ds, budget="smoke").key("landmarks") != ClassifierBank(ds, budget="smoke").key("mesh")
