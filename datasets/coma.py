@@ -52,8 +52,10 @@ def _info():
 
 
 def load_coma(root: str | None = None, landmarks: Any = None, skip_bad: Any = False, fps: float = 60.0,
-              units: str = "m", verify: Any = "auto", progress: Any = None, cache_dir: str | None = None) -> "Dataset":
+              units: str = "m", verify: Any = "auto", progress: Any = None, cache_dir: str | None = None,
+              **unknown: Any) -> "Dataset":
     """CoMA: one ``n2e2n`` sequence per (subject, expression) capture, in mm."""
+    _check_options("coma", unknown, load_coma)
     from fc4dfs.datasets.realdata import load_real
 
     return load_real(_info(), root=root, landmarks=landmarks, skip_bad=skip_bad, fps=fps, units=units,
@@ -63,8 +65,10 @@ def load_coma(root: str | None = None, landmarks: Any = None, skip_bad: Any = Fa
 def load_coma_aligned(root: str | None = None, landmarks: Any = None, skip_bad: Any = False,
                       lengths: Any = (20, 25, 30), include_offset: Any = False, smooth: int = 5,
                       apex_ratio: float = 0.95, onset_ratio: float = 0.05, fps: float = 60.0, units: str = "m",
-                      verify: Any = "auto", progress: Any = None, cache_dir: str | None = None) -> "Dataset":
+                      verify: Any = "auto", progress: Any = None, cache_dir: str | None = None,
+                      **unknown: Any) -> "Dataset":
     """Aligned CoMA: neutral→apex cuts of every capture, resampled to each of ``lengths`` (``n2e``)."""
+    _check_options("coma_aligned", unknown, load_coma_aligned)
     import numpy as np
 
     from fc4dfs.datasets.aligned import AlignOptions, aligned_parts
@@ -102,3 +106,9 @@ def load_coma_aligned(root: str | None = None, landmarks: Any = None, skip_bad: 
                               produce, {"source_build": raw.build_id, "align": opts.as_dict()}, progress=show,
                               total=len(raw.sequences), name="coma_aligned")
     return dataset_from_store("coma_aligned", store, topo, "n2e", float(fps), {"align": opts.as_dict()})
+
+
+def _check_options(name: str, unknown: dict, fn: Any) -> None:
+    from fc4dfs.datasets.realdata import refuse_unknown_options
+
+    refuse_unknown_options(name, unknown, fn)

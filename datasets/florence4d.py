@@ -36,10 +36,11 @@ DATASET_CLI_OPTIONS: list[CliOption] = [
 
 def load_florence4d(root: str | None = None, landmarks: Any = None, skip_bad: Any = False, fps: float = 25.0,
                     units: str = "m", verify: Any = "auto", progress: Any = None,
-                    cache_dir: str | None = None) -> "Dataset":
+                    cache_dir: str | None = None, **unknown: Any) -> "Dataset":
     """Florence4D: one ``n2e2n`` sequence per (identity, expression), in mm."""
-    from fc4dfs.datasets.realdata import RealDatasetInfo, load_real
+    from fc4dfs.datasets.realdata import RealDatasetInfo, load_real, refuse_unknown_options
 
+    refuse_unknown_options("florence4d", unknown, load_florence4d)
     info = RealDatasetInfo("florence4d", "Florence4D", "FC4DFS_FLORENCE4D_ROOT", "--florence-root",
                            f"the authors' request form ({FLORENCE4D_URL})",
                            "<root>/<identity>/<Expression>/<Expression>_<frame>.ply", default_fps=25.0)

@@ -235,8 +235,12 @@ class FrameStore:
         return int(self.manifest["num_vertices"])
 
     def sequence_frames(self, index: int) -> np.ndarray:
+        """Frames ``[T, V, 3]`` of one sequence: a read-only view into the mapped file (no copy)."""
         s = self.sequences[index]
-        return self.frames[s["start"]:s["start"] + s["length"]]
+        view = self.__dict__.get("_view")
+        if view is None:  # plain-ndarray view of the memmap: slicing it is much cheaper than slicing a memmap
+            view = self.__dict__["_view"] = self.frames.view(np.ndarray)
+        return view[s["start"]:s["start"] + s["length"]]
 
 
 def read_valid_marker(directory: Path) -> str | None:
@@ -294,6 +298,14 @@ def _finalize(directory: Path, fd: int, count: int, num_vertices: int, manifest:
         raise RealDataError(f"cache in {directory} did not verify after writing it (disk full or changed "
                             "under us?); delete the folder and retry")
     return store
+
+
+def _unlink(directory: Path, *names: str) -> None:
+    for name in names:
+        try:
+            os.unlink(directory / name)
+        except FileNotFoundError:
+            pass
 
 
 def _lock(directory: Path):
@@ -362,11 +374,7 @@ def _build_locked(directory: Path, inventory: Inventory, build_id: str, *, scale
     state = _load_progress(directory, build_id)
     bad: list[dict] = []
     if state is None:
-        for p in (FRAMES, MANIFEST, INVENTORY, PROGRESS, FACES, DIGESTS):
-            try:
-                os.unlink(directory / p)
-            except FileNotFoundError:
-                pass
+        _unlink(directory, FRAMES, MANIFEST, INVENTORY, PROGRESS, FACES, DIGESTS)
         ref_index, reader = _reference(inventory, skip_bad, bad)
         np.save(directory / FACES, reader.faces)
         state = {"build_id": build_id, "next_file": ref_index, "cursor": 0, "bad": bad,
@@ -515,6 +523,7 @@ def build_derived(directory: str | os.PathLike, build_id: str, faces: np.ndarray
         if done is not None:
             return done
         invalidate(directory)
+        _unlink(directory, FRAMES, MANIFEST, FACES)  # new inodes: readers mapping the old frames keep them
         np.save(directory / FACES, np.asarray(faces, np.int64))
         fd = _open_frames(directory / FRAMES, max(1, capacity_frames) * num_vertices * 12, fresh=True)
         try:

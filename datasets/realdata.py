@@ -78,6 +78,16 @@ def as_lengths(value: Any) -> tuple[int, ...]:
     return lengths
 
 
+def refuse_unknown_options(name: str, unknown: dict, factory: Any) -> None:
+    """Raise a one-line error listing the factory's options when ``unknown`` is not empty."""
+    if unknown:
+        import inspect
+
+        known = [p.name for p in inspect.signature(factory).parameters.values() if p.kind != p.VAR_KEYWORD]
+        raise RealDataError(f"dataset {name!r} has no option(s) {sorted(unknown)}; its options are: "
+                            f"{', '.join(known)}")
+
+
 def resolve_root(info: RealDatasetInfo, root: str | os.PathLike | None) -> Path:
     """The dataset root from the option or ``info.root_env``; a clear error when missing."""
     where = (f"{info.title} cannot be redistributed: register and download it at {info.url}, unpack it so that "
@@ -190,13 +200,13 @@ def dataset_from_store(name: str, store: FrameStore, topology: Topology, kind: s
                        fingerprint_extra: dict | None = None) -> Dataset:
     """Wrap a store's memory-mapped sequences as a :class:`Dataset` (no frame data is read)."""
     seqs = []
+    skip = {"identity", "label", "start", "length", "fps", "frame_runs"}
     for i, rec in enumerate(store.sequences):
-        meta = {k: v for k, v in rec.items() if k not in ("identity", "label", "start", "length", "fps",
-                                                         "frame_runs")}
+        meta = {k: v for k, v in rec.items() if k not in skip}
         runs = rec.get("frame_runs")
         if runs:
             meta["frames"] = [runs[0][0], runs[-1][1]]
-            meta["gaps"] = int(runs[-1][1] - runs[0][0] + 1 - rec["length"])
+            meta["gaps"] = runs[-1][1] - runs[0][0] + 1 - rec["length"]
         meta["source"] = f"{rec['identity']}/{rec['label']}"
         seqs.append(Sequence(rec["identity"], rec["label"], store.sequence_frames(i),
                              float(rec.get("fps", default_fps)), kind, topology, meta))

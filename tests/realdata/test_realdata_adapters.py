@@ -72,7 +72,8 @@ def test_frames_are_millimetres_in_capture_order(coma_fx, florence_fx):
         assert len(ds.sequences) == len(fx.frames)
         for s in ds.sequences:
             truth = fx.frames[(s.identity, s.label)]
-            assert isinstance(s.frames, np.memmap) and s.frames.dtype == np.float32
+            assert s.frames.dtype == np.float32 and not s.frames.flags.owndata and not s.frames.flags.writeable
+            assert isinstance(s.frames.base, np.memmap) or isinstance(s.frames.base.base, np.memmap)
             assert s.frames.shape == truth.shape and s.kind == "n2e2n" and s.fps == fps
             # files hold metres with 6 significant digits: well under a micrometre after conversion
             np.testing.assert_allclose(np.asarray(s.frames), truth, atol=2e-3)
@@ -231,6 +232,9 @@ def test_cache_is_reused_then_invalidated_by_a_changed_file(small_fx, monkeypatc
     assert len(builds) == 2 and fresh.fingerprint != first.fingerprint
     seq = next(s for s in fresh.sequences if (s.identity, s.label) == key)
     np.testing.assert_allclose(np.asarray(seq.frames[3]), moved, atol=1e-3)
+    # a dataset opened before the rebuild still reads its own (old) frames: the store got new files
+    old = next(s for s in first.sequences if (s.identity, s.label) == key)
+    np.testing.assert_allclose(np.asarray(old.frames[3]), small_fx.frames[key][3], atol=1e-3)
 
 
 def test_folder_mode_verification(small_fx, monkeypatch):
@@ -379,6 +383,17 @@ def test_cli_options_map_flags_to_dataset_options():
     assert dataset_options_from_args("florence4d", args) == {"landmarks": "/l.pkl", "skip_bad": True}
     assert dataset_options_from_args("synthetic", args) == {}
     assert dataset_options_from_args("coma", p.parse_args([])) == {}
+
+
+def test_unknown_option_is_a_one_line_error(coma_fx):
+    from fc4dfs.plugins.contracts import ComponentError
+
+    with pytest.raises(ComponentError, match=r"dataset 'coma' has no option\(s\) \['lengths'\]; its options are: root"):
+        load_coma(root=coma_fx.root, landmarks=coma_fx.landmarks, lengths=[20])
+    with pytest.raises(ComponentError, match="'florence4d' has no option"):
+        load_florence4d(colour="red")
+    with pytest.raises(ComponentError, match="'coma_aligned' has no option"):
+        load_coma_aligned(lenghts=[20])
 
 
 def test_registered_targets_resolve():
