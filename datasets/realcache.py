@@ -8,11 +8,13 @@ A *store* is a directory holding
 * ``manifest.json`` — the sequences (identity, label, first row, length, frame numbers, fps), the
   files that were skipped and why, the topology hash, the build id;
 * ``inventory.jsonl`` — the source files with sizes and mtimes (what the build id hashes);
+* ``crc32.u32`` — a CRC-32 per source file of its stored vertices, hashed into the manifest's
+  ``content_hash`` (what the dataset fingerprint is made of, so touching files does not change it);
 * ``VALID`` — written last, atomically, holding the build id. A store without it is never opened.
 
 Building streams the files in chunks (a fixed-size buffer written with ``pwrite``), so peak memory
-does not grow with the dataset; after each chunk ``progress.json`` records how far it got, and a
-re-run after an interruption resumes from there. A failed build leaves no ``VALID`` marker.
+does not grow with the mesh data (only the file list is held, ~250 bytes a file); after each chunk
+``progress.json`` records how far it got, and a re-run after an interruption resumes from there. A failed build leaves no ``VALID`` marker.
 """
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import tempfile
 import time
 import zlib
@@ -551,18 +552,3 @@ def build_derived(directory: str | os.PathLike, build_id: str, faces: np.ndarray
         finally:
             os.close(fd)
 
-
-def remove_store(directory: str | os.PathLike) -> None:
-    """Delete a store directory (invalidating it first)."""
-    directory = Path(directory)
-    if directory.is_dir():
-        invalidate(directory)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def describe(store: FrameStore) -> dict[str, Any]:
-    """A short summary of a store for reports and the CLI."""
-    m = store.manifest
-    return {"directory": str(store.directory), "sequences": len(m["sequences"]), "frames": m["frame_count"],
-            "vertices": m["num_vertices"], "bad_files": len(m.get("bad_files", [])),
-            "dropped_sequences": len(m.get("dropped_sequences", [])), "empty_folders": len(m.get("empty_folders", []))}

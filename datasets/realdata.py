@@ -214,7 +214,9 @@ def dataset_from_store(name: str, store: FrameStore, topology: Topology, kind: s
     structure = [[s.identity, s.label, s.length, s.fps] for s in seqs]
     fp = stable_hash({"name": name, "content": store.manifest["content_hash"], "topology": topology.hash,
                       "kind": kind, "structure": stable_hash(structure), **(fingerprint_extra or {})})
-    return Dataset(name, topology, seqs, labels, fingerprint=fp)
+    ds = Dataset(name, topology, seqs, labels, fingerprint=fp)
+    ds.cache_path = str(store.directory)  # shown by ``fc4dfs-bench dataset info``
+    return ds
 
 
 def load_real(info: RealDatasetInfo, *, root: str | os.PathLike | None = None, landmarks: Any = None,
