@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> list[str]:
     show.add_argument("--label", help="expression label shown (default: the first)")
     show.add_argument("--kind", choices=("n2e", "n2e2n"), help="prefer a sequence of this kind")
     show.add_argument("--frames", type=int, default=6, help="frames of the sequence to draw (default 6)")
-    show.add_argument("--identities", type=int, default=4, help="neutral faces to draw (default 4)")
+    show.add_argument("--identities", type=int, default=6, help="neutral faces to draw (default 6)")
     show.add_argument("--no-gallery", action="store_true", help="skip the apex-of-every-label rows")
     show.add_argument("--out", type=Path, help="PNG path (default: ./<dataset>_<identity>_<label>.png)")
     _add_options(show)
@@ -150,14 +150,15 @@ def draw_mesh(ax, verts, faces, landmarks=None, yaw: float = 0.0, title: str | N
     order = np.argsort(tri[:, :, 2].mean(1))
     order = order[n[order, 2] > 0]
     colours = (0.12 + 0.88 * shade[order])[:, None] * np.array(SKIN)
-    ax.add_collection(PolyCollection(tri[order][:, :, :2], facecolors=colours, edgecolors="none"))
+    ax.add_collection(PolyCollection(tri[order][:, :, :2], facecolors=colours, edgecolors=colours,
+                                     linewidths=0.2))
     if landmarks is not None:
         lm = (landmarks - centre) @ rot.T
         if len(lm) == 68:
             for a, b, closed in IBUG_PARTS:
                 idx = list(range(a, b + 1)) + ([a] if closed else [])
-                ax.plot(lm[idx, 0], lm[idx, 1], "-", color="tab:red", lw=0.6, alpha=0.8)
-        ax.plot(lm[:, 0], lm[:, 1], ".", color="tab:red", ms=2.2)
+                ax.plot(lm[idx, 0], lm[idx, 1], "-", color="tab:red", lw=0.5, alpha=0.6)
+        ax.plot(lm[:, 0], lm[:, 1], ".", color="tab:red", ms=1.6, alpha=0.9)
     if extent is None:
         extent = (v[:, 0].min(), v[:, 0].max(), v[:, 1].min(), v[:, 1].max())
     pad = 0.04 * (extent[3] - extent[2])
@@ -179,7 +180,7 @@ def _extent(frames, yaw: float):
 
 
 def show(ds, identity: str | None = None, label: str | None = None, kind: str | None = None,
-         n_frames: int = 6, n_identities: int = 4, gallery: bool = True, out: Path | None = None,
+         n_frames: int = 6, n_identities: int = 6, gallery: bool = True, out: Path | None = None,
          dpi: int = 110) -> Path:
     """Render the overview PNG of ``ds`` and return its path."""
     import matplotlib
@@ -205,16 +206,17 @@ def show(ds, identity: str | None = None, label: str | None = None, kind: str | 
     gal_rows = int(np.ceil(len(gal_labels) / cols)) if gal_labels else 0
     ids = ds.identities[:max(1, n_identities)]
     heights = [1.25, 1.0, 1.0, 0.55] + [1.0] * gal_rows
-    fig = plt.figure(figsize=(2.0 * cols, 2.3 * sum(heights)))
-    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights, hspace=0.35, wspace=0.05)
+    fig = plt.figure(figsize=(2.2 * cols, 2.4 * sum(heights)))
+    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights, hspace=0.4, wspace=0.04,
+                            left=0.06, right=0.99, top=1 - 0.35 / sum(heights), bottom=0.02)
     fig.suptitle(f"{ds.name} v{ds.version} ({ds.fingerprint}) - {len(ds.identities)} identities, "
                  f"{len(ds.labels)} labels, {len(ds.sequences)} sequences, "
                  f"{ds.topology.num_vertices} vertices", fontsize=10)
 
     # row 1: neutral faces of a few identities with their landmarks
-    span = cols // len(ids)
+    ids = ids[:cols]
     for k, ident in enumerate(ids):
-        ax = fig.add_subplot(grid[0, k * span:(k + 1) * span])
+        ax = fig.add_subplot(grid[0, k])
         neutral = np.asarray(ds.neutral(ident), dtype=np.float32)
         draw_mesh(ax, neutral, faces, ds.topology.landmarks(neutral), title=f"{ident} (neutral)")
 
@@ -236,7 +238,7 @@ def show(ds, identity: str | None = None, label: str | None = None, kind: str | 
     ax.set_title(f"{seq.identity} / {seq.label}: {seq.kind}, {seq.length} frames at {seq.fps:g} fps",
                  fontsize=9)
 
-    # gallery: apex of every label for this identity
+    # gallery: apex of every label for this identity, turned a little to show depth
     for k, lab in enumerate(gal_labels):
         cands = [s for s in ds.sequences if s.identity == seq.identity and s.label == lab]
         ax = fig.add_subplot(grid[4 + k // cols, k % cols])
@@ -246,7 +248,7 @@ def show(ds, identity: str | None = None, label: str | None = None, kind: str | 
         s = cands[0]
         lm = s.landmarks
         a = int(np.argmax(np.linalg.norm(lm - lm[:1], axis=-1).mean(-1)))
-        draw_mesh(ax, np.asarray(s.frames[a], dtype=np.float32), faces, lm[a], title=f"{lab} (apex)")
+        draw_mesh(ax, np.asarray(s.frames[a], dtype=np.float32), faces, None, yaw=0.4, title=f"{lab} (apex)")
 
     if out is None:
         out = Path(f"{ds.name}_{seq.identity}_{seq.label}.png".replace("/", "_"))

@@ -25,7 +25,7 @@ from fc4dfs.datasets.synthetic.template import RESOLUTIONS, build_template
 
 #: Bump whenever the generated data would change: it is part of the cache key and of
 #: ``Dataset.version``, so results are only comparable within one version.
-SYNTHETIC_VERSION = "1.0"
+SYNTHETIC_VERSION = "1.1"
 
 __all__ = ["SYNTHETIC_VERSION", "COMA_LABELS", "NAMED_LABELS", "RESOLUTIONS", "SyntheticConfig",
            "SyntheticDataset", "load_synthetic", "cache_key"]
@@ -58,7 +58,8 @@ def load_synthetic(identities: int = 12, expressions: int = 12, repetitions: int
 
     identities: people (>= 4); expressions: how many labels (CoMA's 12 first, then further named
     expressions, then procedural mixes) unless ``labels`` names them; repetitions: sequences per
-    (identity, label), repetition r has kind ``kinds[r % len(kinds)]``; resolution: small (~0.5 k
+    (identity, label); kinds: the sequence kinds, assigned per label (label k of the catalogue is
+    always ``kinds[k % len(kinds)]``, so a label implies its kind); resolution: small (~0.5 k
     vertices), default (~1.7 k) or flame (~5 k); fps: frame rates drawn per sequence; noise:
     per-frame Gaussian noise in mm (frame 0 stays exact); verify: how to check an existing cache
     (full, auto = full up to 1 GiB then sampled chunks, size). Strings such as ``"8"`` or
@@ -71,13 +72,23 @@ def load_synthetic(identities: int = 12, expressions: int = 12, repetitions: int
     key = cache_key(config)
     path = cache.entry_dir(key)
     try:
-        manifest = cache.read_manifest(path)
-        cache.verify(path, manifest, verify)
+        manifest = _valid_manifest(config, key, verify)
     except CacheCorruptError:
-        manifest = None
-    if manifest is None or manifest.get("key") != key:
         manifest = _build_locked(config, key, verify, progress)
     return _open(config, path, manifest)
+
+
+def _valid_manifest(config: SyntheticConfig, key: str, verify: str) -> dict:
+    """The manifest of ``key``'s cache entry if it is complete, intact and current."""
+    path = cache.entry_dir(key)
+    manifest = cache.read_manifest(path)
+    if manifest.get("key") != key:
+        raise CacheCorruptError(f"{path} holds another dataset ({manifest.get('key')})")
+    topo = build_template(config.resolution).topology.hash
+    if manifest.get("topology") != topo:
+        raise CacheCorruptError(f"{path} was built for topology {manifest.get('topology')}, this code makes {topo}")
+    cache.verify(path, manifest, verify)
+    return manifest
 
 
 def _as_tuple(value: Any, cast: type) -> tuple:
@@ -94,10 +105,7 @@ def _build_locked(config: SyntheticConfig, key: str, verify: str, progress: bool
     path = cache.entry_dir(key)
     with FileLock(str(cache.root() / f"{key}.lock")):
         try:  # another process may have built it while we waited
-            manifest = cache.read_manifest(path)
-            cache.verify(path, manifest, verify)
-            if manifest.get("key") == key:
-                return manifest
+            return _valid_manifest(config, key, verify)
         except CacheCorruptError:
             pass
         cache.build(key, lambda tmp: _write(config, key, tmp, progress))
@@ -143,11 +151,7 @@ def _write(config: SyntheticConfig, key: str, tmp: Path, progress: bool) -> dict
 
 
 def _open(config: SyntheticConfig, path: Path, manifest: dict) -> SyntheticDataset:
-    tpl = build_template(config.resolution)
-    topo = tpl.topology
-    if manifest["topology"] != topo.hash:
-        raise CacheCorruptError(f"{path} was built for topology {manifest['topology']}, "
-                                f"this code makes {topo.hash}")
+    topo = build_template(config.resolution).topology
     v = topo.num_vertices
     frames = cache.open_array(path, cache.FRAMES, (int(manifest["total_frames"]), v, 3))
     neutrals = cache.open_array(path, cache.NEUTRALS, (len(manifest["identities"]), v, 3))

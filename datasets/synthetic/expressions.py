@@ -38,6 +38,7 @@ class ActionField:
     linear: np.ndarray | None = None      # [V, 3] mm per unit amount
     quadratic: np.ndarray | None = None   # [V, 3] mm per squared amount
     rotations: list[Rotation] = field(default_factory=list)
+    region: np.ndarray | None = None      # [V] in [0, 1]: where a unit amount moves the face
 
 
 #: seconds each action lags the expression onset (muscles do not fire together)
@@ -49,6 +50,8 @@ ACTION_LAG = {
     "lip_press": 0.04, "cheek_suck": 0.08, "cheek_puff": 0.07, "mouth_shift": 0.02,
     "nose_wrinkle": 0.05,
 }
+#: how much the neutral fine relief deepens under a fully active action (x its own height)
+SKIN_RESPONSE = 1.5
 UPPER_FACE = {"cheek_raise", "lid_tighten", "eye_widen", "eye_close", "brow_raise", "brow_lower",
               "nose_wrinkle"}
 ACTIONS = tuple(ACTION_LAG)
@@ -215,7 +218,7 @@ class FaceActions:
             if only:
                 sgn = 1.0 if only == "L" else -1.0
                 gain = gain * _smooth(0.5 + sgn * self.face.x / 20.0)
-            f = _scale(f, gain)
+            f = _scale(self._with_region(f), gain)
             self._cache[name] = f
         return self._cache[name]
 
@@ -224,6 +227,18 @@ class FaceActions:
         return self.style.upper_gain if base in UPPER_FACE else self.style.lower_gain
 
     # -- helpers ------------------------------------------------------------------------
+    def _g(self, centre: np.ndarray, sx: float, sy: float) -> np.ndarray:
+        """A soft-tissue region: its spread grows with the identity's tissue thickness."""
+        t = self.face.params.tissue
+        return self.face.gauss(centre, sx * t, sy * t)
+
+    def _with_region(self, f: ActionField) -> ActionField:
+        """Record where a unit amount of the action moves the face (for the skin response)."""
+        moved = apply_actions(self.face.neutral, [f], np.ones((1, 1)))[0] - self.face.neutral
+        mag = np.linalg.norm(moved, axis=1)
+        region = np.clip(mag / (np.percentile(mag, 99) + 1e-9), 0.0, 1.0)
+        return ActionField(f.linear, f.quadratic, f.rotations, region.astype(np.float32))
+
     def _vec(self, mask: np.ndarray, dx=0.0, dy=0.0, dz=0.0) -> np.ndarray:
         out = np.zeros((len(mask), 3))
         out[:, 0], out[:, 1], out[:, 2] = mask * dx, mask * dy, mask * dz
@@ -252,10 +267,10 @@ class FaceActions:
         lin = np.zeros((len(f.x), 3))
         quad = np.zeros_like(lin)
         for s, corner, cheek, _, _ in self._sides():
-            m = f.gauss(corner, 0.32 * mw, 0.26 * mw)
+            m = self._g(corner, 0.32 * mw, 0.26 * mw)
             lin += self._vec(m, s * 0.17 * mw, 0.11 * mw, -0.05 * mw)
             quad += self._vec(m, 0.0, 0.02 * mw, -0.05 * mw)
-            bulge = f.gauss(cheek + np.array([0.0, -12.0, 0.0]), 16.0, 14.0)
+            bulge = self._g(cheek + np.array([0.0, -12.0, 0.0]), 16.0, 14.0)
             lin += self._vec(bulge, s * 1.0, 2.0, 1.5 + 0.3 * cf)
         lin += self._detail("nasolabial", 2.5)
         return ActionField(lin, quad)
@@ -264,7 +279,7 @@ class FaceActions:
         f, cf = self.face, self.face.params.cheek_fullness
         lin = np.zeros((len(f.x), 3))
         for s, _, cheek, _, _ in self._sides():
-            m = f.gauss(cheek + np.array([0.0, -6.0, 0.0]), 17.0, 14.0)
+            m = self._g(cheek + np.array([0.0, -6.0, 0.0]), 17.0, 14.0)
             lin += self._vec(m, 0.0, 2.5 + 0.45 * cf, 1.0 + 0.25 * cf)
         lin += self._vec(self.lid_low, 0.0, 2.2, 0.5)
         lin += self._detail("crows_feet", 3.0)
@@ -301,7 +316,7 @@ class FaceActions:
         f = self.face
         lin = np.zeros((len(f.x), 3))
         for s, _, _, eye, brow in self._sides():
-            m = f.gauss(brow + np.array([-s * 6.0, 0.0, 0.0]), 17.0, 9.0)
+            m = self._g(brow + np.array([-s * 6.0, 0.0, 0.0]), 17.0, 9.0)
             lin += self._vec(m, -s * 3.0, -4.0, 1.0)
         lin += self._vec(0.3 * self.lid_up, 0.0, -1.5)
         lin += self._detail("glabella", 3.5)
@@ -309,7 +324,7 @@ class FaceActions:
 
     def _lip_stretch(self) -> ActionField:
         f, a, mw = self.face, self.face.anchors, self.mw
-        m = f.gauss(a.mouth, 0.62 * mw, 15.0)
+        m = self._g(a.mouth, 0.62 * mw, 15.0)
         lin = np.zeros((len(f.x), 3))
         lin[:, 0] = 0.27 * (f.x - a.mouth[0]) * m
         lin[:, 1] = -0.28 * (f.y - a.mouth[1]) * self.lips
@@ -323,7 +338,7 @@ class FaceActions:
         lin = np.zeros((len(f.x), 3))
         for s in (-1.0, 1.0):
             ala = np.array([s * (p.nose_width / 2 - 4.0), a.nose_base[1] + 4.0])
-            lin += self._vec(f.gauss(ala, 8.0, 7.0), 0.0, 1.8, 0.5)
+            lin += self._vec(self._g(ala, 8.0, 7.0), 0.0, 1.8, 0.5)
         lin += self._vec(self.upper_lip, 0.0, 0.12 * p.philtrum)
         lin += self._detail("nasolabial", 1.5)
         return ActionField(lin, rotations=[Rotation("x", piv, -0.32 * self.upper_lip)])
@@ -338,20 +353,20 @@ class FaceActions:
         f, mw = self.face, self.mw
         lin = np.zeros((len(f.x), 3))
         for s, corner, _, _, _ in self._sides():
-            m = f.gauss(corner + np.array([0.0, -4.0, 0.0]), 0.26 * mw, 0.3 * mw)
-            lin += self._vec(m, s * 0.03 * mw, -0.13 * mw, -1.0)
-        return ActionField(lin, self._vec(f.gauss(self.face.anchors.mouth, 0.6 * mw, 12.0), 0.0, 0.0, 1.0))
+            m = self._g(corner + np.array([0.0, -4.0, 0.0]), 0.26 * mw, 0.3 * mw)
+            lin += self._vec(m, s * 0.03 * mw, -0.16 * mw, -1.0)
+        return ActionField(lin, self._vec(self._g(self.face.anchors.mouth, 0.6 * mw, 12.0), 0.0, 0.0, 1.0))
 
     def _chin_raise(self) -> ActionField:
         f, a = self.face, self.face.anchors
-        chin = f.gauss(a.chin, 21.0, 16.0) * self.below_mouth
-        lin = self._vec(chin, 0.0, 4.0, 2.0) + self._vec(self.lower_lip, 0.0, 2.5, 2.5)
-        lin += self._detail("chin_dimples", 5.0)
+        chin = self._g(a.chin, 21.0, 16.0) * self.below_mouth
+        lin = self._vec(chin, 0.0, 5.5, 3.0) + self._vec(self.lower_lip, 0.0, 3.5, 3.0)
+        lin += self._detail("chin_dimples", 3.0)
         return ActionField(lin)
 
     def _lip_pucker(self) -> ActionField:
         f, a, p = self.face, self.face.anchors, self.face.params
-        m = np.clip(self.lips * 1.3, 0, 1) * f.gauss(a.mouth, 0.8 * self.mw, 30.0)
+        m = np.clip(self.lips * 1.3, 0, 1) * self._g(a.mouth, 0.8 * self.mw, 30.0)
         lin = np.zeros((len(f.x), 3))
         lin[:, 0] = -0.3 * (f.x - a.mouth[0]) * m
         lin[:, 1] = -0.1 * (f.y - a.mouth[1]) * m
@@ -375,21 +390,21 @@ class FaceActions:
 
     def _cheek_suck(self) -> ActionField:
         f, cf = self.face, self.face.params.cheek_fullness
-        m = sum(f.gauss(cheek + np.array([s * 4.0, -26.0, 0.0]), 15.0, 15.0)
+        m = sum(self._g(cheek + np.array([s * 4.0, -26.0, 0.0]), 15.0, 15.0)
                 for s, _, cheek, _, _ in self._sides())
-        return ActionField(-f.normals * ((3.0 + 0.7 * cf) * m)[:, None])
+        return ActionField(-f.normals * ((4.0 + 0.8 * cf) * m)[:, None])
 
     def _cheek_puff(self) -> ActionField:
         f, cf = self.face, self.face.params.cheek_fullness
-        m = sum(f.gauss(cheek + np.array([0.0, -22.0, 0.0]), 20.0, 19.0)
+        m = sum(self._g(cheek + np.array([0.0, -22.0, 0.0]), 20.0, 19.0)
                 for s, _, cheek, _, _ in self._sides())
         return ActionField(f.normals * ((5.0 + 0.4 * cf) * m)[:, None])
 
     def _mouth_shift(self) -> ActionField:
         f, a, mw = self.face, self.face.anchors, self.mw
-        m = f.gauss(a.mouth, 0.75 * mw, 17.0)
+        m = self._g(a.mouth, 0.75 * mw, 17.0)
         lin = self._vec(m, 0.17 * mw, 0.0, 0.0)
-        lin += self._vec(f.gauss(a.corner_l, 0.25 * mw, 0.25 * mw), 0.0, 1.5, -2.0)
+        lin += self._vec(self._g(a.corner_l, 0.25 * mw, 0.25 * mw), 0.0, 1.5, -2.0)
         return ActionField(lin)
 
     def _nose_wrinkle(self) -> ActionField:
@@ -397,7 +412,7 @@ class FaceActions:
         lin = np.zeros((len(f.x), 3))
         for s in (-1.0, 1.0):
             side = np.array([s * (p.nose_width / 2 - 6.0), a.nose_base[1] + 10.0])
-            lin += self._vec(f.gauss(side, 9.0, 12.0), -s * 0.5, 2.5, 0.5)
+            lin += self._vec(self._g(side, 9.0, 12.0), -s * 0.5, 2.5, 0.5)
         lin += self._vec(self.upper_lip, 0.0, 1.0)
         lin += self._detail("glabella", 1.5)
         return ActionField(lin)
@@ -406,26 +421,38 @@ class FaceActions:
 def _scale(f: ActionField, gain: np.ndarray) -> ActionField:
     return ActionField(None if f.linear is None else (f.linear * gain[:, None]).astype(np.float32),
                        None if f.quadratic is None else (f.quadratic * gain[:, None]).astype(np.float32),
-                       [Rotation(r.axis, r.pivot, r.weight * gain, r.order) for r in f.rotations])
+                       [Rotation(r.axis, r.pivot, r.weight * gain, r.order) for r in f.rotations],
+                       f.region)
 
 
-def apply_actions(neutral: np.ndarray, fields: list[ActionField], amounts: np.ndarray) -> np.ndarray:
+def apply_actions(neutral: np.ndarray, fields: list[ActionField], amounts: np.ndarray,
+                  skin: np.ndarray | None = None, normals: np.ndarray | None = None) -> np.ndarray:
     """Frames ``[T, V, 3]`` float32 from per-frame action amounts ``[T, K]``.
 
-    Displacements add first; rotations follow in order (lips, then the scalp, then the jaw,
-    so the lips ride along with the jaw). Plain element-wise float32 arithmetic: no BLAS call,
-    whose thread pool crawls on a busy machine.
+    Displacements add first, then the skin response: where the active actions move the face,
+    the identity's neutral fine relief ``skin`` [V] (mm along ``normals``) deepens by up to
+    ``SKIN_RESPONSE`` times itself, saturating where several actions overlap. Rotations follow
+    in order (lips, then the scalp, then the jaw, so lips and relief ride along with the jaw).
+    Plain element-wise float32 arithmetic: no BLAS call, whose thread pool crawls on a busy
+    machine.
     """
     t_len = amounts.shape[0]
     frames = np.empty((t_len,) + neutral.shape, dtype=np.float32)
     frames[:] = neutral.astype(np.float32)
     amounts = amounts.astype(np.float32)
+    activity = None
     for k, f in enumerate(fields):
         a = amounts[:, k, None, None]
         if f.linear is not None:
             frames += a * np.asarray(f.linear, dtype=np.float32)
         if f.quadratic is not None:
             frames += (a * a) * np.asarray(f.quadratic, dtype=np.float32)
+        if skin is not None and f.region is not None:
+            act = np.abs(amounts[:, k, None]) * f.region[None]
+            activity = act if activity is None else activity + act
+    if activity is not None:
+        depth = (SKIN_RESPONSE * np.tanh(activity) * skin.astype(np.float32)[None])
+        frames += depth[..., None] * normals.astype(np.float32)[None]
     rots = sorted(((k, r) for k, f in enumerate(fields) for r in f.rotations), key=lambda kr: kr[1].order)
     for k, r in rots:
         idx = np.nonzero(np.abs(r.weight) > 1e-5)[0]

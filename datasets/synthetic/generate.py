@@ -105,8 +105,8 @@ def make_identity(config: SyntheticConfig, index: int, tpl: Template | None = No
 def make_sequence(config: SyntheticConfig, ident: Identity, index: int, label: str,
                   repetition: int) -> GeneratedSequence:
     """One sequence of ``label`` performed by ``ident``."""
-    kind = config.kinds[repetition % len(config.kinds)]
     label_idx = _label_index(label)
+    kind = config.kinds[label_idx % len(config.kinds)]
     rng = _rng(config.seed, 2, index, label_idx, repetition)
     style = ident.style
     actions = style.performed(label)
@@ -118,7 +118,7 @@ def make_sequence(config: SyntheticConfig, ident: Identity, index: int, label: s
     amounts = np.stack([actions[a] * ident.actions.gain(a) * intensity * envelope(timing, lags[a])
                         for a in names], 1)
     fields = [ident.actions.field(a) for a in names]
-    frames = apply_actions(ident.face.neutral, fields, amounts)
+    frames = apply_actions(ident.face.neutral, fields, amounts, ident.face.skin, ident.face.normals)
     rest = ~amounts.any(axis=1)  # frames where every action is at rest are exactly the neutral
     frames[rest] = ident.face.neutral.astype(np.float32)
     if config.noise > 0:

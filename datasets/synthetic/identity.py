@@ -48,6 +48,7 @@ class IdentityParams:
     asymmetry: float         # signed left/right asymmetry of the face (also drives expression style)
     jaw_pivot: float         # height offset of the jaw joint (mm; changes the chin's path)
     jaw_glide: float         # forward slide of the jaw joint as the mouth opens (mm at full opening)
+    tissue: float            # soft-tissue thickness: spread of every expression's deformation
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -64,6 +65,7 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
     "lip_protrusion": (4.5, 1.5), "cheek_fullness": (7.0, 4.0), "muzzle": (11.0, 3.0),
     "chin_protrusion": (6.0, 3.0), "forehead_slope": (0.35, 0.15), "brow_ridge": (4.0, 2.0),
     "asymmetry": (0.0, 1.0), "jaw_pivot": (0.0, 9.0), "jaw_glide": (4.0, 4.0),
+    "tissue": (1.0, 0.25),
 }
 
 
@@ -73,6 +75,8 @@ def sample_identity(rng: np.random.Generator) -> IdentityParams:
     size = z["face_width"]
     for k in ("eye_height", "chin_length", "nose_length", "forehead"):
         z[k] = float(np.clip(0.6 * z[k] + 0.4 * size, -1, 1))
+    # thick soft tissue shows as full cheeks and a full muzzle
+    z["tissue"] = float(np.clip(0.4 * z["tissue"] + 0.4 * z["cheek_fullness"] + 0.2 * z["muzzle"], -1, 1))
     vals = {k: m + r * z[k] for k, (m, r) in PARAM_RANGES.items()}
     return IdentityParams(**vals)
 
@@ -152,6 +156,8 @@ class Face:
         y_of = PchipInterpolator(knots_v, knots_y)
         # small tilt of the eye/mouth lines from the face's asymmetry
         y = y_of(v) + 0.9 * p.asymmetry * u * np.exp(-((v - 0.0) / 0.6) ** 2)
+        # rounded hairline corners
+        y -= 14.0 * u ** 2 * _smooth((v - 0.55) / 0.45)
 
         # ---- horizontal: canonical warps (eye spacing/size, mouth width, nose width), then wrap
         au = np.abs(u)
@@ -166,7 +172,7 @@ class Face:
         phi = uw * PHI_MAX
         rx_of = PchipInterpolator([-1.0, -0.82, -0.5, -0.15, 0.1, 0.5, 1.0],
                                   np.array([0.5 * p.chin_width, 1.3 * p.chin_width, p.jaw_width, 0.96,
-                                            1.0, 0.95, 0.84]) * half_w)
+                                            1.0, 0.95, 0.8]) * half_w)
         rx = rx_of(v)
         rz = p.depth * rx
         x = rx * np.sin(phi)
@@ -260,7 +266,9 @@ class Face:
         xm, ym = neutral[:, 0], neutral[:, 1]
         self.detail = self._detail_fields(rng, xm, ym, p, y_e, y_m, y_nb, eye_r, eye_l, corner_r,
                                           corner_l, mouth_w)
-        neutral = neutral + normals * sum(a * f for a, f in self.detail.values())[:, None]
+        #: the identity's fine relief height along the normal (mm): what expressions deepen
+        self.skin = sum(a * f for a, f in self.detail.values())
+        neutral = neutral + normals * self.skin[:, None]
 
         self.neutral = neutral
         self.normals = vertex_normals(neutral, tpl.faces)
@@ -289,13 +297,13 @@ class Face:
         a smile, ...), so a decoder that sees the neutral mesh can predict how they deepen.
         """
         out: dict[str, tuple[float, np.ndarray]] = {}
-        # skin texture: a random sum of plane waves, 5-14 mm wavelengths
+        # soft-tissue relief: a random sum of plane waves, 12-28 mm wavelengths
         n = 24
-        k = rng.uniform(2 * np.pi / 14.0, 2 * np.pi / 5.0, n)
+        k = rng.uniform(2 * np.pi / 28.0, 2 * np.pi / 12.0, n)
         ang = rng.uniform(0, np.pi, n)
         ph = rng.uniform(0, 2 * np.pi, n)
         tex = np.cos(np.outer(x, k * np.cos(ang)) + np.outer(y, k * np.sin(ang)) + ph).sum(1) / np.sqrt(n)
-        out["texture"] = (float(rng.uniform(0.15, 0.35)), tex)
+        out["texture"] = (float(rng.uniform(0.25, 0.5)), tex)
         # forehead lines: horizontal waves above the brows
         top = y_e + p.brow_height
         lam, phase = rng.uniform(9.0, 14.0), rng.uniform(0, 2 * np.pi)

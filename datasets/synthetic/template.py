@@ -161,7 +161,7 @@ def _landmark_layout(eye_corners: tuple[float, float]) -> tuple[np.ndarray, np.n
     pts: list[tuple[float, float, int]] = []
     # 0-16 jaw contour: from the subject's right temple-jaw junction over the chin to the left
     for th in np.linspace(0.0, np.pi, 17):
-        pts.append((-0.95 * np.cos(th), 0.12 - 1.06 * np.sin(th) ** 1.15, 0))
+        pts.append((-0.95 * np.cos(th), 0.12 - 0.98 * np.sin(th) ** 1.15, 0))
     # 17-21 right brow (outer to inner), 22-26 left brow (inner to outer)
     brow_u = np.linspace(0.64, 0.14, 5)
     arch = lambda uu: V_BROW + 0.045 * np.sin(np.pi * (uu - 0.1) / 0.6) - 0.02  # noqa: E731
