@@ -25,7 +25,7 @@ from fc4dfs.datasets.synthetic.template import RESOLUTIONS, build_template
 
 #: Bump whenever the generated data would change: it is part of the cache key and of
 #: ``Dataset.version``, so results are only comparable within one version.
-SYNTHETIC_VERSION = "1.1"
+SYNTHETIC_VERSION = "1.2"
 
 __all__ = ["SYNTHETIC_VERSION", "COMA_LABELS", "NAMED_LABELS", "RESOLUTIONS", "SyntheticConfig",
            "SyntheticDataset", "load_synthetic", "cache_key"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
 
 from fc4dfs.datasets.synthetic import template as tp
 from fc4dfs.datasets.synthetic.template import Template
@@ -103,6 +102,43 @@ class Anchors:
     eye_width: float
 
 
+class Pchip:
+    """Monotone piecewise-cubic Hermite interpolation (Fritsch-Carlson, as scipy's PCHIP)."""
+
+    def __init__(self, xk, yk) -> None:
+        self.x = np.asarray(xk, dtype=np.float64)
+        self.y = np.asarray(yk, dtype=np.float64)
+        h = np.diff(self.x)
+        delta = np.diff(self.y) / h
+        d = np.zeros_like(self.y)
+        w1, w2 = 2 * h[1:] + h[:-1], h[1:] + 2 * h[:-1]
+        same = delta[:-1] * delta[1:] > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inner = (w1 + w2) / (w1 / delta[:-1] + w2 / delta[1:])
+        d[1:-1] = np.where(same, inner, 0.0)
+        d[0] = self._edge(h[0], h[1], delta[0], delta[1])
+        d[-1] = self._edge(h[-1], h[-2], delta[-1], delta[-2])
+        self.h, self.d = h, d
+
+    @staticmethod
+    def _edge(h0: float, h1: float, m0: float, m1: float) -> float:
+        d = ((2 * h0 + h1) * m0 - h0 * m1) / (h0 + h1)
+        if np.sign(d) != np.sign(m0):
+            return 0.0
+        if np.sign(m0) != np.sign(m1) and abs(d) > abs(3 * m0):
+            return 3 * m0
+        return float(d)
+
+    def __call__(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        i = np.clip(np.searchsorted(self.x, x) - 1, 0, len(self.h) - 1)
+        h = self.h[i]
+        t = (x - self.x[i]) / h
+        t2, t3 = t * t, t * t * t
+        return ((2 * t3 - 3 * t2 + 1) * self.y[i] + (t3 - 2 * t2 + t) * h * self.d[i]
+                + (-2 * t3 + 3 * t2) * self.y[i + 1] + (t3 - t2) * h * self.d[i + 1])
+
+
 def _smooth(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
@@ -153,7 +189,7 @@ class Face:
                    y_e + p.brow_height, y_e + p.brow_height + p.forehead]
         if not np.all(np.diff(knots_y) > 0):
             raise ValueError(f"identity parameters give a non-monotone face profile: {knots_y}")
-        y_of = PchipInterpolator(knots_v, knots_y)
+        y_of = Pchip(knots_v, knots_y)
         # small tilt of the eye/mouth lines from the face's asymmetry
         y = y_of(v) + 0.9 * p.asymmetry * u * np.exp(-((v - 0.0) / 0.6) ** 2)
         # rounded hairline corners
@@ -170,7 +206,7 @@ class Face:
               + (p.mouth_scale - 1.0) * u * mouth_zone
               + 0.01 * (p.nose_width - 35.0) * u * nose_zone)
         phi = uw * PHI_MAX
-        rx_of = PchipInterpolator([-1.0, -0.82, -0.5, -0.15, 0.1, 0.5, 1.0],
+        rx_of = Pchip([-1.0, -0.82, -0.5, -0.15, 0.1, 0.5, 1.0],
                                   np.array([0.5 * p.chin_width, 1.3 * p.chin_width, p.jaw_width, 0.96,
                                             1.0, 0.95, 0.8]) * half_w)
         rx = rx_of(v)
