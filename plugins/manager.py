@@ -8,6 +8,7 @@ or ``FC4DFS_STRICT_PLUGINS=1``) the failure is raised instead.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -21,6 +22,8 @@ from fc4dfs.plugins.spec import KINDS, ComponentSpec
 
 ENTRY_POINT_GROUP = "fc4dfs"
 STRICT_ENV = "FC4DFS_STRICT_PLUGINS"
+#: comma-separated plugin modules to load without packaging them (``mypkg.plugin,other``)
+MODULES_ENV = "FC4DFS_PLUGINS"
 BUILTIN_DIST = "fc4dfs-bench"
 
 
@@ -197,6 +200,16 @@ def discover(strict: bool | None = None, extra: Iterable[tuple[Any, str]] = ()) 
         from fc4dfs.plugins import builtin
 
         reg.register_plugin(builtin, BUILTIN_DIST, _own_version(), entry_point="builtin", strict=True)
+    for module in filter(None, (m.strip() for m in os.environ.get(MODULES_ENV, "").split(","))):
+        try:
+            plugin = importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001
+            info = PluginInfo(module, f"{MODULES_ENV}:{module}", "0", error=f"{type(e).__name__}: {e}")
+            reg.plugins.append(info)
+            if strict:
+                raise PluginError(f"plugin module {module} (from ${MODULES_ENV}) failed to import: {info.error}") from e
+            continue
+        reg.register_plugin(plugin, f"{MODULES_ENV}:{module}", "0", entry_point=module, strict=strict)
     for plugin, dist in extra:
         reg.register_plugin(plugin, dist, "0", strict=strict)
     return reg

@@ -46,7 +46,7 @@ class TrainLoop:
 
     def __init__(self, name: str, stateful: dict[str, Any], epochs: int, seed: int,
                  config_hash: str, workdir: Path | None = None, progress: bool = True,
-                 save_every_s: float = 20.0) -> None:
+                 save_every_s: float | None = None) -> None:
         self.name = name
         self.stateful = stateful
         self.epochs = int(epochs)
@@ -54,7 +54,8 @@ class TrainLoop:
         self.config_hash = config_hash
         self.workdir = Path(workdir) if workdir is not None else None
         self.progress = progress_enabled(progress)
-        self.save_every_s = save_every_s
+        self.save_every_s = float(os.environ.get("FC4DFS_CHECKPOINT_EVERY_S", 20.0)) if save_every_s is None \
+            else save_every_s
         self.rng = seed_everything(seed)
         self.start_epoch = 0
         self.history: list[dict[str, float]] = []

@@ -1,0 +1,43 @@
+"""``fc4dfs-bench leaderboard show|publish|rebuild``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fc4dfs.benchmark.runner import DEFAULT_LEADERBOARD
+
+
+def add_parser(sub: argparse._SubParsersAction) -> list[str]:
+    p = sub.add_parser("leaderboard", help="show, publish or rebuild the leaderboard")
+    lsub = p.add_subparsers(dest="action", metavar="ACTION")
+    lsub.required = True
+    for action, help_ in (("show", "aggregated mean ± std over seeds/folds, ranked per protocol and dataset"),
+                          ("publish", "write markdown and a self-contained HTML page into leaderboard/"),
+                          ("rebuild", "re-derive the CSV from the run records under a runs directory")):
+        a = lsub.add_parser(action, help=help_, description=help_)
+        a.add_argument("--leaderboard", type=Path, default=DEFAULT_LEADERBOARD, help="CSV file")
+        if action != "rebuild":
+            a.add_argument("--protocol")
+            a.add_argument("--dataset")
+        if action == "publish":
+            a.add_argument("--out", type=Path, default=Path("leaderboard"), help="output folder")
+            a.add_argument("--runs", type=Path, default=Path("runs"), help="run directories (for example images)")
+        if action == "rebuild":
+            a.add_argument("--runs", type=Path, default=Path("runs"))
+    return ["leaderboard"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from fc4dfs.benchmark import publishing
+
+    if args.action == "show":
+        text = publishing.markdown(args.leaderboard, args.protocol, args.dataset)
+        print(text)
+    elif args.action == "publish":
+        paths = publishing.publish(args.leaderboard, args.out, args.runs, args.protocol, args.dataset)
+        for p in paths:
+            print(p)
+    else:
+        n = publishing.rebuild(args.runs, args.leaderboard)
+        print(f"{n} rows added to {args.leaderboard}")
+    return 0

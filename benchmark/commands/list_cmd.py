@@ -1,0 +1,38 @@
+"""``fc4dfs-bench list [generators|decoders|datasets|metrics|protocols|plugins]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+KIND_OF = {"generators": "generator", "decoders": "decoder", "datasets": "dataset", "metrics": "metric",
+           "protocols": "protocol"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> list[str]:
+    p = sub.add_parser("list", help="list registered components or plugins",
+                       description="List registered components (name, version, provider, description) "
+                                   "or plugin distributions with any load failure.")
+    p.add_argument("what", nargs="?", default="all", choices=["all", *KIND_OF, "plugins"])
+    return ["list"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from fc4dfs.plugins.manager import registry
+
+    reg = registry()
+    if args.what == "plugins":
+        rows = [(p.distribution, p.version, p.entry_point, p.api_version or "-",
+                 "ok" if p.ok else f"FAILED: {p.error}", len(p.components)) for p in reg.plugins]
+        print(tabulate(rows, headers=["distribution", "version", "entry point", "api", "status", "components"]))
+    else:
+        kinds = [KIND_OF[args.what]] if args.what != "all" else list(KIND_OF.values())
+        for kind in kinds:
+            rows = [(s.name, s.version, s.provider, s.description) for s in reg.specs(kind)]
+            print(f"{kind}s:")
+            print(tabulate(rows, headers=["name", "version", "provider", "description"]) if rows else "  (none)")
+            print()
+    for p in reg.failures:
+        print(f"warning: plugin {p.entry_point} from {p.provider} failed to load: {p.error}", file=sys.stderr)
+    return 0

@@ -1,0 +1,37 @@
+"""Printing a run's result table."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def result_table(rows: list[dict[str, Any]], default_gen: str | None, default_dec: str | None) -> str:
+    from tabulate import tabulate
+
+    metrics: list[str] = []
+    for r in rows:
+        for k in r.get("metrics", {}):
+            if not k.endswith("_std") and k not in metrics:
+                metrics.append(k)
+    out = []
+    for r in rows:
+        m = r.get("metrics", {})
+        cells = [r.get("setting", ""), r.get("generator", default_gen) or "-", r.get("decoder", default_dec) or "-",
+                 r.get("n_items", "")]
+        for k in metrics:
+            v = m.get(k)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                cells.append("")
+            else:
+                s = m.get(f"{k}_std")
+                cells.append(f"{v:.4g}" + (f" ± {s:.3g}" if s is not None else ""))
+        out.append(cells)
+    return tabulate(out, headers=["setting", "generator", "decoder", "n", *metrics], tablefmt="github")
+
+
+def print_result(result: Any) -> None:
+    cfg = result.config
+    print(f"\n{cfg.protocol} · {cfg.dataset} · gen={cfg.generator or '-'} · dec={cfg.decoder or '-'} · "
+          f"budget={cfg.budget} · seed={cfg.seed}" + (" (reused finished run)" if result.reused else ""))
+    print(result_table(result.record["rows"], cfg.generator, cfg.decoder))
+    print(f"run directory: {result.run_dir}")

@@ -1,0 +1,384 @@
+"""The runner: resolve a RunConfig, run its protocol, write the run record and leaderboard rows.
+
+Run directory (``OUT/<run_id>/``)::
+
+    config.json        the resolved RunConfig
+    record.json        the immutable result record (written once, at the end; status ok|failed)
+    metrics.json       result rows with every metric (mean, std, details)
+    per_item.json      per-item metric values, for paired comparisons between runs
+    checkpoints/       trained components (safetensors)
+    train/             training states for --resume
+    examples.npz/json  a few evaluated test sequences (what `fc4dfs-bench render` draws)
+
+Trained components are also kept content-addressed in ``OUT/_components/`` so that other runs
+with the same component, data, budget and seed reuse them (the length ablation decodes every
+generator with one decoder).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence as Seq
+
+import numpy as np
+
+from fc4dfs.benchmark import leaderboard as lb
+from fc4dfs.benchmark import provenance
+from fc4dfs.benchmark.config import RunConfig
+from fc4dfs.benchmark.errors import UserError
+from fc4dfs.datasets.base import Dataset, Sequence
+from fc4dfs.datasets.storage import atomic_write_json, stable_hash
+from fc4dfs.plugins.contracts import (Budget, CheckpointMismatchError, Component, EvalContext, EvalItem,
+                                      Metric, MetricValue)
+from fc4dfs.plugins.manager import Registry, registry as global_registry
+
+DEFAULT_OUT = Path("runs")
+DEFAULT_LEADERBOARD = Path("leaderboard") / "leaderboard.csv"
+
+
+class RunExistsError(UserError):
+    pass
+
+
+def load_dataset(reg: Registry, name: str, options: dict[str, Any]) -> Dataset:
+    """Build a registered dataset from its factory with ``options``."""
+    factory = reg.load("dataset", name)
+    try:
+        return factory(**options)
+    except TypeError as e:
+        raise UserError(f"dataset {name!r} rejected its options {sorted(options)}: {e}") from None
+
+
+def instantiate(reg: Registry, kind: str, name: str, options: dict[str, Any]) -> Component:
+    """A component instance: the registered variant's options overlaid with ``options``."""
+    spec = reg.get(kind, name)
+    cls = spec.load()
+    return cls(**{**spec.options, **options})
+
+
+@dataclass
+class RunContext:
+    """What a protocol gets: the config, the dataset and helpers to train and evaluate."""
+
+    config: RunConfig
+    registry: Registry
+    dataset: Dataset
+    run_dir: Path
+    components_dir: Path
+    progress: bool = True
+    retrain_classifier: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    _banks: dict[str, Any] = field(default_factory=dict)
+    examples: list[tuple[EvalItem, str]] = field(default_factory=list)
+    per_item: dict[str, dict[str, list]] = field(default_factory=dict)
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.config.budget, dict(self.config.budget_overrides))
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def device(self) -> str:
+        return self.config.device
+
+    def option(self, key: str, default: Any) -> Any:
+        return self.config.protocol_options.get(key, default)
+
+    # -- components ------------------------------------------------------------------------
+    def make(self, kind: str, name: str | None = None, **overrides: Any) -> Component:
+        if kind == "generator":
+            name = name or self.config.generator
+            opts = {**self.config.generator_options, **overrides} if name == self.config.generator else overrides
+        else:
+            name = name or self.config.decoder
+            opts = {**self.config.decoder_options, **overrides} if name == self.config.decoder else overrides
+        if not name:
+            raise UserError(f"protocol {self.config.protocol!r} needs a {kind}: pass --{kind[:3]} NAME")
+        return instantiate(self.registry, kind, name, opts)
+
+    def fit(self, component: Component, train_ids: Seq[str], tag: str) -> tuple[Component, float]:
+        """Train ``component`` on ``train_ids`` (or reuse an identical earlier training)."""
+        key = stable_hash({"component": component.config, "dataset": self.dataset.fingerprint,
+                           "train": sorted(train_ids), "budget": self.config.budget,
+                           "overrides": self.config.budget_overrides, "seed": self.seed})
+        shared = self.components_dir / f"{component.kind}-{component.name.replace('+', 'p')}-{key}.safetensors"
+        local = self.run_dir / "checkpoints" / f"{tag}.safetensors"
+        for path in (local, shared):
+            if path.is_file():
+                try:
+                    loaded = type(component).load(path, self.dataset.topology, device=self.device,
+                                                  expect_config_hash=component.config_hash)
+                except CheckpointMismatchError:
+                    continue
+                if path is shared:
+                    _link_or_copy(shared, local)
+                return loaded, 0.0
+        data = self.dataset.subset(train_ids)
+        t0 = time.perf_counter()
+        workdir = self.run_dir / "train" / tag
+        workdir.mkdir(parents=True, exist_ok=True)
+        component.train_report = component.fit(data, self.budget, seed=self.seed, device=self.device,
+                                               workdir=workdir, progress=self.progress) or {}
+        seconds = time.perf_counter() - t0
+        component.train_report["seconds"] = seconds
+        component.save(local)
+        _link_or_copy(local, shared)
+        return component, seconds
+
+    # -- evaluation ------------------------------------------------------------------------
+    def eval_context(self, train_ids: Seq[str]) -> EvalContext:
+        """An EvalContext whose classifiers are trained on ``train_ids`` (once per dataset, cached)."""
+        key = stable_hash(sorted(train_ids))
+
+        def classifier(kind: str) -> Any:
+            bank = self._banks.get(key)
+            if bank is None:
+                from fc4dfs.benchmark.classifiers import ClassifierBank
+
+                bank = ClassifierBank(self.dataset, list(train_ids), seed=0, device=self.device,
+                                      retrain=self.retrain_classifier,
+                                      budget="smoke" if self.config.budget == "smoke" else "quick")
+                self._banks[key] = bank
+            return bank.get(kind)
+
+        return EvalContext(self.dataset.topology, list(self.dataset.labels), seed=self.seed,
+                           classifier=classifier if _has_classifiers() else None)
+
+    def metrics(self, items: list[EvalItem], ctx: EvalContext, names: Seq[str] | None = None,
+                setting: str = "") -> dict[str, MetricValue]:
+        """Every applicable registered metric (or just ``names``) on ``items``."""
+        out: dict[str, MetricValue] = {}
+        for spec in self.registry.specs("metric"):
+            if names is not None and spec.name not in names:
+                continue
+            metric: Metric = spec.load()()
+            if not metric.applicable(items, ctx):
+                continue
+            value = metric.compute(items, ctx)
+            out[spec.name] = value
+            if value.per_item is not None:
+                keys = [f"{it.identity}|{it.label}|{len(it.gt_landmarks)}" for it in items]
+                self.per_item.setdefault(setting, {})[spec.name] = list(zip(keys, np.asarray(
+                    value.per_item, dtype=float).tolist()))
+        return out
+
+    def keep_example(self, item: EvalItem, method: str, limit: int = 4) -> None:
+        if len(self.examples) < limit:
+            self.examples.append((item, method))
+
+    def iterate(self, seqs: Seq[Any], desc: str):
+        from tqdm.auto import tqdm
+
+        return tqdm(seqs, desc=desc, unit="seq", leave=False,
+                    disable=not self.progress or os.environ.get("FC4DFS_PROGRESS") == "0")
+
+
+def _has_classifiers() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("fc4dfs.benchmark.classifiers") is not None
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    if dst.exists() or not src.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def metric_row(values: dict[str, MetricValue]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for name, v in values.items():
+        row[name] = float(v.value)
+        if v.std is not None:
+            row[f"{name}_std"] = float(v.std)
+    return row
+
+
+# --------------------------------------------------------------------------- execution
+@dataclass
+class RunResult:
+    config: RunConfig
+    run_dir: Path
+    record: dict[str, Any]
+    reused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.record.get("status") == "ok"
+
+
+def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | None = DEFAULT_LEADERBOARD,
+            resume: bool = False, force: bool = False, progress: bool = True, reg: Registry | None = None,
+            retrain_classifier: bool = False, render: bool = True,
+            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> RunResult:
+    """Run one config end to end and return its record. A crash is recorded, then re-raised."""
+    reg = reg or global_registry()
+    spec = reg.get("protocol", config.protocol)
+    for kind in ("generator", "decoder", "dataset"):
+        name = getattr(config, kind)
+        if name:
+            reg.get(kind, name)  # unknown names fail here, before any work
+    protocol = spec.load()()
+    for need in protocol.needs:
+        if not getattr(config, need):
+            raise UserError(f"protocol {config.protocol!r} needs --{need[:3]} NAME "
+                            f"(available: {', '.join(reg.names(need))})")
+    out_dir = Path(out_dir)
+    run_dir = out_dir / config.run_id
+    record_path = run_dir / "record.json"
+    if run_dir.exists():
+        prev = _read_json(record_path)
+        if force:
+            shutil.rmtree(run_dir)
+        elif prev and prev.get("status") == "ok":
+            log(f"run {config.run_id} already finished; reusing its record (--force to redo)")
+            if leaderboard is not None:
+                lb.append_rows(leaderboard, prev["rows_flat"])
+            return RunResult(config, run_dir, prev, reused=True)
+        elif not resume:
+            raise RunExistsError(f"run directory {run_dir} exists from an unfinished run; pass --resume to "
+                                 "continue it or --force to start over")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", config.to_dict())
+    started, t0 = provenance.utc_now(), time.perf_counter()
+    base: dict[str, Any] = {
+        "run_id": config.run_id, "config": config.to_dict(), "config_hash": config.hash, "started_utc": started,
+        "provenance": provenance.collect(config.device, [(p.distribution, p.version) for p in reg.plugins]),
+        "versions": _versions(reg, config),
+    }
+    ctx: RunContext | None = None
+    try:
+        dataset = load_dataset(reg, config.dataset, config.dataset_options)
+        base["dataset"] = {"name": dataset.name, "hash": dataset.fingerprint, "version": dataset.version,
+                           "topology": dataset.topology.hash}
+        ctx = RunContext(config, reg, dataset, run_dir, out_dir / "_components", progress=progress,
+                         retrain_classifier=retrain_classifier)
+        rows = protocol.run(ctx)
+        status, error = "ok", None
+    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - recorded, then re-raised
+        rows, status = [], "failed"
+        error = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
+        record = {**base, "status": status, "error": error, "finished_utc": provenance.utc_now(),
+                  "wall_seconds": time.perf_counter() - t0, "rows": [], "rows_flat": []}
+        atomic_write_json(run_dir / "record.failed.json", record)
+        if leaderboard is not None and not isinstance(e, (KeyboardInterrupt, UserError)):
+            lb.append_rows(leaderboard, [_flat_failed(record, config)])
+        raise
+    wall = time.perf_counter() - t0
+    flat = [_flat(r, base, config, wall) for r in rows]
+    record = {**base, "status": status, "error": None, "finished_utc": provenance.utc_now(), "wall_seconds": wall,
+              "rows": rows, "rows_flat": flat}
+    atomic_write_json(run_dir / "metrics.json", rows)
+    atomic_write_json(run_dir / "per_item.json", ctx.per_item)
+    _save_examples(ctx)
+    atomic_write_json(record_path, record)
+    if leaderboard is not None:
+        lb.append_rows(leaderboard, flat)
+    if render and ctx.examples:
+        _render(run_dir, log)
+    return RunResult(config, run_dir, record)
+
+
+def _render(run_dir: Path, log: Callable[[str], None]) -> None:
+    try:
+        from fc4dfs.benchmark.viz import render_examples
+    except ImportError:
+        return
+    try:
+        render_examples(run_dir, max_examples=2, time_budget_s=20.0)
+    except Exception as e:  # noqa: BLE001 - pictures must never fail a finished run
+        log(f"warning: rendering examples failed: {type(e).__name__}: {e}")
+
+
+def _versions(reg: Registry, config: RunConfig) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"protocol": reg.get("protocol", config.protocol).version,
+                                  "dataset": reg.get("dataset", config.dataset).version}
+    for kind in ("generator", "decoder"):
+        name = getattr(config, kind)
+        out[kind] = reg.get(kind, name).version if name else None
+    return out
+
+
+def _flat(row: dict[str, Any], base: dict[str, Any], config: RunConfig, wall: float) -> dict[str, Any]:
+    prov = base["provenance"]
+    gen = row.get("generator", config.generator) or ""
+    dec = row.get("decoder", config.decoder) or ""
+    out = {
+        "run_id": config.run_id, "utc_time": base["started_utc"], "status": "ok", "protocol": config.protocol,
+        "setting": row.get("setting", ""), "dataset": config.dataset, "dataset_hash": base["dataset"]["hash"],
+        "dataset_version": base["dataset"]["version"], "generator": gen,
+        "generator_version": row.get("generator_version", base["versions"]["generator"] if gen else ""),
+        "generator_options": _opts(row.get("generator_options", config.generator_options if gen == config.generator else {})),
+        "decoder": dec, "decoder_version": row.get("decoder_version", base["versions"]["decoder"] if dec else ""),
+        "decoder_options": _opts(row.get("decoder_options", config.decoder_options if dec == config.decoder else {})),
+        "budget": config.budget, "seed": config.seed, "fold": row.get("fold", ""), "n_items": row.get("n_items", ""),
+        "train_seconds": round(float(row.get("train_seconds", 0.0)), 3),
+        "eval_seconds": round(float(row.get("eval_seconds", 0.0)), 3),
+        "device": prov["device_name"], "package_version": prov["package_version"],
+        "torch_version": prov["torch_version"],
+        "git_commit": (prov["git_commit"] or "") + ("-dirty" if prov.get("git_dirty") else ""),
+        "config_hash": config.hash, "error": "",
+    }
+    out.update(row.get("metrics", {}))
+    out["row_id"] = lb.row_id(out)
+    return out
+
+
+def _flat_failed(record: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+    out = {"run_id": config.run_id, "utc_time": record["started_utc"], "status": "failed",
+           "protocol": config.protocol, "dataset": config.dataset, "generator": config.generator or "",
+           "decoder": config.decoder or "", "budget": config.budget, "seed": config.seed,
+           "config_hash": config.hash, "setting": f"failed@{record['finished_utc']}",
+           "error": f"{record['error']['type']}: {record['error']['message']}"[:300]}
+    out["row_id"] = lb.row_id(out)
+    return out
+
+
+def _opts(o: dict[str, Any]) -> str:
+    return json.dumps(o, sort_keys=True) if o else ""
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _save_examples(ctx: RunContext) -> None:
+    if not ctx.examples:
+        return
+    topo = ctx.dataset.topology
+    arrays: dict[str, np.ndarray] = {"faces": topo.faces, "lmk_face_idx": topo.lmk_face_idx,
+                                     "lmk_bary": topo.lmk_bary}
+    meta = []
+    for i, (it, method) in enumerate(ctx.examples):
+        for key, val in (("gt_mesh", it.gt_mesh), ("pred_mesh", it.pred_mesh), ("gt_lm", it.gt_landmarks),
+                         ("pred_lm", it.pred_landmarks)):
+            if val is not None:
+                arrays[f"{key}_{i}"] = np.asarray(val, dtype=np.float32)
+        meta.append({"index": i, "identity": it.identity, "label": it.label, "fps": it.fps, "method": method})
+    tmp = ctx.run_dir / ".examples.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, ctx.run_dir / "examples.npz")
+    atomic_write_json(ctx.run_dir / "examples.json", meta)
+
+
+def test_sequences(dataset: Dataset, ids: Seq[str]) -> list[Sequence]:
+    keep = set(ids)
+    return [s for s in dataset.sequences if s.identity in keep]

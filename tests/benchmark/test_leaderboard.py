@@ -1,0 +1,103 @@
+"""Leaderboard CSV: concurrent appends, malformed files, formula neutralisation, ranking by version."""
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+from pathlib import Path
+
+import pytest
+
+from fc4dfs.benchmark import leaderboard as lb
+
+
+def _row(i: int, **kw) -> dict:
+    r = {"run_id": f"run{i}", "protocol": "e2e", "dataset": "tiny", "dataset_hash": "h1", "status": "ok",
+         "setting": "e2e", "generator": "g", "generator_version": "1", "decoder": "d", "decoder_version": "1",
+         "seed": i, "e_mesh": 1.0 + i}
+    r.update(kw)
+    return r
+
+
+def _worker(path: str, start: int, n: int) -> None:
+    for i in range(start, start + n):
+        lb.append_rows(path, [_row(i, e_mesh=float(i))])
+
+
+def test_concurrent_appends_lose_no_row(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(str(path), k * 100, 15)) for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    header, rows = lb.read_rows(path)
+    assert len(rows) == 60
+    assert {r["run_id"] for r in rows} == {f"run{k * 100 + i}" for k in range(4) for i in range(15)}
+
+
+def test_reappending_the_same_rows_is_idempotent(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    assert lb.append_rows(path, [_row(1), _row(2)]) == 2
+    assert lb.append_rows(path, [_row(1), _row(2)]) == 0
+    assert len(lb.read_rows(path)[1]) == 2
+
+
+def test_new_metric_columns_extend_the_header(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, [_row(1)])
+    lb.append_rows(path, [_row(2, fid=3.5)])
+    header, rows = lb.read_rows(path)
+    assert "fid" in header and rows[0]["fid"] == "" and rows[1]["fid"] == "3.5"
+
+
+@pytest.mark.parametrize("content", [
+    "not,a,leaderboard\n1,2,3\n",
+    "row_id,run_id,protocol,dataset,status\nx,y,z\n",
+    "row_id,run_id,protocol,dataset,status,status\n",
+])
+def test_malformed_file_is_reported_and_never_overwritten(tmp_path: Path, content: str):
+    path = tmp_path / "lb.csv"
+    path.write_text(content)
+    with pytest.raises(lb.LeaderboardError, match=str(path)):
+        lb.append_rows(path, [_row(1)])
+    assert path.read_text() == content
+
+
+def test_formula_values_are_neutralised(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, [_row(1, generator="=HYPERLINK(\"http://x\")", decoder="@SUM(A1)", setting="+1+2",
+                           error="-cmd|calc", e_lm=-1.5)])
+    with open(path, newline="") as f:
+        row = list(csv.DictReader(f))[0]
+    assert row["generator"].startswith("'=") and row["decoder"].startswith("'@")
+    assert row["setting"].startswith("'+") and row["error"].startswith("'-")
+    assert row["e_lm"] == "-1.5"
+    assert lb.neutralise("-2.5") == "-2.5" and lb.neutralise("safe") == "safe"
+
+
+def test_rank_uses_direction_and_refuses_mixed_versions(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, [
+        _row(1, generator="a", ca=90.0, e_mesh=2.0), _row(2, generator="a", ca=80.0, e_mesh=2.0, seed=5),
+        _row(3, generator="b", ca=70.0, e_mesh=1.0),
+        _row(4, generator="b", generator_version="2", ca=95.0, e_mesh=0.5),
+    ])
+    df = lb.load_frame(path)
+    (by_ca,) = lb.rank(df, {"ca": "higher", "e_mesh": "lower"}, {"e2e": "ca"})
+    t = by_ca.table
+    assert list(t["generator"]) == ["b", "a"]  # b v2 (95) beats a (85 mean); b v1 is not ranked
+    assert float(t[t.generator == "a"]["ca"].iloc[0]) == pytest.approx(85.0)
+    assert float(t[t.generator == "a"]["ca±"].iloc[0]) == pytest.approx(5.0)
+    assert any("versions 1, 2" in n for n in by_ca.notes)
+    (by_err,) = lb.rank(df, {"ca": "higher", "e_mesh": "lower"}, {"e2e": "e_mesh"})
+    assert list(by_err.table["generator"]) == ["b", "a"]
+    assert "±" in lb.format_table(by_err)
+
+
+def test_separate_tables_per_dataset_version(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, [_row(1), _row(2, dataset_hash="h2")])
+    tables = lb.rank(lb.load_frame(path), {"e_mesh": "lower"})
+    assert sorted(t.dataset_hash for t in tables) == ["h1", "h2"]
