@@ -79,7 +79,7 @@ def make_plan(reg: Registry, dataset: str, budget: str, seeds: list[int], device
                 continue
             for g in sorted(gens):
                 add("1", f"{g}+{d}", protocol="e2e", generator=g, decoder=d)
-    best_dec = next((d for d in DECODER_PREFERENCE if d in decs), None)
+    best_dec = next((d for d in DECODER_PREFERENCE if d in decs), min(decs) if decs else None)
     if best_dec is None and ("3" in tables or "4" in tables):
         plan.missing.append("Tables 3-4: no decoder registered")
     if "3" in tables and best_dec:
