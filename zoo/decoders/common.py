@@ -1,0 +1,363 @@
+"""Shared parts of the neural landmark decoders (Neural3DMM, S2D, MIADNet).
+
+- :func:`collect_frames`: the training frames of a dataset (targets, landmarks, neutrals);
+- :class:`Normaliser`: the statistics that map millimetres to the networks' normalised space;
+- spiral building blocks over a :class:`~fc4dfs.zoo.mesh.hierarchy.MeshHierarchy`:
+  :class:`SpiralEncoder` (features at every level) and :class:`SpiralGenerator` (the
+  Neural3DMM / S2D decoder: linear layer, then up-sample + spiral convolution per level);
+- :class:`SpiralMeshDecoder`: the Decoder base that builds the hierarchy, trains the network
+  through :class:`~fc4dfs.zoo.training.TrainLoop`, decodes in chunks and saves everything
+  (weights, hierarchy, statistics) in the checkpoint.
+
+Every network maps ``(dl [N, L, 3], l0 [I, L, 3], m0 [I, V, 3], ident [N])`` to ``[N, V, 3]`` in
+normalised units: ``dl`` landmark displacements from the neutral, ``l0`` / ``m0`` neutral landmarks /
+meshes of the ``I`` identities in the batch, ``ident`` each frame's identity row.
+"""
+from __future__ import annotations
+
+import math
+import time
+from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence as Seq
+
+import numpy as np
+import torch
+from torch import nn
+
+from fc4dfs.datasets.base import Dataset
+from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.plugins.contracts import Budget, ComponentError, Decoder
+from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, cached_hierarchy
+from fc4dfs.zoo.mesh.layers import Resample, SpiralConv
+from fc4dfs.zoo.training import TrainLoop, seed_everything
+
+#: hierarchy settings every spiral decoder accepts as options (Neural3DMM's defaults)
+HIERARCHY_DEFAULTS: dict[str, Any] = {
+    "downsampling": [4, 4, 4, 4],
+    "spiral_steps": [2, 2, 1, 1, 1],
+    "spiral_dilation": [2, 2, 1, 1, 1],
+    "min_level_vertices": 12,
+}
+#: paper budget shared by the spiral decoders (Adam 1e-3, decay 0.99 per epoch, 300 epochs)
+PAPER = {"epochs": 300, "lr": 1e-3, "lr_decay": 0.99, "max_frames": None}
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class FrameSet:
+    """Training frames: ``frames[n]`` belongs to identity row ``ident[n]``."""
+
+    frames: np.ndarray  # [N, V, 3] mm
+    landmarks: np.ndarray  # [N, L, 3] mm
+    ident: np.ndarray  # [N] int64
+    neutrals: np.ndarray  # [I, V, 3] mm
+    neutral_landmarks: np.ndarray  # [I, L, 3] mm
+    identities: list[str]
+
+
+def collect_frames(data: Dataset, max_frames: int | None = None) -> FrameSet:
+    """Every frame of every sequence (or an even, deterministic subsample of ``max_frames``)."""
+    if not data.sequences:
+        raise ComponentError(f"dataset {data.name!r} has no sequences to train on")
+    ids = list(dict.fromkeys(s.identity for s in data.sequences))
+    row = {i: k for k, i in enumerate(ids)}
+    total = sum(s.length for s in data.sequences)
+    keep = 1.0 if not max_frames or total <= max_frames else max_frames / total
+    frames, ident = [], []
+    for s in data.sequences:
+        n = max(1, int(round(s.length * keep)))
+        pick = np.unique(np.linspace(0, s.length - 1, n).round().astype(np.int64))
+        frames.append(np.asarray(s.frames[pick], dtype=np.float32))
+        ident.append(np.full(len(pick), row[s.identity], dtype=np.int64))
+    f = np.concatenate(frames)
+    neutrals = np.stack([data.neutral(i) for i in ids]).astype(np.float32)
+    topo = data.topology
+    return FrameSet(f, topo.landmarks(f), np.concatenate(ident), neutrals, topo.landmarks(neutrals), ids)
+
+
+class Normaliser:
+    """Global scales and mean shapes that map millimetres to network units (and back)."""
+
+    NAMES = ("mean_neutral", "mean_neutral_lm", "scales", "mesh_mean", "mesh_std", "vertex_weights")
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        missing = [n for n in self.NAMES if n not in tensors]
+        if missing:
+            raise ComponentError(f"checkpoint lacks normalisation statistics {missing}")
+        self.t = {k: tensors[k].float() for k in self.NAMES}
+
+    @classmethod
+    def fit(cls, fs: FrameSet, weighting: str = "uniform") -> "Normaliser":
+        mean_neutral = fs.neutrals.mean(0)
+        mean_lm = fs.neutral_landmarks.mean(0)
+        disp = fs.frames - fs.neutrals[fs.ident]
+        dlm = fs.landmarks - fs.neutral_landmarks[fs.ident]
+        neutral_scale = float(np.sqrt(np.mean((fs.neutrals - mean_neutral) ** 2))) + 1e-3
+        extent = float(np.sqrt(np.mean((mean_neutral - mean_neutral.mean(0)) ** 2))) + 1e-3
+        lm_scale = float(np.sqrt(np.mean(dlm ** 2))) + 1e-3
+        disp_scale = float(np.sqrt(np.mean(disp ** 2))) + 1e-3
+        mesh_mean = fs.frames.mean(0)
+        mesh_std = np.maximum(fs.frames.std(0), 1e-2)  # Neural3DMM's per-vertex normalisation
+        if weighting == "motion":
+            mag = np.linalg.norm(disp, axis=-1).mean(0)
+            w = mag / max(float(mag.mean()), 1e-9) + 0.1
+            w = w / w.mean()
+        elif weighting == "uniform":
+            w = np.ones(fs.frames.shape[1])
+        else:
+            raise ComponentError(f"loss_weights must be 'uniform' or 'motion', got {weighting!r}")
+        t = {"mean_neutral": mean_neutral, "mean_neutral_lm": mean_lm,
+             "scales": np.array([neutral_scale, lm_scale, disp_scale, extent]),
+             "mesh_mean": mesh_mean, "mesh_std": mesh_std, "vertex_weights": w}
+        return cls({k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in t.items()})
+
+    @property
+    def neutral_scale(self) -> float:
+        return float(self.t["scales"][0])
+
+    @property
+    def lm_scale(self) -> float:
+        return float(self.t["scales"][1])
+
+    @property
+    def disp_scale(self) -> float:
+        return float(self.t["scales"][2])
+
+    @property
+    def extent(self) -> float:
+        return float(self.t["scales"][3])
+
+    def to(self, device: str | torch.device) -> "Normaliser":
+        return Normaliser({k: v.to(device) for k, v in self.t.items()})
+
+    def inputs(self, landmarks: torch.Tensor, neutral_lm: torch.Tensor, neutral: torch.Tensor,
+               ident: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised ``(dl, l0, m0)`` from millimetre landmarks, neutral landmarks and neutrals."""
+        dl = (landmarks - neutral_lm[ident]) / self.lm_scale
+        l0 = (neutral_lm - self.t["mean_neutral_lm"]) / self.neutral_scale
+        m0 = (neutral - self.t["mean_neutral"]) / self.neutral_scale
+        return dl, l0, m0
+
+
+# --------------------------------------------------------------------------- spiral blocks
+def level_filters(filters: Seq[int], n_levels: int) -> list[int]:
+    """The last ``n_levels`` entries of a coarse-to-fine filter list (fewer levels on small meshes)."""
+    f = [int(x) for x in filters]
+    if len(f) < n_levels:
+        f = [f[0]] * (n_levels - len(f)) + f
+    return f[len(f) - n_levels:]
+
+
+class SpiralEncoder(nn.Module):
+    """Spiral convolution + ELU at every level, down-sampling between levels.
+
+    Returns the features of every level (fine to coarse); ``filters[i]`` is level ``i``'s width.
+    """
+
+    def __init__(self, hierarchy: MeshHierarchy, in_channels: int, filters: Seq[int]) -> None:
+        super().__init__()
+        n = hierarchy.num_levels
+        self.filters = [int(f) for f in filters][:n]
+        if len(self.filters) < n:
+            self.filters += [self.filters[-1]] * (n - len(self.filters))
+        chans = [in_channels] + self.filters
+        self.convs = nn.ModuleList(SpiralConv(chans[i], chans[i + 1], hierarchy.spirals[i]) for i in range(n))
+        self.down = nn.ModuleList(Resample(d) for d in hierarchy.down)
+        self.act = nn.ELU()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for i, conv in enumerate(self.convs):
+            if i > 0:
+                x = self.down[i - 1](x)
+            x = self.act(conv(x))
+            feats.append(x)
+        return feats
+
+
+class SpiralGenerator(nn.Module):
+    """The Neural3DMM / S2D decoder: linear layer to the coarsest level, then per level an
+    up-sampling and a spiral convolution with ELU, and a last spiral convolution to 3 channels.
+
+    ``filters`` is coarse-to-fine (S2D: [128, 64, 32, 32, 16]); with fewer mesh levels the last
+    entries are used. ``extra[i]`` optional extra input channels concatenated at level ``i`` (the
+    caller passes them as ``extras`` in :meth:`forward`).
+    """
+
+    def __init__(self, hierarchy: MeshHierarchy, in_features: int, filters: Seq[int],
+                 out_channels: int = 3) -> None:
+        super().__init__()
+        n = hierarchy.num_levels
+        self.n_levels = n
+        self.sizes = hierarchy.sizes
+        self.filters = level_filters(filters, n)
+        self.fc = nn.Linear(in_features, self.sizes[-1] * self.filters[0])
+        self.up = nn.ModuleList(Resample(u) for u in hierarchy.up)  # up[i]: level i+1 -> i
+        # conv_for_level[i] turns the up-sampled features at level i into filters[n-1-i+1]
+        self.convs = nn.ModuleList(
+            SpiralConv(self.filters[k], self.filters[k + 1], hierarchy.spirals[n - 2 - k]) for k in range(n - 1))
+        self.out = SpiralConv(self.filters[-1], out_channels, hierarchy.spirals[0])
+        self.act = nn.ELU()
+
+    def coarse(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fc(z).view(z.shape[0], self.sizes[-1], self.filters[0])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.coarse(z)
+        for k in range(self.n_levels - 1):
+            x = self.act(self.convs[k](self.up[self.n_levels - 2 - k](x)))
+        return self.out(x)
+
+
+# --------------------------------------------------------------------------- decoder base
+class SpiralMeshDecoder(Decoder):
+    """Base of the spiral decoders: hierarchy, normalisation, training loop, decoding, persistence.
+
+    Subclasses set ``output`` ("displacement": the network predicts ``Delta M`` added to the
+    neutral; "mesh": the whole normalised mesh), implement :meth:`build_network` and may override
+    :meth:`arch`.
+    """
+
+    output: ClassVar[str] = "displacement"
+    #: frames decoded per forward pass
+    decode_chunk: ClassVar[int] = 64
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.net: nn.Module | None = None
+        self.hierarchy: MeshHierarchy | None = None
+        self.norm: Normaliser | None = None
+        self.device = "cpu"
+
+    # -- architecture -------------------------------------------------------------------
+    def arch(self, fs: FrameSet) -> dict[str, Any]:
+        """JSON-able architecture description stored in the checkpoint's meta."""
+        return {"num_landmarks": int(fs.landmarks.shape[1])}
+
+    @abstractmethod
+    def build_network(self, hierarchy: MeshHierarchy, arch: dict[str, Any]) -> nn.Module:
+        """The network for this hierarchy and architecture."""
+
+    # -- training -----------------------------------------------------------------------
+    def _hierarchy(self, topology_hash: str, template: np.ndarray, faces: np.ndarray) -> MeshHierarchy:
+        o = self.options
+        return cached_hierarchy(topology_hash, template, faces, o["downsampling"], o["spiral_steps"],
+                                o["spiral_dilation"], o["min_level_vertices"])
+
+    def _target(self, frames: torch.Tensor, neutral: torch.Tensor) -> torch.Tensor:
+        norm = self.norm
+        assert norm is not None
+        if self.output == "mesh":
+            return (frames - norm.t["mesh_mean"]) / norm.t["mesh_std"]
+        return (frames - neutral) / norm.disp_scale
+
+    def _to_mesh(self, out: torch.Tensor, neutral: torch.Tensor) -> torch.Tensor:
+        norm = self.norm
+        assert norm is not None
+        if self.output == "mesh":
+            return out * norm.t["mesh_std"] + norm.t["mesh_mean"]
+        return neutral + out * norm.disp_scale
+
+    def fit(self, data: Dataset, budget: Budget, seed: int = 0, device: str = "cpu",
+            workdir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+        hp = budget.pick(self.budgets)
+        t0 = time.perf_counter()
+        fs = collect_frames(data, hp.get("max_frames"))
+        self.topology, self.labels, self.device = data.topology, list(data.labels), device
+        self.hierarchy = self._hierarchy(data.topology.hash, fs.neutrals.mean(0), data.topology.faces)
+        self.norm = Normaliser.fit(fs, self.options.get("loss_weights", "uniform"))
+        arch = self.arch(fs)
+        seed_everything(seed)
+        self.net = self.build_network(self.hierarchy, arch).to(device)
+        self._arch = arch
+        norm = self.norm.to(device)
+        self.norm = norm
+        frames = torch.as_tensor(fs.frames, device=device)
+        lms = torch.as_tensor(fs.landmarks, device=device)
+        ident = torch.as_tensor(fs.ident, device=device)
+        neutrals = torch.as_tensor(fs.neutrals, device=device)
+        neutral_lms = torch.as_tensor(fs.neutral_landmarks, device=device)
+        weights = norm.t["vertex_weights"].view(1, -1, 1)
+        opt = torch.optim.Adam(self.net.parameters(), lr=hp["lr"], weight_decay=hp.get("weight_decay", 0.0))
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=hp["lr_decay"])
+        batch = int(hp["batch_size"])
+        n = len(frames)
+        steps_cap = hp.get("max_steps_per_epoch")
+        cfg = stable_hash({"config": self.config, "hp": hp, "data": data.fingerprint, "seed": seed,
+                           "frames": n})
+        loop = TrainLoop(self.name, {"net": self.net, "opt": opt, "sched": sched}, hp["epochs"], seed, cfg,
+                         workdir=workdir, progress=progress)
+        net = self.net
+
+        def epoch(_: int, rng: np.random.Generator) -> dict[str, float]:
+            net.train()
+            perm = torch.as_tensor(rng.permutation(n), device=device)
+            n_steps = math.ceil(n / batch)
+            if steps_cap:
+                n_steps = min(n_steps, int(steps_cap))
+            total = 0.0
+            for k in range(n_steps):
+                idx = perm[k * batch:(k + 1) * batch]
+                uniq, inv = torch.unique(ident[idx], return_inverse=True)
+                dl, l0, m0 = norm.inputs(lms[idx], neutral_lms[uniq], neutrals[uniq], inv)
+                out = net(dl, l0, m0, inv)
+                target = self._target(frames[idx], neutrals[uniq][inv])
+                loss = ((out - target).abs() * weights).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+            sched.step()
+            scale = 1.0 if self.output == "mesh" else norm.disp_scale
+            return {"l1": total / max(1, n_steps) * scale}
+
+        history = loop.run(epoch)
+        net.eval()
+        self.train_report = loop.report(seconds=time.perf_counter() - t0, frames=n, levels=self.hierarchy.sizes,
+                                        loss_unit="mm" if self.output != "mesh" else "normalised",
+                                        first=history[0] if history else {})
+        return self.train_report
+
+    # -- decoding -----------------------------------------------------------------------
+    def decode(self, neutral_mesh: np.ndarray, neutral_landmarks: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        self.check_decode_inputs(neutral_mesh, neutral_landmarks, landmarks)
+        assert self.net is not None and self.norm is not None
+        net, norm, dev = self.net, self.norm, self.device
+        net.eval()
+        b, t = landmarks.shape[:2]
+        out = np.empty((b, t, self.topology.num_vertices, 3), dtype=np.float32)  # type: ignore[union-attr]
+        with torch.no_grad():
+            for i in range(b):
+                m0_mm = torch.as_tensor(np.asarray(neutral_mesh[i:i + 1], np.float32), device=dev)
+                l0_mm = torch.as_tensor(np.asarray(neutral_landmarks[i:i + 1], np.float32), device=dev)
+                lm = torch.as_tensor(np.asarray(landmarks[i], np.float32), device=dev)
+                for s in range(0, t, self.decode_chunk):
+                    chunk = lm[s:s + self.decode_chunk]
+                    ident = torch.zeros(len(chunk), dtype=torch.long, device=dev)
+                    dl, l0, m0 = norm.inputs(chunk, l0_mm, m0_mm, ident)
+                    y = self._to_mesh(net(dl, l0, m0, ident), m0_mm)
+                    out[i, s:s + len(chunk)] = y.cpu().numpy()
+        return out
+
+    # -- persistence --------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        assert self.net is not None and self.hierarchy is not None and self.norm is not None
+        t = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        t.update({f"hier.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.hierarchy.to_arrays().items()})
+        t.update({f"norm.{k}": v.detach().cpu().contiguous() for k, v in self.norm.t.items()})
+        return t
+
+    def state_meta(self) -> dict[str, Any]:
+        return {"arch": self._arch, "levels": self.hierarchy.sizes if self.hierarchy else []}
+
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device: str = "cpu") -> None:
+        self.hierarchy = MeshHierarchy.from_arrays(
+            {k[5:]: v.numpy() for k, v in tensors.items() if k.startswith("hier.")})
+        self.norm = Normaliser({k[5:]: v for k, v in tensors.items() if k.startswith("norm.")}).to(device)
+        self._arch = dict(meta["arch"])
+        self.device = device
+        net = self.build_network(self.hierarchy, self._arch)
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        self.net = net.to(device).eval()
