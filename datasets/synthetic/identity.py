@@ -99,7 +99,6 @@ class Anchors:
     jaw_pivot: np.ndarray      # temporomandibular joint (rotation centre of the jaw)
     skull_centre: np.ndarray   # rotation centre of the scalp/forehead
     mouth_width: float
-    eye_width: float
 
 
 class Pchip:
@@ -319,7 +318,7 @@ class Face:
             lift(eye_r), lift(eye_l), lift(brow_r), lift(brow_l),
             lift(np.array([0.0, y_tip, 0.0])), lift(nb), lift(np.array([0.0, y_m, 0.0])),
             lift(corner_r), lift(corner_l), lift(chin), lift(cheek_r), lift(cheek_l), pivot, skull,
-            mouth_w, float(2.0 * hw * PHI_MAX * half_w))
+            mouth_w)
 
     # ------------------------------------------------------------------ detail
     @staticmethod

@@ -207,7 +207,7 @@ def test_cache_key_includes_the_code_version(monkeypatch):
     assert cache_key(cfg) != before
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "manifest", "missing"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "manifest", "missing", "stale"])
 def test_a_damaged_cache_is_detected_and_rebuilt(private_cache, damage):
     opts = dict(resolution="small", identities=4, expressions=2, repetitions=1)
     ds = load_synthetic(**opts)
@@ -225,10 +225,17 @@ def test_a_damaged_cache_is_detected_and_rebuilt(private_cache, damage):
             f.truncate(os.path.getsize(fp) - 12)
     elif damage == "manifest":
         (path / syn_cache.MANIFEST).write_text('{"format": 1, "files": ')
-    else:
+    elif damage == "missing":
         os.remove(path / syn_cache.NEUTRALS)
-    with pytest.raises(syn_cache.CacheCorruptError):
-        syn_cache.verify(path, syn_cache.read_manifest(path), "full")
+    else:  # built by code that made another topology
+        import json
+
+        manifest = json.loads((path / syn_cache.MANIFEST).read_text())
+        manifest["topology"] = "0" * 16
+        (path / syn_cache.MANIFEST).write_text(json.dumps(manifest))
+    if damage != "stale":
+        with pytest.raises(syn_cache.CacheCorruptError):
+            syn_cache.verify(path, syn_cache.read_manifest(path), "full")
     again = load_synthetic(**opts)
     assert _sha(again.cache_path / syn_cache.FRAMES) == good
     assert np.array_equal(again.sequences[-1].frames, expected)
