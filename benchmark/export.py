@@ -33,7 +33,7 @@ _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
 
 
-def _write(path: str | Path, data: bytes) -> Path:
+def write_file(path: str | Path, data: bytes) -> Path:
     """Atomic write with the usual file mode (umask applied): exports are for sharing, not 0600."""
     path = Path(path)
     atomic_write_bytes(path, data)
@@ -89,7 +89,7 @@ def write_ply(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> Path:
     face_rec = np.empty(len(f), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
     face_rec["n"] = 3
     face_rec["idx"] = f
-    return _write(path, header + v.astype("<f4").tobytes() + face_rec.tobytes())
+    return write_file(path, header + v.astype("<f4").tobytes() + face_rec.tobytes())
 
 
 def write_obj(path: str | Path, verts: np.ndarray, faces: np.ndarray, comment: str = "") -> Path:
@@ -99,7 +99,7 @@ def write_obj(path: str | Path, verts: np.ndarray, faces: np.ndarray, comment: s
     body = "\n".join(lines) + "\n"
     vtxt = ("v %.6f %.6f %.6f\n" * len(v)) % tuple(v.astype(np.float64).ravel().tolist())
     ftxt = ("f %d %d %d\n" * len(f)) % tuple((f + 1).ravel().tolist())
-    return _write(path, (body + vtxt + ftxt).encode("ascii"))
+    return write_file(path, (body + vtxt + ftxt).encode("ascii"))
 
 
 def write_frames(out_dir: str | Path, frames: np.ndarray, faces: np.ndarray, fmt: str = "ply",
@@ -265,7 +265,7 @@ def write_glb(path: str | Path, frames: np.ndarray, faces: np.ndarray, fps: floa
     total = 12 + 8 + len(js) + 8 + len(b.blob)
     data = (struct.pack("<III", _GLB_MAGIC, 2, total) + struct.pack("<II", len(js), _JSON_CHUNK) + js
             + struct.pack("<II", len(b.blob), _BIN_CHUNK) + bytes(b.blob))
-    return _write(path, data)
+    return write_file(path, data)
 
 
 def _json_default(o: Any) -> Any:

@@ -36,7 +36,7 @@ table.leaderboard th, table.leaderboard td { border-bottom: 1px solid var(--line
        text-align: left; white-space: nowrap; }
 table.leaderboard .num { text-align: right; }
 table.leaderboard th { background: var(--head); position: sticky; top: 0; }
-table.leaderboard tbody tr:first-child td { font-weight: 600; }
+table.leaderboard tr.top td { font-weight: 600; }
 .gallery { display: flex; flex-wrap: wrap; gap: 18px; }
 figure { margin: 0; max-width: 100%; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; display: block; }
@@ -79,14 +79,17 @@ def _cell(value: object) -> str:
 
 
 def _table_html(df: "pd.DataFrame") -> str:
-    """The ranked table; columns whose cells are all numbers (or 'mean ± std') are right-aligned."""
+    """The ranked table; columns whose cells are all numbers (or 'mean ± std') are right-aligned and
+    rows ranked 1 (a ``rank`` column) are set in bold."""
     cols = [str(c) for c in df.columns]
     rows = [[_cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
     numeric = [bool(rows) and all(_NUMERIC.match(r[j].strip()) or r[j] == "–" for r in rows)
                for j in range(len(cols))]
     cls = [' class="num"' if n else "" for n in numeric]
     head = "".join(f"<th{cls[j]}>{html.escape(c)}</th>" for j, c in enumerate(cols))
-    body = "".join("<tr>" + "".join(f"<td{cls[j]}>{html.escape(v)}</td>" for j, v in enumerate(r)) + "</tr>"
+    rank = cols.index("rank") if "rank" in cols else None
+    body = "".join(("<tr class=\"top\">" if rank is not None and r[rank].strip() == "1" else "<tr>")
+                   + "".join(f"<td{cls[j]}>{html.escape(v)}</td>" for j, v in enumerate(r)) + "</tr>"
                    for r in rows)
     return f'<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 

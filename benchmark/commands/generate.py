@@ -163,8 +163,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fc4dfs.benchmark.config import parse_options
-    from fc4dfs.benchmark.export import FORMATS, export_sequence
-    from fc4dfs.datasets.storage import atomic_write_json
+    from fc4dfs.benchmark.export import FORMATS, export_sequence, write_file
     from fc4dfs.plugins.manager import registry
 
     progress = os.environ.get("FC4DFS_PROGRESS", "1") != "0"
@@ -220,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
         written["preview"] = _preview(out, meshes, landmarks, topo.faces, fps,
                                       f"{names['generator']} + {names['decoder']}: {identity} / {args.label} "
                                       f"({args.length} frames, {fps:g} fps)")
-    atomic_write_json(out / "generate.json", {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}})
+    summary = {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}}
+    write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     for kind, files in written.items():
         shown = f"{files[0]} ... {files[-1]} ({len(files)} files)" if len(files) > 2 else ", ".join(map(str, files))
         print(f"{kind}: {shown}")

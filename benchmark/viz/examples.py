@@ -148,38 +148,44 @@ def render_examples(run_dir: Path, max_examples: int = 2, time_budget_s: float =
 
 def compare_runs(run_dirs: Seq[Path], out_path: Path, n_frames: int = 4, example: int | None = None,
                  height: int = 180) -> Path:
-    """FC-4DFS Fig. 6 for several runs: rows = frames of one shared test sequence, columns = ground
-    truth then one error heatmap per run, all on one mm colour scale."""
-    runs = []
+    """FC-4DFS Fig. 6 for several runs: rows = frames of one test sequence they all evaluated,
+    columns = ground truth then one error heatmap per run, all on one labelled mm colour scale.
+
+    Sequences are matched by identity, label, frame rate and length, and their ground truth must
+    agree; ``example`` picks one by its index in the first run (default: the first shared one).
+    """
+    if not run_dirs:
+        raise ValueError("compare_runs needs at least one run directory")
+    runs: list[tuple[Path, np.ndarray | None, dict[tuple, Example]]] = []
     for rd in run_dirs:
         faces, exs = load_examples(rd)
-        runs.append((Path(rd), faces, {(e.identity, e.label): e for e in exs if e.pred_mesh is not None}))
-    if not runs:
-        raise ValueError("compare_runs needs at least one run directory")
-    common = set(runs[0][2])
-    for _, _, by_key in runs[1:]:
-        common &= set(by_key)
-    if not common:
-        raise ValueError("the runs share no test sequence with predicted meshes (same identity and label)")
-    keys = [k for k in runs[0][2] if k in common]
-    key = keys[0] if example is None else next((k for k in keys if runs[0][2][k].index == example), None)
-    if key is None:
-        raise ValueError(f"example {example} is not among the sequences the runs share")
+        by_key: dict[tuple, Example] = {}
+        for e in exs:
+            if e.pred_mesh is not None and e.gt_mesh is not None:
+                by_key.setdefault((e.identity, e.label, round(e.fps, 3), len(e.gt_mesh)), e)
+        runs.append((Path(rd), faces, by_key))
     faces = runs[0][1]
     for rd, f, _ in runs[1:]:
         if f is None or faces is None or f.shape != faces.shape or not np.array_equal(f, faces):
             raise ValueError(f"{rd} uses another mesh topology than {runs[0][0]}")
+    keys = [k for k in runs[0][2] if all(k in by_key for _, _, by_key in runs[1:])]
+    if not keys:
+        raise ValueError("the runs share no test sequence with predicted meshes (same identity, label, fps, length)")
+    key = keys[0] if example is None else next((k for k in keys if runs[0][2][k].index == example), None)
+    if key is None:
+        raise ValueError(f"example {example} is not among the sequences the runs share")
     ref = runs[0][2][key]
     preds: dict[str, np.ndarray] = {}
     for rd, _, by_key in runs:
         e = by_key[key]
+        if not np.allclose(e.gt_mesh, ref.gt_mesh, atol=1e-3):
+            raise ValueError(f"{rd}: the ground truth of {ref.identity}/{ref.label} differs from {runs[0][0]}'s")
         name = e.method if e.method not in preds else f"{e.method} ({rd.name})"
         preds[name] = e.pred_mesh
-    length = min([len(ref.gt_mesh)] + [len(p) for p in preds.values()])
-    idx = frame_indices(length, n_frames)
-    return_path = Path(out_path)
-    render_heatmaps(ref.gt_mesh[idx], {m: p[idx] for m, p in preds.items()}, faces, return_path,
+    idx = frame_indices(len(ref.gt_mesh), n_frames)
+    chosen = {m: p[idx] for m, p in preds.items()}
+    render_heatmaps(ref.gt_mesh[idx], chosen, faces, out_path,
                     row_labels=[f"frame {i}\n{i / ref.fps:.2f} s" for i in idx],
                     title=f"{ref.identity} / {ref.label}: per-vertex error", height=height,
-                    scale=ColorScale.for_values([vertex_errors(p[idx], ref.gt_mesh[idx]) for p in preds.values()]))
-    return return_path
+                    scale=ColorScale.for_values([vertex_errors(p, ref.gt_mesh[idx]) for p in chosen.values()]))
+    return Path(out_path)

@@ -77,6 +77,7 @@ def test_page_is_self_contained_with_tables_and_images(page_inputs):
     # number columns (plain or 'mean ± std') are right-aligned, names are not
     th = [a.get("class") for t, a in p.tags if t == "th"]
     assert th[:4] == ["num", None, None, "num"] and th[-1] == "num"
+    assert [a.get("class") for t, a in p.tags if t == "tr"] == [None, "top", None, None, "top"]  # rank 1 rows
 
 
 def test_missing_or_broken_image_is_named(page_inputs, tmp_path):
