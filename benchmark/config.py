@@ -35,10 +35,12 @@ class RunConfig:
 
     @property
     def hash(self) -> str:
-        """Hash of what determines the result (the device is left out: it should not change scores)."""
+        """Hash of what determines the result (the device is left out: it should not change scores).
+
+        Dataset paths are part of it: a finished run is only reused for the same data location.
+        """
         d = self.to_dict()
         d.pop("device")
-        d["dataset_options"] = {k: v for k, v in d["dataset_options"].items() if not _is_path_option(k)}
         return stable_hash(d)
 
     @property
@@ -49,10 +51,6 @@ class RunConfig:
 
     def describe(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
-
-
-def _is_path_option(key: str) -> bool:
-    return key in ("root", "landmarks", "cache_dir")
 
 
 def _tag(name: str | None, options: dict[str, Any]) -> str:
