@@ -1,0 +1,129 @@
+"""Sampling speed (and sample quality) of the generative baselines: ``ddpm`` (DDPM-2000 vs DDIM-50) and ``lm4dgan``.
+
+Run: ``.venv/bin/pytest benchmarks/test_bench_generators_gen.py -s``. Target (issue 7): DDIM-50 at
+least 30x faster per sequence than the paper's 2,000-step DDPM, batched (16 sequences of 30
+frames per reverse pass), with classification accuracy within 2 points and FID within 10 % of it.
+
+Timings use one reverse pass (``harmonize_iters=1``, i.e. Alg. 1/3 cost; Alg. 4 multiplies both
+samplers by the same number of passes) and the ``quick`` architecture, trained for a few
+iterations only: speed does not depend on the weights. ``test_quality_ddpm2000_vs_ddim50`` trains
+the quick budget for real on the synthetic dataset (small resolution) and scores both samplers
+with the suite's landmark classifier (accuracy, FID) plus landmark error and sample diversity;
+it takes several minutes on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from fc4dfs.plugins.contracts import Budget
+from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.zoo.generators.ddpm import DDPMGenerator
+from fc4dfs.zoo.generators.lm4dgan import LM4DGANGenerator
+
+BATCH, LENGTH = 16, 30
+_TIMES: dict[str, float] = {}
+
+
+def _inputs(ds, batch: int):
+    nlm = ds.topology.landmarks(np.stack([ds.neutral(ds.identities[k % len(ds.identities)]) for k in range(batch)]))
+    return nlm, [ds.labels[k % len(ds.labels)] for k in range(batch)]
+
+
+@pytest.fixture(scope="module")
+def ddpm():
+    torch.set_num_threads(2)
+    ds = tiny_dataset()
+    g = DDPMGenerator(harmonize_iters=1)
+    g.fit(ds.subset(ds.generator_split()[0]), Budget("quick", {"iterations": 10, "cls_iterations": 10, "block": 10}),
+          progress=False)
+    return g, ds
+
+
+@pytest.mark.parametrize("sampler", ["ddim50", "ddpm2000"])
+def test_sampling_time_per_sequence(benchmark, ddpm, sampler):
+    g, ds = ddpm
+    g.options.update(sampler=sampler[:4], sampling_steps=50)
+    nlm, labels = _inputs(ds, BATCH)
+    out = benchmark.pedantic(g.generate, args=(nlm, labels, LENGTH), kwargs={"seed": 0}, rounds=1, iterations=1)
+    assert out.shape == (BATCH, LENGTH, nlm.shape[1], 3)
+    per_seq = benchmark.stats.stats.mean / BATCH
+    _TIMES[sampler] = per_seq
+    benchmark.extra_info.update(seconds_per_sequence=per_seq, batch=BATCH, length=LENGTH)
+    print(f"\n{sampler}: {per_seq * 1e3:.1f} ms per sequence (batch {BATCH}, {LENGTH} frames)")
+    if len(_TIMES) == 2:
+        speedup = _TIMES["ddpm2000"] / _TIMES["ddim50"]
+        benchmark.extra_info["ddim50_speedup"] = speedup
+        print(f"DDIM-50 speed-up over DDPM-2000: {speedup:.1f}x (target >= 30x)")
+        assert speedup >= 30.0
+
+
+def test_sampling_time_lm4dgan(benchmark):
+    torch.set_num_threads(2)
+    ds = tiny_dataset()
+    g = LM4DGANGenerator()
+    g.fit(ds.subset(ds.generator_split()[0]), Budget("quick", {"iterations": 2, "block": 2}), progress=False)
+    nlm, labels = _inputs(ds, BATCH)
+    g.generate(nlm, labels, LENGTH, seed=0)
+    out = benchmark(g.generate, nlm, labels, LENGTH, None, 0)
+    assert out.shape == (BATCH, LENGTH, nlm.shape[1], 3)
+    per_seq = benchmark.stats.stats.mean / BATCH
+    benchmark.extra_info["seconds_per_sequence"] = per_seq
+    print(f"\nlm4dgan: {per_seq * 1e3:.3f} ms per sequence (batch {BATCH}, {LENGTH} frames)")
+
+
+def _score(g: DDPMGenerator, test, clf, **sampler) -> dict[str, float]:
+    """Alg. 4 at each test sequence's own length: E_lm, accuracy, FID, diversity, seconds per sequence."""
+    from fc4dfs.benchmark.stats import frechet_distance
+
+    t0 = time.perf_counter()
+    preds, alt = [None] * len(test), [None] * len(test)
+    by_len: dict[int, list[int]] = {}
+    for i, s in enumerate(test):
+        by_len.setdefault(s.length, []).append(i)
+    for length, idx in by_len.items():
+        known = np.zeros((len(idx), length, 68, 3), dtype=np.float32)
+        known[:, 0] = np.stack([test[i].landmarks[0] for i in idx])
+        mask = np.zeros((len(idx), length), dtype=bool)
+        mask[:, 0] = True
+        labels = [test[i].label for i in idx]
+        for seed, store in ((0, preds), (1, alt)):
+            out = g.fill(known, mask, labels, seed=seed, harmonize_iters=g.options["harmonize_iters"], **sampler)
+            for j, i in enumerate(idx):
+                store[i] = out[j]
+    seconds = (time.perf_counter() - t0) / (2 * len(test))
+    gt = [s.landmarks for s in test]
+    true = np.array([clf.labels.index(s.label) for s in test])
+    return {
+        "e_lm_mm": float(np.mean([np.linalg.norm(p - q, axis=-1).mean() for p, q in zip(preds, gt)])),
+        "accuracy": float(100 * np.mean(np.asarray(clf.predict(preds)) == true)),
+        "fid": frechet_distance(np.asarray(clf.features(preds), np.float64), np.asarray(clf.features(gt), np.float64)),
+        "diversity_mm": float(np.mean([np.linalg.norm(p - q, axis=-1).mean() for p, q in zip(preds, alt)])),
+        "seconds_per_sequence": seconds,
+    }
+
+
+@pytest.mark.slow
+def test_quality_ddpm2000_vs_ddim50(benchmark, tmp_path_factory, monkeypatch):
+    """Accuracy / FID / landmark error / diversity of both samplers on one quick-budget model."""
+    from fc4dfs.benchmark.classifiers import ClassifierBank
+    from fc4dfs.datasets.synthetic import load_synthetic
+
+    torch.set_num_threads(2)
+    ds = load_synthetic(resolution="small", progress=False)
+    train_ids, test_ids = ds.generator_split()
+    clf = ClassifierBank(ds, train_ids, budget="quick").get("landmarks")
+    test = [s for s in ds.sequences if s.identity in test_ids]
+    g = DDPMGenerator(harmonize_iters=1)
+    g.fit(ds.subset(train_ids), Budget("quick"), seed=0, progress=False)
+    rows = {"ddim50": benchmark.pedantic(_score, args=(g, test, clf), kwargs={"sampler": "ddim", "sampling_steps": 50},
+                                         rounds=1, iterations=1),
+            "ddpm2000": _score(g, test, clf, sampler="ddpm")}
+    rows["real"] = {"accuracy": float(clf.test_accuracy or float("nan"))}
+    benchmark.extra_info.update(rows)
+    for name, row in rows.items():
+        print(f"\n{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()), end="")
+    print()

@@ -1,0 +1,330 @@
+"""``ddpm``: the 4D facial expression diffusion model of Zou et al. (2023), with a DDIM sampler.
+
+An unconditional DDPM over whole absolute landmark sequences ``x_0 = {L_1..L_F}`` (linear beta
+1e-4 -> 0.02, T = 2000, sigma_t^2 = beta_t, eps-prediction with the simple loss, Eq. 6-8) whose noise
+approximator is a bidirectional transformer (step embedding + frame positional encoding + feature
+embedding of ``x_t``; any length, trained on lengths drawn uniformly from the data's range as in
+App. A). Labels steer the reverse process through a second transformer with a classification
+token trained on noisy ``x_t`` (classifier guidance, Eq. 9, 3 Adagrad steps, lambda = 0.01).
+
+Python API (besides the Generator contract)::
+
+    g = DDPMGenerator(sampler="ddim", sampling_steps=50)
+    g.fit(train_dataset, Budget("quick"), seed=0)
+    seq = g.generate(neutral_lms, ["mouth_open"], length=40, seed=0)     # Alg. 4, frame 0 = neutral
+    filled = g.fill(known, mask, labels=None, seed=0)                     # Alg. 3 expression filling
+    free = g.sample(["mouth_open"], length=40, seed=0)                    # Alg. 1 label control
+
+``fill(known [B, T, L, 3] mm, mask [B, T] bool, labels=None | list[str], seed, harmonize_iters=1)``
+completes the frames where ``mask`` is False and returns ``[B, T, L, 3]`` with the known frames
+copied exactly; with labels it is label-guided, and ``harmonize_iters=5`` with one known neutral
+frame is exactly what ``generate`` does (Alg. 4).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Sequence as Seq
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fc4dfs.datasets.base import Dataset
+from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.plugins.contracts import Budget, ComponentError, Generator
+from fc4dfs.zoo.generators.diffusion.data import Normalizer, SequenceBank
+from fc4dfs.zoo.generators.diffusion.networks import BiTConfig, GuidanceClassifier, NoiseApproximator
+from fc4dfs.zoo.generators.diffusion.optim import EMA, lr_lambda
+from fc4dfs.zoo.generators.diffusion.sampling import SAMPLERS, ReverseSampler, SamplerConfig
+from fc4dfs.zoo.generators.diffusion.schedule import LinearSchedule
+from fc4dfs.zoo.training import TrainLoop, seed_everything
+
+_ARCH_KEYS = ("d_model", "layers", "heads", "ff_dim", "dropout", "fe_kernel")
+
+
+class DDPMGenerator(Generator):
+    """Unconditional landmark-sequence DDPM steered by classifier guidance (Zou et al.)."""
+
+    name: ClassVar[str] = "ddpm"
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = "4D facial expression diffusion model with classifier guidance (Zou et al.)"
+    stochastic: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {
+        "diffusion_steps": 2000,
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+        "sampler": "ddim",  # "ddim" | "ddpm" (the paper's T ancestral steps)
+        "sampling_steps": 50,  # DDIM strides; ignored by "ddpm"
+        "eta": 0.0,  # DDIM stochasticity (0 = deterministic given x_T and the known-frame noise)
+        "guidance_lambda": 0.01,
+        "guidance_steps": 3,
+        "guidance_lr": 1.0,
+        "clip_x0": True,  # clip x_0 predictions to 1.5x the training data's range (normalised)
+        "harmonize_iters": 5,  # Alg. 4 passes in generate()
+        "harmonize_from": 1.0,  # re-noise level of passes 2.. as a fraction of T (paper: T)
+        "train_lengths": None,  # [lo, hi] frame counts for training; None = the data's range
+        "sample_batch": 64,
+    }
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"identity_mix": 0.5, "fe_kernel": 3, "d_model": 32, "layers": 1, "heads": 2, "ff_dim": 64, "dropout": 0.0,
+                  "iterations": 60, "cls_iterations": 40, "batch": 16, "lr": 1e-3, "block": 20,
+                  "lr_schedule": "cosine", "ema": 0.9},
+        "quick": {"identity_mix": 0.5, "fe_kernel": 3, "d_model": 64, "layers": 2, "heads": 4, "ff_dim": 128, "dropout": 0.0,
+                  "iterations": 2000, "cls_iterations": 400, "batch": 32, "lr": 1e-3, "block": 50,
+                  "lr_schedule": "cosine", "ema": 0.995},
+        "paper": {"identity_mix": 0.0, "fe_kernel": 1, "d_model": 256, "layers": 6, "heads": 8, "ff_dim": 1024, "dropout": 0.1,
+                  "iterations": 200_000, "cls_iterations": 50_000, "batch": 256, "lr": 1e-4, "block": 1000,
+                  "lr_schedule": "constant", "ema": 0.9999},
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        o = self.options
+        if o["sampler"] not in SAMPLERS:
+            raise ComponentError(f"ddpm option sampler must be one of {SAMPLERS}, got {o['sampler']!r}")
+        for key in ("diffusion_steps", "sampling_steps", "harmonize_iters", "sample_batch"):
+            if int(o[key]) < 1:
+                raise ComponentError(f"ddpm option {key} must be >= 1, got {o[key]!r}")
+        if not 0.0 < float(o["harmonize_from"]) <= 1.0:
+            raise ComponentError(f"ddpm option harmonize_from must be in (0, 1], got {o['harmonize_from']!r}")
+        self.eps_model: NoiseApproximator | None = None
+        self.classifier: GuidanceClassifier | None = None
+        self.normalizer: Normalizer | None = None
+        self.device = torch.device("cpu")
+        self._meta: dict[str, Any] = {}
+
+    # -- pieces ---------------------------------------------------------------------------
+    @property
+    def schedule(self) -> LinearSchedule:
+        o = self.options
+        return LinearSchedule(int(o["diffusion_steps"]), float(o["beta_start"]), float(o["beta_end"]))
+
+    def sampler_config(self, **overrides: Any) -> SamplerConfig:
+        """The sampler the options describe; ``overrides`` replace fields (e.g. ``sampler="ddpm"``)."""
+        o = self.options
+        cfg = dict(sampler=o["sampler"], sampling_steps=int(o["sampling_steps"]), eta=float(o["eta"]),
+                   guidance_lambda=float(o["guidance_lambda"]), guidance_steps=int(o["guidance_steps"]),
+                   guidance_lr=float(o["guidance_lr"]),
+                   clip_x0=float(self._meta["clip"]) if o["clip_x0"] and "clip" in self._meta else None)
+        cfg.update(overrides)
+        try:
+            return SamplerConfig(**cfg)
+        except ValueError as e:
+            raise ComponentError(f"ddpm sampler: {e}") from None
+
+    def _build(self, meta: dict[str, Any]) -> None:
+        eps_cfg = BiTConfig(**meta["bit"])
+        self.eps_model = NoiseApproximator(eps_cfg).to(self.device)
+        self.classifier = GuidanceClassifier(eps_cfg, int(meta["num_labels"])).to(self.device)
+        self._meta = meta
+
+    # -- training -------------------------------------------------------------------------
+    def fit(self, data: Dataset, budget: Budget, seed: int = 0, device: str = "cpu",
+            workdir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+        """Train the noise approximator (Eq. 8), then the guidance classifier on noisy ``x_t``."""
+        hp = budget.pick(self.budgets)
+        start = time.monotonic()
+        self.device = torch.device(device)
+        bank = SequenceBank(data)
+        self.normalizer = Normalizer.fit(bank.all_frames())
+        seqs = [self.normalizer.encode(s) for s in bank.seqs]
+        bank.seqs = seqs
+        lo, hi = self._length_range(bank)
+        meta = {"bit": {"feature_dim": bank.feature_dim, **{k: hp[k] for k in _ARCH_KEYS}},
+                "num_labels": len(bank.labels), "train_lengths": [lo, hi],
+                "clip": round(1.5 * float(max(np.abs(s).max() for s in seqs)), 4)}
+        seed_everything(seed)
+        self._build(meta)
+        assert self.eps_model is not None and self.classifier is not None
+        schedule = self.schedule
+        T = schedule.num_steps
+        alpha_bar = torch.as_tensor(schedule.alpha_bar, dtype=torch.float32, device=self.device)
+        run_hash = stable_hash({"config": self.config, "hp": hp, "seed": seed, "data": data.fingerprint})
+        batch, block, mix = int(hp["batch"]), int(hp["block"]), float(hp["identity_mix"])
+        label_ids = torch.as_tensor(bank.label_ids, device=self.device)
+
+        def draw(rng: np.random.Generator, t_min: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+            idx = rng.integers(0, len(bank), size=batch)
+            x0 = bank.batch(idx, int(rng.integers(lo, hi + 1)))
+            if mix > 0:
+                x0 = bank.mix_identities(x0, rng, mix)
+            x0 = torch.as_tensor(x0, device=self.device)
+            t = torch.randint(t_min, T + 1, (batch,)).to(self.device)
+            noise = torch.randn(x0.shape).to(self.device)
+            ab = alpha_bar[t].view(-1, 1, 1)
+            return ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t, noise, label_ids[torch.as_tensor(idx, device=self.device)]
+
+        eps_opt = torch.optim.Adam(self.eps_model.parameters(), lr=float(hp["lr"]))
+        n_eps = math.ceil(int(hp["iterations"]) / block)
+        eps_sched = torch.optim.lr_scheduler.LambdaLR(eps_opt, lr_lambda(n_eps * block, str(hp["lr_schedule"])))
+        ema = EMA(self.eps_model, float(hp["ema"]))
+
+        def eps_epoch(epoch: int, rng: np.random.Generator) -> dict[str, float]:
+            self.eps_model.train()
+            total = 0.0
+            for _ in range(block):
+                x_t, t, noise, _ = draw(rng, 1)
+                loss = F.mse_loss(self.eps_model(x_t, t), noise)
+                eps_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                eps_opt.step()
+                eps_sched.step()
+                ema.update()
+                total += loss.item()
+            return {"loss": total / block}
+
+        cls_opt = torch.optim.Adam(self.classifier.parameters(), lr=float(hp["lr"]))
+        n_cls = math.ceil(int(hp["cls_iterations"]) / block)
+        cls_sched = torch.optim.lr_scheduler.LambdaLR(cls_opt, lr_lambda(n_cls * block, str(hp["lr_schedule"])))
+
+        def cls_epoch(epoch: int, rng: np.random.Generator) -> dict[str, float]:
+            self.classifier.train()
+            total, correct = 0.0, 0
+            for _ in range(block):
+                x_t, t, _, y = draw(rng, 0)
+                logits = self.classifier(x_t, t)
+                loss = F.cross_entropy(logits, y)
+                cls_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                cls_opt.step()
+                cls_sched.step()
+                total += loss.item()
+                correct += int((logits.argmax(1) == y).sum())
+            return {"ce": total / block, "acc": correct / (block * batch)}
+
+        eps_loop = TrainLoop("ddpm_eps", {"model": self.eps_model, "opt": eps_opt, "sched": eps_sched, "ema": ema},
+                             n_eps, seed, run_hash, workdir, progress)
+        eps_hist = eps_loop.run(eps_epoch)
+        ema.copy_to(self.eps_model)  # sample with the averaged weights
+        cls_loop = TrainLoop("ddpm_cls", {"model": self.classifier, "opt": cls_opt, "sched": cls_sched},
+                             n_cls, seed + 1, run_hash, workdir, progress)
+        cls_hist = cls_loop.run(cls_epoch)
+        self.eps_model.eval()
+        self.classifier.eval()
+        self.topology = data.topology
+        self.labels = list(bank.labels)
+        self.train_report = {
+            "budget": budget.name, "seconds": round(time.monotonic() - start, 2),
+            "iterations": eps_loop.epochs * block, "cls_iterations": cls_loop.epochs * block,
+            "train_lengths": [lo, hi],
+            "eps": eps_loop.report(history=[round(h["loss"], 5) for h in eps_hist]),
+            "classifier": cls_loop.report(history=[round(h["acc"], 4) for h in cls_hist]),
+        }
+        return self.train_report
+
+    def _length_range(self, bank: SequenceBank) -> tuple[int, int]:
+        spec = self.options["train_lengths"]
+        if spec is None:
+            return bank.length_range()
+        try:
+            lo, hi = (int(v) for v in spec)
+        except (TypeError, ValueError):
+            raise ComponentError(f"ddpm option train_lengths must be [lo, hi], got {spec!r}") from None
+        if not 2 <= lo <= hi:
+            raise ComponentError(f"ddpm option train_lengths must satisfy 2 <= lo <= hi, got {spec!r}")
+        return lo, hi
+
+    # -- persistence ------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        assert self.eps_model is not None and self.classifier is not None and self.normalizer is not None
+        out = {f"eps.{k}": v.detach().cpu().contiguous().clone() for k, v in self.eps_model.state_dict().items()}
+        out.update({f"cls.{k}": v.detach().cpu().contiguous().clone() for k, v in self.classifier.state_dict().items()})
+        out["norm.mean"] = torch.from_numpy(self.normalizer.mean.copy())
+        out["norm.std"] = torch.from_numpy(self.normalizer.std.copy())
+        return out
+
+    def state_meta(self) -> dict[str, Any]:
+        return dict(self._meta)
+
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self._build(meta)
+        assert self.eps_model is not None and self.classifier is not None
+        self.eps_model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("eps.")})
+        self.classifier.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("cls.")})
+        self.eps_model.eval()
+        self.classifier.eval()
+        self.normalizer = Normalizer(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
+
+    # -- sampling -----------------------------------------------------------------------------
+    def _sampler(self, **overrides: Any) -> ReverseSampler:
+        assert self.eps_model is not None
+        return ReverseSampler(self.schedule, self.eps_model, self.sampler_config(**overrides), self.classifier)
+
+    def _run(self, length: int, batch: int, seed: int | None, known: np.ndarray | None, mask: np.ndarray | None,
+             label_ids: np.ndarray | None, harmonize_iters: int, **sampler_overrides: Any) -> np.ndarray:
+        """Sample ``[batch, length, D]`` in mm, in chunks of ``sample_batch``, all noise from ``seed``."""
+        assert self.normalizer is not None
+        sampler = self._sampler(**sampler_overrides)
+        gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        chunk = int(self.options["sample_batch"])
+        d = self.normalizer.mean.shape[0]
+        out = []
+        for a in range(0, batch, chunk):
+            b = min(batch, a + chunk)
+            kn = mk = lab = None
+            if known is not None and mask is not None:
+                kn = torch.as_tensor(self.normalizer.encode(known[a:b].reshape(b - a, length, d)), device=self.device)
+                mk = torch.as_tensor(mask[a:b], dtype=torch.bool, device=self.device)
+            if label_ids is not None:
+                lab = torch.as_tensor(label_ids[a:b], device=self.device)
+            x0 = sampler.sample((b - a, length, d), gen, self.device, kn, mk, lab, harmonize_iters,
+                                float(self.options["harmonize_from"]))
+            out.append(self.normalizer.decode(x0.detach().cpu().numpy()))
+        return np.concatenate(out, 0)
+
+    def generate(self, neutral_landmarks: np.ndarray, labels: Seq[str], length: int,
+                 fps: float | None = None, seed: int | None = None) -> np.ndarray:
+        """Geometry-adaptive generation with label control (Alg. 4): frame 0 is the given neutral.
+
+        ``fps`` is ignored: the model generates a whole expression over ``length`` frames, as it was
+        trained on whole sequences resampled to random lengths. ``seed=None`` means seed 0.
+        """
+        self.check_generate_inputs(neutral_landmarks, labels, length)
+        b, n_lm = neutral_landmarks.shape[:2]
+        known = np.zeros((b, int(length), n_lm, 3), dtype=np.float32)
+        known[:, 0] = neutral_landmarks
+        mask = np.zeros((b, int(length)), dtype=bool)
+        mask[:, 0] = True
+        return self.fill(known, mask, list(labels), seed=seed, harmonize_iters=int(self.options["harmonize_iters"]))
+
+    def fill(self, known: np.ndarray, mask: np.ndarray, labels: Seq[str] | None = None,
+             seed: int | None = None, harmonize_iters: int = 1, **sampler_overrides: Any) -> np.ndarray:
+        """Expression filling (Alg. 3; with ``labels`` and ``harmonize_iters > 1``, Alg. 4).
+
+        ``known`` is ``[B, T, L, 3]`` in mm (values where ``mask`` is False are ignored), ``mask`` is
+        ``[B, T]`` bool (True = known frame), ``labels`` optional B names for label guidance. Returns
+        ``[B, T, L, 3]`` float32 with known frames copied exactly. ``sampler_overrides`` replace
+        sampler fields for this call (e.g. ``sampler="ddpm"`` or ``sampling_steps=20``).
+        """
+        topo = self._require_fitted()
+        known = np.asarray(known, dtype=np.float32)
+        mask = np.asarray(mask, dtype=bool)
+        if known.ndim != 4:
+            raise ComponentError(f"known must be a [B, T, L, 3] array, got shape {known.shape}")
+        topo.check_landmarks(known, "known")
+        if mask.shape != known.shape[:2]:
+            raise ComponentError(f"mask must be [B, T] = {known.shape[:2]}, got {mask.shape}")
+        if known.shape[1] < 2:
+            raise ComponentError(f"known must have >= 2 frames, got {known.shape[1]}")
+        ids = None
+        if labels is not None:
+            if len(labels) != known.shape[0]:
+                raise ComponentError(f"labels has {len(labels)} entries but known has batch {known.shape[0]}")
+            ids = self.label_ids(labels)
+        b, length = known.shape[:2]
+        flat = self._run(length, b, seed, known, mask, ids, harmonize_iters, **sampler_overrides)
+        out = flat.reshape(known.shape)
+        out[mask] = known[mask]
+        return out.astype(np.float32)
+
+    def sample(self, labels: Seq[str], length: int, seed: int | None = None, **sampler_overrides: Any) -> np.ndarray:
+        """Label control (Alg. 1): whole sequences, facial anatomy included, ``[B, length, L, 3]`` mm."""
+        topo = self._require_fitted()
+        if int(length) < 2:
+            raise ComponentError(f"length must be >= 2 frames, got {length}")
+        ids = self.label_ids(labels)
+        flat = self._run(int(length), len(ids), seed, None, None, ids, 1, **sampler_overrides)
+        return flat.reshape(len(ids), int(length), topo.num_landmarks, 3).astype(np.float32)

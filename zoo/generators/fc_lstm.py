@@ -1,0 +1,156 @@
+"""FC-LSTM: the frequency-controlled LSTM of FC-4DFS §3.2 (Eq. 2-7), and its ablations.
+
+One step, from the previous output landmarks to the next (all in normalised displacement units):
+
+    x_t      = FeatureNet(lm_{t-1}, neutral, label)
+    freq_t   = Emb(PE(p_{t-1}), PE(p_t), PE(p_{t+1}))            # Eq. 5-7
+    f_t, i_t = sigma(W_{f,i} . [h_{t-1}, x_t, freq_t] + b_{f,i})   # Eq. 2
+    y~_t     = tanh(W_c . [h_{t-1}, x_t] + b_c)                     # Eq. 3
+    o_t      = sigma(W_o . [h_{t-1}, x_t] + b_o)
+    y_t      = f_t * y_{t-1} + i_t * y~_t;  h_t = o_t * tanh(y_t)   # Eq. 4
+    lm_t     = lm_0 + Head(h_t)
+
+With ``freq=False`` the cell is a standard LSTM (Eq. 1) without any position information: the
+paper's "lstm" rows of Table 3 are this very code with that flag (see :mod:`.lstm`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fc4dfs.plugins.contracts import ComponentError
+from fc4dfs.zoo.generators.common import (DisplacementGenerator, SequenceModel, positional_encoding,
+                                          relative_positions)
+
+
+class FCLSTMCell(nn.Module):
+    """The cell of Eq. 2-4; ``freq_size=0`` makes it the standard LSTM cell of Eq. 1.
+
+    Gate rows are ordered ``[f, i, o, c]`` (the three sigmoid gates first). ``weight_freq`` holds
+    the freq_t columns of ``W_f`` and ``W_i`` only: the candidate and the output gate do not see
+    freq_t (Eq. 3).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, freq_size: int = 0) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.freq_size = freq_size
+        self.weight_x = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_h = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.empty(4 * hidden_size))
+        self.weight_freq = nn.Parameter(torch.empty(2 * hidden_size, freq_size)) if freq_size else None
+        bound = 1.0 / math.sqrt(hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+        with torch.no_grad():
+            self.bias[:hidden_size].add_(1.0)  # forget gate starts open
+
+    def freq_term(self, freq: torch.Tensor | None) -> torch.Tensor:
+        """``b + [W_f^freq freq_t; W_i^freq freq_t; 0; 0]``: the part of the gates known before the step."""
+        if self.weight_freq is None or freq is None:
+            if freq is not None:
+                raise ComponentError("this cell was built without frequency input (freq_size=0)")
+            return self.bias
+        return self.bias + F.pad(F.linear(freq, self.weight_freq), (0, 2 * self.hidden_size))
+
+    def update(self, gates: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 4 from the gate pre-activations ``[B, 4H]``: returns ``(h_t, y_t)``."""
+        hs = self.hidden_size
+        sig = torch.sigmoid(gates[:, : 3 * hs])
+        y = torch.addcmul(sig[:, :hs] * y, sig[:, hs: 2 * hs], torch.tanh(gates[:, 3 * hs:]))
+        return sig[:, 2 * hs:] * torch.tanh(y), y
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor],
+                freq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(h_t, y_t)`` from ``x_t`` ``[B, X]``, ``(h_{t-1}, y_{t-1})`` and ``freq_t`` ``[B, Fq]``."""
+        gates = F.linear(x, self.weight_x, self.freq_term(freq)) + F.linear(state[0], self.weight_h)
+        return self.update(gates, state[1])
+
+
+class FCLSTMNet(SequenceModel):
+    """Feature network + (FC-)LSTM cell + output head, run autoregressively from the neutral.
+
+    The feature network is ``x_t = SiLU(W_prev lm_{t-1} + W_cond [neutral, label] + b)`` on
+    normalised displacements; the head is ``lm_t = W_out h_t + b_out``. Because the head is linear,
+    ``W_prev lm_{t-1}`` is computed as ``(W_prev W_out) h_{t-1} + W_prev b_out`` in one matrix
+    product with the recurrent term, and all outputs by one product after the loop (same function,
+    fewer operations per step).
+    """
+
+    def __init__(self, num_landmarks: int, num_labels: int, identity_dims: int, hidden: int, feat_dim: int,
+                 freq: bool, pe_dim: int, freq_dim: int, pe_base: float) -> None:
+        super().__init__()
+        d = 3 * num_landmarks
+        self.num_labels = num_labels
+        self.freq = freq
+        self.pe_dim, self.pe_base = pe_dim, pe_base
+        self.feat_prev = nn.Linear(d, feat_dim, bias=False)
+        self.feat_cond = nn.Linear(identity_dims + num_labels, feat_dim)
+        self.emb = nn.Sequential(nn.Linear(3 * pe_dim, freq_dim), nn.SiLU(),
+                                 nn.Linear(freq_dim, freq_dim), nn.Tanh()) if freq else None
+        self.cell = FCLSTMCell(feat_dim, hidden, freq_dim if freq else 0)
+        self.head = nn.Linear(hidden, d)
+
+    def frequency(self, lengths: torch.Tensor, fps: torch.Tensor, steps: int) -> torch.Tensor:
+        """freq_t for t = 1 .. steps-1 (Eq. 7): ``[B, steps-1, freq_dim]``."""
+        assert self.emb is not None
+        pes = [positional_encoding(relative_positions(lengths, fps, steps - 1, offset=1 + k), self.pe_dim,
+                                   self.pe_base) for k in (-1, 0, 1)]
+        return self.emb(torch.cat(pes, dim=-1).to(self.head.weight.dtype))
+
+    def forward(self, neutral_n: torch.Tensor, label_ids: torch.Tensor, lengths: torch.Tensor,
+                fps: torch.Tensor, steps: int) -> torch.Tensor:
+        b, fd, cell = neutral_n.shape[0], self.feat_prev.out_features, self.cell
+        onehot = F.one_hot(label_ids, self.num_labels).to(neutral_n.dtype)
+        cond = self.feat_cond(torch.cat([neutral_n, onehot], dim=1))  # [B, F]
+        if self.freq:
+            pre = cell.freq_term(self.frequency(lengths, fps, steps)).transpose(0, 1)  # [S, B, 4H]
+        else:
+            pre = cell.bias.expand(steps - 1, b, -1)
+        w_x = cell.weight_x.t()
+        # step 1: lm_0 is the neutral (zero displacement) and h_0 = y_0 = 0
+        h, y = cell.update(torch.addmm(pre[0], F.silu(cond), w_x), torch.zeros_like(pre[0][:, : cell.hidden_size]))
+        hs = [h]
+        if steps > 2:
+            w_rec = torch.cat([self.feat_prev.weight @ self.head.weight, cell.weight_h]).t()  # [H, F + 4H]
+            x_bias = (cond + self.feat_prev(self.head.bias)).unsqueeze(0).expand(steps - 2, -1, -1)
+            base = torch.cat([x_bias, pre[1:]], dim=2).contiguous()  # [S-1, B, F + 4H]
+            for base_t in base.unbind(0):
+                z = torch.addmm(base_t, h, w_rec)
+                h, y = cell.update(torch.addmm(z[:, fd:], F.silu(z[:, :fd]), w_x), y)
+                hs.append(h)
+        out = self.head(torch.stack(hs, dim=1))
+        return torch.cat([out.new_zeros(b, 1, out.shape[2]), out], dim=1)
+
+
+class FCLSTMGenerator(DisplacementGenerator):
+    """FC-4DFS's frequency-controlled LSTM (§3.2); ``freq``/``temporal_alpha`` give Table 3's rows."""
+
+    name: ClassVar[str] = "fc_lstm"
+    description: ClassVar[str] = "Frequency-controlled LSTM with framerate-aware positional encoding (FC-4DFS)"
+    defaults: ClassVar[dict[str, Any]] = {
+        **DisplacementGenerator.common_defaults,
+        "freq": True,  # frequency information into the forget/input gates (Eq. 2, 5-7)
+        "hidden": 128,
+        "feat_dim": 64,
+        "pe_dim": 32,  # d of Eq. 6
+        "freq_dim": 32,
+        "pe_base": 10000.0,
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        for key in ("hidden", "feat_dim", "pe_dim", "freq_dim"):
+            if key in self.options and int(self.options[key]) < 1:
+                raise ComponentError(f"{self.name}: option {key} must be a positive integer, got {self.options[key]}")
+        if int(self.options.get("pe_dim", 2)) % 2:
+            raise ComponentError(f"{self.name}: option pe_dim must be even, got {self.options['pe_dim']}")
+
+    def build_model(self, num_landmarks: int, num_labels: int) -> FCLSTMNet:
+        o = self.options
+        return FCLSTMNet(num_landmarks, num_labels, self.identity_dims, int(o["hidden"]), int(o["feat_dim"]), bool(o.get("freq", False)),
+                         int(o.get("pe_dim", 2)), int(o.get("freq_dim", 1)), float(o.get("pe_base", 10000.0)))
