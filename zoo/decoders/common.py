@@ -58,19 +58,29 @@ class FrameSet:
 
 
 def collect_frames(data: Dataset, max_frames: int | None = None) -> FrameSet:
-    """Every frame of every sequence (or an even, deterministic subsample of ``max_frames``)."""
+    """Every frame of every sequence, or ``max_frames`` of them evenly spaced over all frames.
+
+    The subsample walks the concatenation of all sequences with a fixed stride, so every sequence
+    contributes in proportion to its length and at every phase of the motion (not only frame 0).
+    """
     if not data.sequences:
         raise ComponentError(f"dataset {data.name!r} has no sequences to train on")
     ids = list(dict.fromkeys(s.identity for s in data.sequences))
     row = {i: k for k, i in enumerate(ids)}
-    total = sum(s.length for s in data.sequences)
-    keep = 1.0 if not max_frames or total <= max_frames else max_frames / total
+    lengths = np.array([s.length for s in data.sequences])
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    total = int(starts[-1])
+    if max_frames and total > max_frames:
+        pick = np.unique(np.linspace(0, total - 1, int(max_frames)).round().astype(np.int64))
+    else:
+        pick = np.arange(total)
+    seq_of = np.searchsorted(starts, pick, side="right") - 1
     frames, ident = [], []
-    for s in data.sequences:
-        n = max(1, int(round(s.length * keep)))
-        pick = np.unique(np.linspace(0, s.length - 1, n).round().astype(np.int64))
-        frames.append(np.asarray(s.frames[pick], dtype=np.float32))
-        ident.append(np.full(len(pick), row[s.identity], dtype=np.int64))
+    for k, s in enumerate(data.sequences):
+        local = pick[seq_of == k] - starts[k]
+        if len(local):
+            frames.append(np.asarray(s.frames[local], dtype=np.float32))
+            ident.append(np.full(len(local), row[s.identity], dtype=np.int64))
     f = np.concatenate(frames)
     neutrals = np.stack([data.neutral(i) for i in ids]).astype(np.float32)
     topo = data.topology
@@ -182,8 +192,7 @@ class SpiralGenerator(nn.Module):
     up-sampling and a spiral convolution with ELU, and a last spiral convolution to 3 channels.
 
     ``filters`` is coarse-to-fine (S2D: [128, 64, 32, 32, 16]); with fewer mesh levels the last
-    entries are used. ``extra[i]`` optional extra input channels concatenated at level ``i`` (the
-    caller passes them as ``extras`` in :meth:`forward`).
+    entries are used.
     """
 
     def __init__(self, hierarchy: MeshHierarchy, in_features: int, filters: Seq[int],
@@ -195,7 +204,7 @@ class SpiralGenerator(nn.Module):
         self.filters = level_filters(filters, n)
         self.fc = nn.Linear(in_features, self.sizes[-1] * self.filters[0])
         self.up = nn.ModuleList(Resample(u) for u in hierarchy.up)  # up[i]: level i+1 -> i
-        # conv_for_level[i] turns the up-sampled features at level i into filters[n-1-i+1]
+        # step k up-samples to level n-2-k and maps filters[k] -> filters[k+1]
         self.convs = nn.ModuleList(
             SpiralConv(self.filters[k], self.filters[k + 1], hierarchy.spirals[n - 2 - k]) for k in range(n - 1))
         self.out = SpiralConv(self.filters[-1], out_channels, hierarchy.spirals[0])
@@ -274,16 +283,11 @@ class SpiralMeshDecoder(Decoder):
         self._arch = arch
         norm = self.norm.to(device)
         self.norm = norm
-        frames = torch.as_tensor(fs.frames, device=device)
-        lms = torch.as_tensor(fs.landmarks, device=device)
-        ident = torch.as_tensor(fs.ident, device=device)
-        neutrals = torch.as_tensor(fs.neutrals, device=device)
-        neutral_lms = torch.as_tensor(fs.neutral_landmarks, device=device)
-        weights = norm.t["vertex_weights"].view(1, -1, 1)
+        data_t = self.training_tensors(fs, device)
         opt = torch.optim.Adam(self.net.parameters(), lr=hp["lr"], weight_decay=hp.get("weight_decay", 0.0))
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=hp["lr_decay"])
         batch = int(hp["batch_size"])
-        n = len(frames)
+        n = len(fs.frames)
         steps_cap = hp.get("max_steps_per_epoch")
         cfg = stable_hash({"config": self.config, "hp": hp, "data": data.fingerprint, "seed": seed,
                            "frames": n})
@@ -297,18 +301,7 @@ class SpiralMeshDecoder(Decoder):
             n_steps = math.ceil(n / batch)
             if steps_cap:
                 n_steps = min(n_steps, int(steps_cap))
-            total = 0.0
-            for k in range(n_steps):
-                idx = perm[k * batch:(k + 1) * batch]
-                uniq, inv = torch.unique(ident[idx], return_inverse=True)
-                dl, l0, m0 = norm.inputs(lms[idx], neutral_lms[uniq], neutrals[uniq], inv)
-                out = net(dl, l0, m0, inv)
-                target = self._target(frames[idx], neutrals[uniq][inv])
-                loss = ((out - target).abs() * weights).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach())
+            total = sum(self.training_step(opt, data_t, perm[k * batch:(k + 1) * batch]) for k in range(n_steps))
             sched.step()
             scale = 1.0 if self.output == "mesh" else norm.disp_scale
             return {"l1": total / max(1, n_steps) * scale}
@@ -320,6 +313,29 @@ class SpiralMeshDecoder(Decoder):
                                         first=history[0] if history else {})
         return self.train_report
 
+    def training_tensors(self, fs: FrameSet, device: str) -> dict[str, torch.Tensor]:
+        """The training frames as tensors on ``device`` (what :meth:`training_step` indexes)."""
+        return {"frames": torch.as_tensor(fs.frames, device=device),
+                "landmarks": torch.as_tensor(fs.landmarks, device=device),
+                "ident": torch.as_tensor(fs.ident, device=device),
+                "neutrals": torch.as_tensor(fs.neutrals, device=device),
+                "neutral_landmarks": torch.as_tensor(fs.neutral_landmarks, device=device)}
+
+    def training_step(self, opt: torch.optim.Optimizer, data: dict[str, torch.Tensor], idx: torch.Tensor) -> float:
+        """One optimisation step on frames ``idx``; returns the (weighted) L1 loss in network units."""
+        net, norm = self.net, self.norm
+        assert net is not None and norm is not None
+        uniq, inv = torch.unique(data["ident"][idx], return_inverse=True)
+        neutrals = data["neutrals"][uniq]
+        dl, l0, m0 = norm.inputs(data["landmarks"][idx], data["neutral_landmarks"][uniq], neutrals, inv)
+        out = net(dl, l0, m0, inv)
+        target = self._target(data["frames"][idx], neutrals[inv])
+        loss = ((out - target).abs() * norm.t["vertex_weights"].view(1, -1, 1)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
     # -- decoding -----------------------------------------------------------------------
     def decode(self, neutral_mesh: np.ndarray, neutral_landmarks: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         self.check_decode_inputs(neutral_mesh, neutral_landmarks, landmarks)
@@ -330,9 +346,9 @@ class SpiralMeshDecoder(Decoder):
         out = np.empty((b, t, self.topology.num_vertices, 3), dtype=np.float32)  # type: ignore[union-attr]
         with torch.no_grad():
             for i in range(b):
-                m0_mm = torch.as_tensor(np.asarray(neutral_mesh[i:i + 1], np.float32), device=dev)
-                l0_mm = torch.as_tensor(np.asarray(neutral_landmarks[i:i + 1], np.float32), device=dev)
-                lm = torch.as_tensor(np.asarray(landmarks[i], np.float32), device=dev)
+                m0_mm = torch.tensor(np.asarray(neutral_mesh[i:i + 1], np.float32), device=dev)
+                l0_mm = torch.tensor(np.asarray(neutral_landmarks[i:i + 1], np.float32), device=dev)
+                lm = torch.tensor(np.asarray(landmarks[i], np.float32), device=dev)
                 for s in range(0, t, self.decode_chunk):
                     chunk = lm[s:s + self.decode_chunk]
                     ident = torch.zeros(len(chunk), dtype=torch.long, device=dev)

@@ -9,9 +9,11 @@
   the identity features of that level by cross-attention (Eq. 9,
   ``softmax(F_de W_q (F_en^i W_k)^T / sqrt(d)) F_en^i``) and combines them through a skip
   connection (concatenation before the level's spiral convolution). Global attention costs
-  ``V_i^2`` per frame, so levels with more than ``attention_max_vertices`` vertices (FLAME's two
-  finest) use the direct skip ``F_en^i`` instead; raise the option to attend everywhere.
-  Without the identity path (ablation ``s2d+lm-n``) the generator is S2D's.
+  ``V_i^2`` per frame, so on levels with more than ``attention_max_vertices`` vertices (FLAME's two
+  finest) the decoder reads ``F_en^i`` directly through the skip connection
+  (``fine_attention="none"``, the default) or attends over each vertex's spiral neighbourhood
+  (``"local"``, 2-3x slower to train, no better on ``synthetic``); raise
+  ``attention_max_vertices`` to attend globally everywhere. Without the identity path (ablation ``s2d+lm-n``) the generator is S2D's.
 - Output ``Delta M_t`` is added to ``M_0``; L1 loss on displacements; Adam 1e-3, decay 0.99/epoch,
   batch 128, 300 epochs at the ``paper`` budget.
 
@@ -20,6 +22,7 @@ so a direct skip is convolved once per identity in the batch rather than once pe
 """
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -51,12 +54,73 @@ class CrossAttention(nn.Module):
             q.unsqueeze(1), keys.unsqueeze(1), values.unsqueeze(1)).squeeze(1)
 
 
+class EmbeddingMLP(nn.Module):
+    """An MLP of Eq. 8: ``Linear(x) + Linear(ELU(Linear(x)))``, the second branch starting at zero.
+
+    With ``linear=False`` only the two-layer branch remains (``MLP_n``). The linear path makes
+    ``MLP_m`` start as S2D's linear layer, so the non-linear part only adds what the data needs.
+    """
+
+    def __init__(self, in_features: int, hidden: int, out_features: int, linear: bool = True) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features) if linear else None
+        self.mlp = nn.Sequential(nn.Linear(in_features, hidden), nn.ELU(), nn.Linear(hidden, out_features))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mlp(x)
+        return y if self.linear is None else y + self.linear(x)
+
+
+class LocalCrossAttention(nn.Module):
+    """Eq. 9 restricted to each vertex's spiral neighbourhood (the fine levels).
+
+    Vertex ``v``'s decoder feature queries the identity features at ``spiral[v]`` only, so the cost
+    is ``V * S`` instead of ``V^2``; padded spiral entries are masked out.
+    """
+
+    def __init__(self, query_dim: int, identity_dim: int, spiral: torch.Tensor) -> None:
+        super().__init__()
+        self.q = nn.Linear(query_dim, identity_dim, bias=False)
+        self.k = nn.Linear(identity_dim, identity_dim, bias=False)
+        spiral = torch.as_tensor(spiral, dtype=torch.long)
+        self.register_buffer("spiral", spiral, persistent=False)
+        self.register_buffer("pad", spiral == spiral.shape[0], persistent=False)
+        self.scale = 1.0 / math.sqrt(identity_dim)
+
+    def _gather(self, feats: torch.Tensor) -> torch.Tensor:
+        padded = torch.nn.functional.pad(feats, (0, 0, 0, 1))
+        return padded[:, self.spiral]  # [I, V, S, e]
+
+    def keys(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Neighbourhood keys and values ``[I, V, S, e]`` of identity features ``[I, V, e]``."""
+        return self._gather(self.k(feats)), self._gather(feats)
+
+    def forward(self, x: torch.Tensor, keys: tuple[torch.Tensor, torch.Tensor], ident: torch.Tensor) -> torch.Tensor:
+        q = self.q(x) * self.scale  # [N, V, e]
+        k, v = keys
+        out = torch.empty_like(q)
+        for u in torch.unique(ident).tolist():
+            rows = (ident == u).nonzero().squeeze(1)
+            scores = (q[rows].unsqueeze(2) * k[u].unsqueeze(0)).sum(-1).masked_fill(self.pad, float("-inf"))
+            w = torch.softmax(scores, dim=-1)
+            out[rows] = (w.unsqueeze(-1) * v[u].unsqueeze(0)).sum(2)
+        return out
+
+
 class MIADNet(nn.Module):
-    """The network; see the module docstring."""
+    """The network; see the module docstring.
+
+    ``modes[i]`` says how level ``i`` reads the identity features: ``"global"`` (Eq. 9 over all
+    vertices of the level), ``"local"`` (:class:`LocalCrossAttention`) or ``"skip"`` (the features
+    themselves). The identity branches start at zero (last layer of ``MLP_n``, the skip
+    convolutions), so training starts from S2D's function and learns the identity corrections.
+    """
 
     def __init__(self, hierarchy: MeshHierarchy, num_landmarks: int, filters: list[int], identity_filters: list[int],
                  hidden: int, landmark_decomposition: bool, identity_mesh: bool, attention_max_vertices: int,
-                 template: torch.Tensor, template_scale: float) -> None:
+                 fine_attention: str, template: torch.Tensor, template_scale: float) -> None:
         super().__init__()
         n = hierarchy.num_levels
         self.n_levels, self.sizes = n, hierarchy.sizes
@@ -65,8 +129,8 @@ class MIADNet(nn.Module):
         width = self.sizes[-1] * self.filters[0]
         lm = num_landmarks * 3
         if self.decomposition:
-            self.mlp_m = nn.Sequential(nn.Linear(lm, hidden), nn.ELU(), nn.Linear(hidden, width))
-            self.mlp_n = nn.Sequential(nn.Linear(lm, hidden), nn.ELU(), nn.Linear(hidden, width))
+            self.mlp_m = EmbeddingMLP(lm, hidden, width, linear=True)
+            self.mlp_n = EmbeddingMLP(lm, hidden, width, linear=False)
             self.lam = nn.Parameter(torch.tensor(1.0))
         else:
             self.fc = nn.Linear(lm, width)
@@ -76,22 +140,28 @@ class MIADNet(nn.Module):
             SpiralConv(self.filters[k], self.filters[k + 1], hierarchy.spirals[n - 2 - k]) for k in range(n - 1))
         self.out = SpiralConv(self.filters[-1], 3, hierarchy.spirals[0])
         self.act = nn.ELU()
-        if self.identity:
-            self.register_buffer("template", (template - template.mean(0)) / template_scale, persistent=False)
-            self.encoder = SpiralEncoder(hierarchy, 6, identity_filters)
-            e = self.encoder.filters
-            self.attend = [self.sizes[i] <= attention_max_vertices for i in range(n)]
-            self.attn = nn.ModuleDict()
-            # coarsest level: fuse before the first up-sampling with a point-wise layer
-            if self.attend[n - 1]:
-                self.attn[str(n - 1)] = CrossAttention(self.filters[0], e[n - 1])
-            self.coarse_c = nn.Linear(e[n - 1], self.filters[0], bias=False)
-            self.conv_c = nn.ModuleList()
-            for k in range(n - 1):
-                i = n - 2 - k
-                if self.attend[i]:
-                    self.attn[str(i)] = CrossAttention(self.filters[k], e[i])
-                self.conv_c.append(SpiralConv(e[i], self.filters[k + 1], hierarchy.spirals[i]))
+        if not self.identity:
+            return
+        self.register_buffer("template", (template - template.mean(0)) / template_scale, persistent=False)
+        self.encoder = SpiralEncoder(hierarchy, 6, identity_filters)
+        e = self.encoder.filters
+        fine = {"local": "local", "none": "skip"}[fine_attention]
+        self.modes = ["global" if self.sizes[i] <= attention_max_vertices else fine for i in range(n)]
+        # the decoder features that query level i: filters[0] at the coarsest, filters[k] after step k's up-sampling
+        query_dim = {n - 1: self.filters[0], **{n - 2 - k: self.filters[k] for k in range(n - 1)}}
+        self.attn = nn.ModuleDict()
+        for i in range(n):
+            if self.modes[i] == "global":
+                self.attn[str(i)] = CrossAttention(query_dim[i], e[i])
+            elif self.modes[i] == "local":
+                self.attn[str(i)] = LocalCrossAttention(query_dim[i], e[i], torch.as_tensor(hierarchy.spirals[i]))
+        self.coarse_c = nn.Linear(e[n - 1], self.filters[0], bias=False)
+        nn.init.zeros_(self.coarse_c.weight)
+        self.conv_c = nn.ModuleList(
+            SpiralConv(e[n - 2 - k], self.filters[k + 1], hierarchy.spirals[n - 2 - k]) for k in range(n - 1))
+        for conv in self.conv_c:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
     def embed(self, dl: torch.Tensor, l0: torch.Tensor, ident: torch.Tensor) -> torch.Tensor:
         """Eq. 8 (or S2D's linear layer) -> coarsest-level features ``[N, V_c, f0]``."""
@@ -102,10 +172,17 @@ class MIADNet(nn.Module):
             z = self.fc(d)
         return z.view(d.shape[0], self.sizes[-1], self.filters[0])
 
-    def _context(self, level: int, x: torch.Tensor, feats: list[torch.Tensor], keys: dict[int, torch.Tensor],
-                 ident: torch.Tensor) -> torch.Tensor:
-        """Cross-attention (Eq. 9) of decoder features ``x`` over the identity features at ``level``."""
-        return self.attn[str(level)](x, keys[level][ident], feats[level][ident])
+    def _skip(self, level: int, x: torch.Tensor, feats: list[torch.Tensor], keys: dict[int, Any],
+              ident: torch.Tensor, project: nn.Module) -> torch.Tensor:
+        """``project`` applied to level ``level``'s identity context for decoder features ``x``."""
+        mode = self.modes[level]
+        if mode == "skip":  # per identity, then broadcast to its frames
+            return project(feats[level])[ident]
+        if mode == "global":
+            ctx = self.attn[str(level)](x, keys[level][ident], feats[level][ident])
+        else:
+            ctx = self.attn[str(level)](x, keys[level], ident)
+        return project(ctx)
 
     def forward(self, dl: torch.Tensor, l0: torch.Tensor, m0: torch.Tensor, ident: torch.Tensor) -> torch.Tensor:
         x = self.embed(dl, l0, ident)
@@ -115,21 +192,13 @@ class MIADNet(nn.Module):
                 x = self.act(self.convs[k](self.up[n - 2 - k](x)))
             return self.out(x)
         tmpl = self.template.unsqueeze(0).expand(m0.shape[0], -1, -1)
-        feats = self.encoder(torch.cat([m0, tmpl], dim=-1))  # per identity in the batch
-        keys = {i: self.attn[str(i)].keys(feats[i]) for i in range(n) if self.attend[i]}
-        if self.attend[n - 1]:
-            c = self._context(n - 1, x, feats, keys, ident)
-            x = self.act(x + self.coarse_c(c))
-        else:
-            x = self.act(x + self.coarse_c(feats[n - 1])[ident])
+        feats = self.encoder(torch.cat([m0, tmpl], dim=-1))  # one pass per identity in the batch
+        keys = {i: self.attn[str(i)].keys(feats[i]) for i in range(n) if self.modes[i] != "skip"}
+        x = self.act(x + self._skip(n - 1, x, feats, keys, ident, self.coarse_c))
         for k in range(n - 1):
             i = n - 2 - k
             x = self.up[i](x)
-            if self.attend[i]:
-                skip = self.conv_c[k](self._context(i, x, feats, keys, ident))
-            else:
-                skip = self.conv_c[k](feats[i])[ident]
-            x = self.act(self.convs[k](x) + skip)
+            x = self.act(self.convs[k](x) + self._skip(i, x, feats, keys, ident, self.conv_c[k]))
         return self.out(x)
 
 
@@ -148,13 +217,16 @@ class MIADNetDecoder(SpiralMeshDecoder):
         "identity_filters": [16, 32, 64, 128, 128],
         "hidden": 256,
         "attention_max_vertices": 400,
+        "fine_attention": "none",
         "loss_weights": "uniform",
         **HIERARCHY_DEFAULTS,
     }
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"epochs": 3, "batch_size": 16, "lr": 1e-3, "lr_decay": 0.99, "max_frames": 256},
-        "quick": {"epochs": 12, "batch_size": 16, "lr": 1e-3, "lr_decay": 0.9, "max_frames": 1200},
-        "paper": {**PAPER, "batch_size": 128},
+        "smoke": {"epochs": 2, "batch_size": 16, "lr": 1e-3, "lr_decay": 0.99, "weight_decay": 5e-5,
+                  "max_frames": 128},
+        "quick": {"epochs": 5, "batch_size": 16, "lr": 2e-3, "lr_decay": 0.9, "weight_decay": 5e-5,
+                  "max_frames": 800},
+        "paper": {**PAPER, "batch_size": 128, "weight_decay": 5e-5},
     }
 
     def __init__(self, **options: Any) -> None:
@@ -164,17 +236,20 @@ class MIADNetDecoder(SpiralMeshDecoder):
                 raise ComponentError(f"miadnet option {key} must be true or false, got {self.options[key]!r}")
         if int(self.options["attention_max_vertices"]) < 0:
             raise ComponentError("miadnet option attention_max_vertices must be >= 0")
+        if self.options["fine_attention"] not in ("local", "none"):
+            raise ComponentError(f"miadnet option fine_attention must be 'local' or 'none', "
+                                 f"got {self.options['fine_attention']!r}")
 
     def arch(self, fs: FrameSet) -> dict[str, Any]:
         o = self.options
         return {**super().arch(fs), "filters": [int(f) for f in o["filters"]],
                 "identity_filters": [int(f) for f in o["identity_filters"]], "hidden": int(o["hidden"]),
                 "landmark_decomposition": o["landmark_decomposition"], "identity_mesh": o["identity_mesh"],
-                "attention_max_vertices": int(o["attention_max_vertices"])}
+                "attention_max_vertices": int(o["attention_max_vertices"]), "fine_attention": o["fine_attention"]}
 
     def build_network(self, hierarchy: MeshHierarchy, arch: dict[str, Any]) -> nn.Module:
         assert self.norm is not None
         return MIADNet(hierarchy, arch["num_landmarks"], arch["filters"], arch["identity_filters"], arch["hidden"],
                        arch["landmark_decomposition"], arch["identity_mesh"], arch["attention_max_vertices"],
-                       self.norm.t["mean_neutral"].cpu(), max(self.norm.extent, 1e-3))
+                       arch["fine_attention"], self.norm.t["mean_neutral"].cpu(), max(self.norm.extent, 1e-3))
 

@@ -67,7 +67,7 @@ class PCADecoder(Decoder):
     defaults: ClassVar[dict[str, Any]] = {"n_components": 220, "regularization": None}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"max_frames": 400},
-        "quick": {"max_frames": 3000},
+        "quick": {"max_frames": 1200},
         "paper": {"max_frames": None},
     }
 

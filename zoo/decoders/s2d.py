@@ -42,10 +42,10 @@ class S2DDecoder(SpiralMeshDecoder):
         **HIERARCHY_DEFAULTS,
     }
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"epochs": 3, "batch_size": 16, "lr": 1e-3, "lr_decay": 0.99, "weight_decay": 5e-5,
-                  "max_frames": 256},
-        "quick": {"epochs": 12, "batch_size": 16, "lr": 1e-3, "lr_decay": 0.9, "weight_decay": 5e-5,
-                  "max_frames": 1200},
+        "smoke": {"epochs": 2, "batch_size": 16, "lr": 1e-3, "lr_decay": 0.99, "weight_decay": 5e-5,
+                  "max_frames": 128},
+        "quick": {"epochs": 5, "batch_size": 16, "lr": 2e-3, "lr_decay": 0.9, "weight_decay": 5e-5,
+                  "max_frames": 800},
         "paper": {**PAPER, "batch_size": 16, "weight_decay": 5e-5},
     }
 

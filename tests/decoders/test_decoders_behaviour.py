@@ -1,0 +1,95 @@
+"""Decoders resume, refuse other topologies, validate options; PCA solves landmarks exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fc4dfs.plugins.contracts import Budget, CheckpointMismatchError, ComponentError
+from fc4dfs.plugins.testing import other_topology, tiny_dataset
+from fc4dfs.zoo.decoders.miadnet import MIADNetDecoder
+from fc4dfs.zoo.decoders.neural3dmm import Neural3DMMDecoder
+from fc4dfs.zoo.decoders.pca import PCADecoder
+from fc4dfs.zoo.decoders.s2d import S2DDecoder
+from decoders_fixtures import errors, one_sequence
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_pca_reproduces_training_frames_from_their_landmarks():
+    ds = one_sequence()
+    dec = PCADecoder(n_components=8, regularization=1e-9)
+    dec.fit(ds, Budget("smoke"), progress=False)
+    err, motion = errors(dec, ds)
+    assert err < 1e-2 * motion
+
+
+def test_pca_selects_lambda_on_held_out_identities():
+    ds = tiny_dataset()
+    dec = PCADecoder()
+    rep = dec.fit(ds.subset(ds.identities[:6]), Budget("smoke"), progress=False)
+    assert rep["lambda_validation_mm"] and rep["lambda"] == pytest.approx(
+        float(min(rep["lambda_validation_mm"], key=rep["lambda_validation_mm"].get)))
+    assert 0 < rep["components"] <= 220
+
+
+def test_training_resumes_from_workdir(tmp_path):
+    ds = one_sequence()
+    budget = Budget("smoke", {"epochs": 2})
+    first = S2DDecoder()
+    first.fit(ds, budget, seed=0, workdir=tmp_path, progress=False)
+    assert list(tmp_path.glob("*train_state.pt"))
+    again = S2DDecoder()
+    rep = again.fit(ds, budget, seed=0, workdir=tmp_path, progress=False)
+    assert rep["resumed_from"] == 2
+    mesh = ds.neutral(ds.identities[0])[None]
+    lm = ds.sequences[0].landmarks[None]
+    nlm = ds.topology.landmarks(mesh)
+    assert np.allclose(first.decode(mesh, nlm, lm), again.decode(mesh, nlm, lm), atol=1e-5)
+
+
+def test_checkpoint_for_another_topology_is_refused(tmp_path):
+    ds = one_sequence()
+    dec = Neural3DMMDecoder()
+    dec.fit(ds, Budget("smoke", {"epochs": 1}), progress=False)
+    path = dec.save(tmp_path / "n3dmm.safetensors")
+    with pytest.raises(CheckpointMismatchError, match="topology"):
+        Neural3DMMDecoder.load(path, other_topology(ds.topology))
+    with pytest.raises(CheckpointMismatchError):
+        S2DDecoder.load(path, ds.topology)
+
+
+def test_miadnet_options_and_ablations():
+    with pytest.raises(ComponentError, match="identity_mesh"):
+        MIADNetDecoder(identity_mesh="yes")
+    with pytest.raises(ComponentError, match="no option"):
+        MIADNetDecoder(dropout=0.1)
+    assert MIADNetDecoder().options["landmark_decomposition"] is True
+    assert MIADNetDecoder().options["identity_mesh"] is True
+    ds = one_sequence()
+    params = {}
+    for key, opts in {"full": {}, "lm-n": {"identity_mesh": False}, "mesh-n": {"landmark_decomposition": False}}.items():
+        dec = MIADNetDecoder(**opts)
+        dec.fit(ds, Budget("smoke", {"epochs": 1}), progress=False)
+        names = {k.split(".")[0] for k, _ in dec.net.named_parameters()}
+        params[key] = names
+    assert {"encoder", "mlp_m", "mlp_n", "lam"} <= params["full"]
+    assert "encoder" not in params["lm-n"] and "mlp_n" in params["lm-n"]
+    assert "mlp_n" not in params["mesh-n"] and "fc" in params["mesh-n"] and "encoder" in params["mesh-n"]
+
+
+def test_decode_refuses_bad_inputs():
+    ds = one_sequence()
+    dec = S2DDecoder()
+    with pytest.raises(ComponentError, match="not trained"):
+        dec.decode(np.zeros((1, 576, 3), np.float32), np.zeros((1, 68, 3), np.float32), np.zeros((1, 2, 68, 3), np.float32))
+    dec.fit(ds, Budget("smoke", {"epochs": 1}), progress=False)
+    mesh = ds.neutral(ds.identities[0])[None]
+    with pytest.raises(ComponentError, match="batch sizes differ"):
+        dec.decode(mesh, ds.topology.landmarks(mesh), np.zeros((2, 3, 68, 3), np.float32))
