@@ -7,9 +7,10 @@
 - :class:`DisplacementGenerator`, the Generator base that trains a sequence model through
   :class:`fc4dfs.zoo.training.TrainLoop` and generates any length at any frame rate.
 
-The models predict per-frame landmark *displacements from the neutral* in a normalised space
-(neutral landmarks: per-coordinate mean, one global scale; displacements: one global RMS scale);
-the statistics travel in the checkpoint. Frame 0 is the given neutral exactly.
+The models predict per-frame landmark *displacements from the neutral* (in units of the training
+displacements' RMS) and see the neutral landmarks as a few whitened principal-component
+coefficients over the training identities; these statistics travel in the checkpoint. Frame 0 is
+the given neutral exactly; inputs and outputs are in mm.
 """
 from __future__ import annotations
 
@@ -227,7 +228,8 @@ class DisplacementGenerator(Generator):
                   "weight_decay": 0.0, "one_length_per_epoch": True},
         "quick": {"epochs": 100, "lr": 5e-3, "lr_final_ratio": 0.01, "batch_size": 32, "clip": 1.0,
                   "weight_decay": 0.0, "one_length_per_epoch": True},
-        # FC-4DFS 4.1: Adam, lr 1e-5, 1,200 epochs (CoMA), every length in every epoch
+        # FC-4DFS 4.1: Adam, lr 1e-5, 1,200 epochs on CoMA (600 on Florence4D: override epochs=600),
+        # every length of every sequence in every epoch
         "paper": {"epochs": 1200, "lr": 1e-5, "lr_final_ratio": 1.0, "batch_size": 32, "clip": 1.0,
                   "weight_decay": 0.0, "one_length_per_epoch": False},
     }

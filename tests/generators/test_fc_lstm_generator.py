@@ -1,39 +1,30 @@
-"""MLP / LSTM / FC-LSTM generators: conformance kit, lengths and frame rates, overfitting, resume."""
+"""FC-LSTM generator: conformance for each ablation setting, lengths and frame rates, overfitting, resume."""
 import numpy as np
 import pytest
-import torch
+from rnn_overfit import assert_overfits_one_sequence, one_thread  # noqa: F401 (autouse fixture)
 
-from fc4dfs.datasets.base import Dataset
 from fc4dfs.plugins.contracts import Budget, ComponentError
 from fc4dfs.plugins.testing import check_generator, tiny_dataset
 from fc4dfs.zoo.generators.fc_lstm import FCLSTMGenerator
-from fc4dfs.zoo.generators.lstm import LSTMGenerator
-from fc4dfs.zoo.generators.mlp import MLPGenerator
 
-torch.set_num_threads(1)
 SMALL = {"hidden": 32, "feat_dim": 32}
 
 
-@pytest.mark.parametrize("cls, options", [
-    (MLPGenerator, {"hidden": 32}),
-    (MLPGenerator, {"hidden": 32, "temporal_alpha": 0.0}),
-    (LSTMGenerator, SMALL),
-    (LSTMGenerator, {**SMALL, "temporal_alpha": 0.0}),
-    (FCLSTMGenerator, SMALL),
-    (FCLSTMGenerator, {**SMALL, "temporal_alpha": 0.0}),
-    (FCLSTMGenerator, {**SMALL, "freq": False}),
-], ids=["mlp", "mlp-a0", "lstm", "lstm-a0", "fc_lstm", "fc_lstm-a0", "fc_lstm-nofreq"])
-def test_conformance(cls, options):
-    check_generator(cls, options)
+@pytest.mark.parametrize("options", [{}, {"temporal_alpha": 0.0}, {"freq": False, "temporal_alpha": 0.0}],
+                         ids=["freq+temporal", "freq", "neither"])
+def test_conformance(options):
+    check_generator(FCLSTMGenerator, {**SMALL, **options})
 
 
 def test_options_are_validated():
-    with pytest.raises(ComponentError, match="freq"):
-        LSTMGenerator(freq=True)  # the plain LSTM has no frequency switch: use fc_lstm
     with pytest.raises(ComponentError, match="temporal_alpha"):
         FCLSTMGenerator(temporal_alpha=-1)
     with pytest.raises(ComponentError, match="pe_dim"):
         FCLSTMGenerator(pe_dim=5)
+
+
+def test_overfits_one_sequence_at_two_lengths():
+    assert_overfits_one_sequence(FCLSTMGenerator, SMALL, [20], epochs=300)
 
 
 @pytest.fixture(scope="module")
@@ -65,36 +56,6 @@ def test_length_changes_the_sequence_and_fps_only_rescales_time(trained_fc_lstm)
     assert not np.allclose(a[:, 10], b[:, 10], atol=1e-3)
     with pytest.raises(ComponentError, match="fps"):
         g.generate(nlm, lab, 20, fps=0.0)
-
-
-def _one_sequence_dataset() -> Dataset:
-    ds = tiny_dataset()
-    seq = next(s for s in ds.sequences if s.kind == "n2e2n")
-    return Dataset("one", ds.topology, [seq], ds.labels)
-
-
-OVERFIT = {  # options, training lengths, epochs
-    "mlp": ({"hidden": 64}, [20], 600),
-    "fc_lstm": ({"hidden": 32, "feat_dim": 32}, [20], 400),
-    # without frequency information the LSTM cannot tell lengths apart: one length only
-    "lstm": ({"hidden": 32, "feat_dim": 32}, [], 300),
-}
-
-
-@pytest.mark.parametrize("cls", [MLPGenerator, LSTMGenerator, FCLSTMGenerator], ids=lambda c: c.name)
-def test_overfits_one_sequence(cls):
-    data = _one_sequence_dataset()
-    seq = data.sequences[0]
-    opts, lengths, epochs = OVERFIT[cls.name]
-    g = cls(**opts, train_lengths=lengths)
-    budget = Budget("smoke", {"epochs": epochs, "lr": 1e-2, "lr_final_ratio": 0.01, "one_length_per_epoch": False})
-    g.fit(data, budget, seed=0, progress=False)
-    motion = np.linalg.norm(seq.landmarks - seq.landmarks[0], axis=-1).mean()
-    for length in [seq.length] + lengths:
-        gt = seq.resampled(length)
-        out = g.generate(gt.landmarks[:1], [seq.label], length, fps=gt.fps)
-        err = np.linalg.norm(out[0] - gt.landmarks, axis=-1).mean()
-        assert err < 0.05 * motion, f"{cls.name} at length {length}: {err:.3f} mm vs motion {motion:.3f} mm"
 
 
 class _Killed(Exception):
