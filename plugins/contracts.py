@@ -61,6 +61,9 @@ class Component(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: per-budget hyper-parameter tables: {"smoke": {...}, "quick": {...}, "paper": {...}}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: options the conformance kit's registry-wide checks use to stay fast (e.g. fewer sampling
+    #: steps); they must not change what the contract checks
+    conformance_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(self.defaults)

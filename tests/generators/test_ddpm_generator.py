@@ -8,11 +8,11 @@ import pytest
 
 from fc4dfs.datasets.base import Dataset
 from fc4dfs.plugins.contracts import Budget, ComponentError
-from fc4dfs.plugins.testing import check_generator, tiny_dataset
+from fc4dfs.plugins.testing import tiny_dataset
 from fc4dfs.zoo.generators.ddpm import DDPMGenerator
 
 #: sampling settings that keep the smoke-budget tests to seconds
-FAST = {"sampling_steps": 10, "harmonize_iters": 2}
+FAST = dict(DDPMGenerator.conformance_options)  # the registry-wide conformance test uses these too
 
 
 @lru_cache(maxsize=1)
@@ -21,10 +21,6 @@ def _trained() -> DDPMGenerator:
     g = DDPMGenerator(**FAST)
     g.fit(ds.subset(ds.generator_split()[0]), Budget("smoke"), progress=False)
     return g
-
-
-def test_conformance():
-    check_generator(DDPMGenerator, options=FAST)
 
 
 def test_fill_keeps_known_frames_and_fills_the_rest():

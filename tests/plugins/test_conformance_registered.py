@@ -19,13 +19,15 @@ def _ids(kind):
 @pytest.mark.parametrize("name", _ids("generator"))
 def test_generator_conformance(name):
     spec = REG.get("generator", name)
-    testing.check_generator(spec.load(), dict(spec.options))
+    cls = spec.load()
+    testing.check_generator(cls, {**cls.conformance_options, **spec.options})
 
 
 @pytest.mark.parametrize("name", _ids("decoder"))
 def test_decoder_conformance(name):
     spec = REG.get("decoder", name)
-    testing.check_decoder(spec.load(), dict(spec.options))
+    cls = spec.load()
+    testing.check_decoder(cls, {**cls.conformance_options, **spec.options})
 
 
 @pytest.mark.parametrize("name", _ids("metric"))

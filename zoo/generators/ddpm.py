@@ -51,6 +51,7 @@ class DDPMGenerator(Generator):
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "4D facial expression diffusion model with classifier guidance (Zou et al.)"
     stochastic: ClassVar[bool] = True
+    conformance_options: ClassVar[dict[str, Any]] = {"sampling_steps": 10, "harmonize_iters": 2}
     defaults: ClassVar[dict[str, Any]] = {
         "diffusion_steps": 2000,
         "beta_start": 1e-4,
