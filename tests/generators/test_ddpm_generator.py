@@ -18,7 +18,7 @@ FAST = dict(DDPMGenerator.conformance_options)  # the registry-wide conformance 
 @lru_cache(maxsize=1)
 def _trained() -> DDPMGenerator:
     ds = tiny_dataset()
-    g = DDPMGenerator(**FAST)
+    g = DDPMGenerator(diffusion_steps=200, **FAST)
     g.fit(ds.subset(ds.generator_split()[0]), Budget("smoke"), progress=False)
     return g
 
@@ -56,6 +56,23 @@ def test_label_control_sample_shapes_and_seeds():
     assert a.shape == (2, 11, 68, 3) and np.isfinite(a).all()
     assert np.array_equal(a, g.sample(["expr0", "expr2"], 11, seed=0))
     assert not np.allclose(a, g.sample(["expr0", "expr2"], 11, seed=1))
+
+
+def test_pca_coordinates_and_reconstruction_guidance(tmp_path):
+    ds = tiny_dataset()
+    g = DDPMGenerator(pca_components=8, recon_weight=5.0, **FAST)
+    g.fit(ds.subset(ds.generator_split()[0]), Budget("smoke"), progress=False)
+    assert g.normalizer is not None and g.normalizer.dim == 8
+    assert g.eps_model is not None and g.eps_model.cfg.feature_dim == 8
+    test_seq = ds.sequences[-1]  # a held-out identity: its anatomy is partly outside the PCA span
+    nlm = test_seq.landmarks[:1]
+    out = g.generate(nlm, [test_seq.label], 10, seed=0)
+    assert out.shape == (1, 10, 68, 3) and np.isfinite(out).all()
+    assert np.array_equal(out[:, 0], nlm)
+    plain = DDPMGenerator.load(g.save(tmp_path / "g.safetensors"), ds.topology)
+    assert np.array_equal(plain.generate(nlm, [test_seq.label], 10, seed=0), out)
+    plain.options["recon_weight"] = 0.0
+    assert not np.allclose(plain.generate(nlm, [test_seq.label], 10, seed=0), out)
 
 
 def test_input_and_option_errors_name_the_argument():

@@ -63,8 +63,10 @@ class DDPMGenerator(Generator):
         "guidance_steps": 3,
         "guidance_lr": 1.0,
         "clip_x0": True,  # clip x_0 predictions to 1.5x the training data's range (normalised)
+        "recon_weight": 0.0,  # reconstruction guidance for known frames (0 = the paper's replacement)
         "harmonize_iters": 5,  # Alg. 4 passes in generate()
         "harmonize_from": 1.0,  # re-noise level of passes 2.. as a fraction of T (paper: T)
+        "pca_components": None,  # diffuse in k whitened PCA coordinates of the frames; None = raw coordinates
         "train_lengths": None,  # [lo, hi] frame counts for training; None = the data's range
         "sample_batch": 64,
     }
@@ -107,7 +109,7 @@ class DDPMGenerator(Generator):
         o = self.options
         cfg = dict(sampler=o["sampler"], sampling_steps=int(o["sampling_steps"]), eta=float(o["eta"]),
                    guidance_lambda=float(o["guidance_lambda"]), guidance_steps=int(o["guidance_steps"]),
-                   guidance_lr=float(o["guidance_lr"]),
+                   guidance_lr=float(o["guidance_lr"]), recon_weight=float(o["recon_weight"]),
                    clip_x0=float(self._meta["clip"]) if o["clip_x0"] and "clip" in self._meta else None)
         cfg.update(overrides)
         try:
@@ -129,9 +131,10 @@ class DDPMGenerator(Generator):
         start = time.monotonic()
         self.device = torch.device(device)
         bank = SequenceBank(data)
-        self.normalizer = Normalizer.fit(bank.all_frames())
+        self.normalizer = Normalizer.fit(bank.all_frames(), self.options["pca_components"])
         seqs = [self.normalizer.encode(s) for s in bank.seqs]
         bank.seqs = seqs
+        bank.feature_dim = self.normalizer.dim
         lo, hi = self._length_range(bank)
         meta = {"bit": {"feature_dim": bank.feature_dim, **{k: hp[k] for k in _ARCH_KEYS}},
                 "num_labels": len(bank.labels), "train_lengths": [lo, hi],
@@ -234,6 +237,9 @@ class DDPMGenerator(Generator):
         out.update({f"cls.{k}": v.detach().cpu().contiguous().clone() for k, v in self.classifier.state_dict().items()})
         out["norm.mean"] = torch.from_numpy(self.normalizer.mean.copy())
         out["norm.std"] = torch.from_numpy(self.normalizer.std.copy())
+        if self.normalizer.basis is not None and self.normalizer.scale is not None:
+            out["norm.basis"] = torch.from_numpy(self.normalizer.basis.copy())
+            out["norm.scale"] = torch.from_numpy(self.normalizer.scale.copy())
         return out
 
     def state_meta(self) -> dict[str, Any]:
@@ -247,7 +253,9 @@ class DDPMGenerator(Generator):
         self.classifier.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("cls.")})
         self.eps_model.eval()
         self.classifier.eval()
-        self.normalizer = Normalizer(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
+        self.normalizer = Normalizer(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy(),
+                                     tensors["norm.basis"].numpy() if "norm.basis" in tensors else None,
+                                     tensors["norm.scale"].numpy() if "norm.scale" in tensors else None)
 
     # -- sampling -----------------------------------------------------------------------------
     def _sampler(self, **overrides: Any) -> ReverseSampler:
@@ -261,20 +269,33 @@ class DDPMGenerator(Generator):
         sampler = self._sampler(**sampler_overrides)
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         chunk = int(self.options["sample_batch"])
-        d = self.normalizer.mean.shape[0]
+        d, k = self.normalizer.mean.shape[0], self.normalizer.dim
         out = []
         for a in range(0, batch, chunk):
             b = min(batch, a + chunk)
             kn = mk = lab = None
+            offset = np.zeros((b - a, 1, d), dtype=np.float32)
             if known is not None and mask is not None:
-                kn = torch.as_tensor(self.normalizer.encode(known[a:b].reshape(b - a, length, d)), device=self.device)
+                flat = known[a:b].reshape(b - a, length, d)
+                kn = torch.as_tensor(self.normalizer.encode(flat), device=self.device)
                 mk = torch.as_tensor(mask[a:b], dtype=torch.bool, device=self.device)
+                offset = self._known_residual(flat, mask[a:b])
             if label_ids is not None:
                 lab = torch.as_tensor(label_ids[a:b], device=self.device)
-            x0 = sampler.sample((b - a, length, d), gen, self.device, kn, mk, lab, harmonize_iters,
+            x0 = sampler.sample((b - a, length, k), gen, self.device, kn, mk, lab, harmonize_iters,
                                 float(self.options["harmonize_from"]))
-            out.append(self.normalizer.decode(x0.detach().cpu().numpy()))
+            out.append(self.normalizer.decode(x0.detach().cpu().numpy()) + offset)
         return np.concatenate(out, 0)
+
+    def _known_residual(self, flat: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Per sequence, the mean part of the known frames outside the PCA span ``[B, 1, D]``.
+
+        Diffusing in PCA coordinates cannot represent an unseen face exactly; this residual (mostly
+        anatomy detail) is carried over to the generated frames. Zero without PCA.
+        """
+        res = self.normalizer.residual(flat) * mask[..., None]  # type: ignore[union-attr]
+        count = np.maximum(mask.sum(1), 1)[:, None, None]
+        return (res.sum(1, keepdims=True) / count).astype(np.float32)
 
     def generate(self, neutral_landmarks: np.ndarray, labels: Seq[str], length: int,
                  fps: float | None = None, seed: int | None = None) -> np.ndarray:

@@ -10,24 +10,51 @@ from fc4dfs.datasets.base import Dataset, resample_frames
 
 @dataclass
 class Normalizer:
-    """Per-coordinate standardisation of flattened landmark frames ``[..., D]`` (D = 3 L)."""
+    """Per-coordinate standardisation of flattened landmark frames ``[..., D]`` (D = 3 L), optionally
+    followed by a whitened PCA projection onto ``k`` components (``basis`` ``[k, D]``, ``scale`` ``[k]``).
+
+    With PCA, ``encode`` maps to ``[..., k]`` and ``decode`` back to ``[..., D]``; ``residual`` is the
+    part of a frame outside the component span (for an unseen face mostly anatomy detail).
+    """
 
     mean: np.ndarray  # [D] float32
     std: np.ndarray  # [D] float32
+    basis: np.ndarray | None = None  # [k, D] orthonormal rows
+    scale: np.ndarray | None = None  # [k] component stds
 
     @classmethod
-    def fit(cls, frames: np.ndarray) -> "Normalizer":
+    def fit(cls, frames: np.ndarray, components: int | None = None) -> "Normalizer":
         """From all training frames ``[N, D]``; tiny stds are floored at a tenth of the median."""
         mean = frames.mean(0)
         std = frames.std(0)
         std = np.maximum(std, 0.1 * float(np.median(std)) + 1e-6)
-        return cls(mean.astype(np.float32), std.astype(np.float32))
+        norm = cls(mean.astype(np.float32), std.astype(np.float32))
+        if components:
+            z = (frames - mean) / std
+            _, sv, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
+            k = int(min(components, len(sv)))
+            norm.basis = vt[:k].astype(np.float32)
+            norm.scale = np.maximum(sv[:k] / np.sqrt(len(z)), 1e-6).astype(np.float32)
+        return norm
+
+    @property
+    def dim(self) -> int:
+        return int(self.basis.shape[0] if self.basis is not None else self.mean.shape[0])
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std).astype(np.float32)
+        z = (x - self.mean) / self.std
+        if self.basis is not None:
+            z = (z @ self.basis.T) / self.scale
+        return z.astype(np.float32)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
+        if self.basis is not None:
+            z = (z * self.scale) @ self.basis
         return (z * self.std + self.mean).astype(np.float32)
+
+    def residual(self, x: np.ndarray) -> np.ndarray:
+        """``x - decode(encode(x))``: zero without PCA."""
+        return (x - self.decode(self.encode(x))).astype(np.float32)
 
 
 class SequenceBank:
@@ -41,6 +68,7 @@ class SequenceBank:
         self.label_ids = np.array([data.label_index(s.label) for s in data.sequences], dtype=np.int64)
         self.lengths = np.array([len(s) for s in self.seqs], dtype=np.int64)
         self.feature_dim = int(self.seqs[0].shape[1])
+        self.num_landmarks = self.feature_dim // 3
         self._neutrals: np.ndarray | None = None
 
     def __len__(self) -> int:

@@ -35,6 +35,8 @@ class SamplerConfig:
     guidance_lr: float = 1.0
     #: clip the x_0 prediction to [-clip_x0, clip_x0] (normalised units); None = never
     clip_x0: float | None = None
+    #: reconstruction guidance weight w_r for known frames (Ho et al. 2022); 0 = pure replacement (Alg. 3)
+    recon_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -67,11 +69,34 @@ class ReverseSampler:
         self.config = config
         self.classifier = classifier
 
-    def _steps(self, x_t: torch.Tensor, t: int, s: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """One unguided transition ``t -> s``: returns ``(x_hat_s, mean, fluency variance)``."""
+    def _eps(self, x_t: torch.Tensor, t: int, known: torch.Tensor | None,
+             mask: torch.Tensor | None) -> torch.Tensor:
+        """eps_theta(x_t, t), adjusted by reconstruction guidance when frames are known.
+
+        Replacement alone (Alg. 3) lets one known frame be outvoted by the unknown ones, which settle
+        on their own anatomy while the known frame is still buried in noise. Reconstruction guidance
+        (Ho et al. 2022, "Video diffusion models") corrects the x_0 prediction with the gradient of
+        the known frames' reconstruction error: ``x0 - w_r sqrt(abar_t) / 2 * grad ||m (x0 - known)||^2``.
+        """
         batch_t = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
-        with torch.no_grad():
-            eps = self.eps_model(x_t, batch_t)
+        w = self.config.recon_weight
+        if known is None or mask is None or w <= 0:
+            with torch.no_grad():
+                return self.eps_model(x_t, batch_t)
+        x_in = x_t.detach().requires_grad_(True)
+        with torch.enable_grad():
+            eps = self.eps_model(x_in, batch_t)
+            x0 = self.schedule.predict_x0(x_in, t, eps)
+            err = (((x0 - known) ** 2) * mask.unsqueeze(-1)).sum()
+            (grad,) = torch.autograd.grad(err, x_in)
+        ab = float(self.schedule.alpha_bar[t])
+        x0 = x0.detach() - 0.5 * w * math.sqrt(ab) * grad
+        return (x_t - math.sqrt(ab) * x0) / math.sqrt(1.0 - ab)
+
+    def _steps(self, x_t: torch.Tensor, t: int, s: int, gen: torch.Generator, known: torch.Tensor | None = None,
+               mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """One unguided transition ``t -> s``: returns ``(x_hat_s, mean, fluency variance)``."""
+        eps = self._eps(x_t, t, known, mask)
         if self.config.clip_x0 is not None:
             eps = self.schedule.clip_eps(x_t, t, eps, self.config.clip_x0)
         if self.config.sampler == "ddpm":
@@ -127,7 +152,7 @@ class ReverseSampler:
         m = mask.unsqueeze(-1) if mask is not None else None
         x = x_T
         for t, s in zip(steps[:-1], steps[1:]):
-            x_hat, mean, variance = self._steps(x, t, s, gen)
+            x_hat, mean, variance = self._steps(x, t, s, gen, known, mask)
             if guided:
                 x_hat = self.guide(x_hat, mean, variance, labels, s)
             if known is not None and m is not None:
