@@ -74,7 +74,8 @@ def test_miadnet_options_and_ablations():
     assert MIADNetDecoder().options["identity_mesh"] is True
     ds = one_sequence()
     params = {}
-    for key, opts in {"full": {}, "lm-n": {"identity_mesh": False}, "mesh-n": {"landmark_decomposition": False}}.items():
+    variants = {"full": {}, "lm-n": {"identity_mesh": False}, "mesh-n": {"landmark_decomposition": False}}
+    for key, opts in variants.items():
         dec = MIADNetDecoder(**opts)
         dec.fit(ds, Budget("smoke", {"epochs": 1}), progress=False)
         names = {k.split(".")[0] for k, _ in dec.net.named_parameters()}
@@ -88,7 +89,8 @@ def test_decode_refuses_bad_inputs():
     ds = one_sequence()
     dec = S2DDecoder()
     with pytest.raises(ComponentError, match="not trained"):
-        dec.decode(np.zeros((1, 576, 3), np.float32), np.zeros((1, 68, 3), np.float32), np.zeros((1, 2, 68, 3), np.float32))
+        dec.decode(np.zeros((1, 576, 3), np.float32), np.zeros((1, 68, 3), np.float32),
+                   np.zeros((1, 2, 68, 3), np.float32))
     dec.fit(ds, Budget("smoke", {"epochs": 1}), progress=False)
     mesh = ds.neutral(ds.identities[0])[None]
     with pytest.raises(ComponentError, match="batch sizes differ"):

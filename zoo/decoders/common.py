@@ -361,7 +361,8 @@ class SpiralMeshDecoder(Decoder):
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.net is not None and self.hierarchy is not None and self.norm is not None
         t = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        t.update({f"hier.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.hierarchy.to_arrays().items()})
+        t.update({f"hier.{k}": torch.from_numpy(np.ascontiguousarray(v))
+                  for k, v in self.hierarchy.to_arrays().items()})
         t.update({f"norm.{k}": v.detach().cpu().contiguous() for k, v in self.norm.t.items()})
         return t
 

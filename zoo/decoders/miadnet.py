@@ -9,11 +9,12 @@
   the identity features of that level by cross-attention (Eq. 9,
   ``softmax(F_de W_q (F_en^i W_k)^T / sqrt(d)) F_en^i``) and combines them through a skip
   connection (concatenation before the level's spiral convolution). Global attention costs
-  ``V_i^2`` per frame, so on levels with more than ``attention_max_vertices`` vertices (FLAME's two
-  finest) the decoder reads ``F_en^i`` directly through the skip connection
-  (``fine_attention="none"``, the default) or attends over each vertex's spiral neighbourhood
-  (``"local"``, 2-3x slower to train, no better on ``synthetic``); raise
-  ``attention_max_vertices`` to attend globally everywhere. Without the identity path (ablation ``s2d+lm-n``) the generator is S2D's.
+  ``V_i^2`` per frame, so levels with more than ``attention_max_vertices`` (128) vertices (all but
+  FLAME's two coarsest) read ``F_en^i`` directly through the skip connection
+  (``fine_attention="none"``, the default) or attend over each vertex's spiral neighbourhood
+  (``"local"``: 2-3x slower to train, no better on ``synthetic``); raise
+  ``attention_max_vertices`` to attend globally everywhere. Without the identity path (ablation
+  ``s2d+lm-n``) the generator is S2D's.
 - Output ``Delta M_t`` is added to ``M_0``; L1 loss on displacements; Adam 1e-3, decay 0.99/epoch,
   batch 128, 300 epochs at the ``paper`` budget.
 
@@ -216,7 +217,7 @@ class MIADNetDecoder(SpiralMeshDecoder):
         "filters": [128, 64, 32, 32, 16],
         "identity_filters": [16, 32, 64, 128, 128],
         "hidden": 256,
-        "attention_max_vertices": 400,
+        "attention_max_vertices": 128,
         "fine_attention": "none",
         "loss_weights": "uniform",
         **HIERARCHY_DEFAULTS,

@@ -13,8 +13,13 @@ import torch
 from torch import nn
 
 
-#: rows of the gathered ``[rows, S * C]`` block processed at once on CPU (about 1 MB per block)
+#: floats of the gathered ``[rows, S * C]`` block processed at once on CPU, per thread (1 MB)
 _CPU_BLOCK_FLOATS = 1 << 18
+
+
+def _block_floats() -> int:
+    """Block size: ~1 MB per thread, so each parallel region has enough work to share."""
+    return _CPU_BLOCK_FLOATS * max(1, torch.get_num_threads())
 
 
 class _SpiralConvCPU(torch.autograd.Function):
@@ -176,11 +181,11 @@ class SpiralConv(nn.Module):
         idx = self._flat_index(b, x.device)
         rows = b * v
         if x.device.type == "cpu" and 4 * self.out_channels <= c:
-            block = max(1, _CPU_BLOCK_FLOATS // ((v + 1) * self.spiral_length * self.out_channels))
+            block = max(1, _block_floats() // ((v + 1) * self.spiral_length * self.out_channels))
             out = _SpiralConvCPUNarrow.apply(xp, self.weight, self.bias, self._bag_index(min(block, b), x.device),
                                              b, v, self.spiral_length, block)
         elif x.device.type == "cpu":
-            block = max(16, _CPU_BLOCK_FLOATS // (self.spiral_length * c))
+            block = max(16, _block_floats() // (self.spiral_length * c))
             out = _SpiralConvCPU.apply(xp, self.weight, self.bias, idx, rows, block)
         else:
             g = xp.index_select(0, idx).view(rows, self.spiral_length * c)
@@ -227,7 +232,8 @@ class _ResampleFn(torch.autograd.Function):
     """``y = M x`` as a weighted gather-sum; the backward applies ``M^T`` with ``k`` index_adds."""
 
     @staticmethod
-    def forward(ctx, x2: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x2: torch.Tensor, index: torch.Tensor,  # type: ignore[override]
+                weights: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(index, weights)
         ctx.rows = x2.shape[0]
         return torch.nn.functional.embedding_bag(index, x2, per_sample_weights=weights, mode="sum")
