@@ -95,3 +95,19 @@ def test_decode_refuses_bad_inputs():
     mesh = ds.neutral(ds.identities[0])[None]
     with pytest.raises(ComponentError, match="batch sizes differ"):
         dec.decode(mesh, ds.topology.landmarks(mesh), np.zeros((2, 3, 68, 3), np.float32))
+
+
+def test_miadnet_attention_modes_train_and_decode():
+    ds = one_sequence()
+    mesh = ds.neutral(ds.identities[0])[None]
+    lm = ds.sequences[0].landmarks[None]
+    for opts, modes in (({"fine_attention": "local", "attention_max_vertices": 0}, {"local"}),
+                        ({"attention_max_vertices": 10**6}, {"global"}),
+                        ({"attention_max_vertices": 0}, {"skip"})):
+        dec = MIADNetDecoder(**opts)
+        dec.fit(ds, Budget("smoke", {"epochs": 1}), progress=False)
+        assert set(dec.net.modes) == modes
+        out = dec.decode(mesh, ds.topology.landmarks(mesh), lm)
+        assert out.shape == lm.shape[:2] + mesh.shape[1:] and np.isfinite(out).all()
+    with pytest.raises(ComponentError, match="fine_attention"):
+        MIADNetDecoder(fine_attention="everywhere")
