@@ -5,10 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from fc4dfs.datasets.base import Dataset
+from fc4dfs.datasets.base import Dataset, resample_frames
 from fc4dfs.plugins.contracts import Budget, ComponentError
 from fc4dfs.plugins.testing import tiny_dataset
 from fc4dfs.zoo.generators.lm4dgan import LM4DGANGenerator, SequenceCritic, SequenceGenerator, gradient_penalty
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small models: a second thread only adds synchronisation on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_gradient_penalty_of_a_linear_critic():
@@ -28,7 +37,7 @@ def test_gradient_penalty_of_a_quadratic_critic_uses_the_interpolates():
     mix = torch.tensor([0.5, 0.0])
     gp = gradient_penalty(lambda x: 0.5 * (x**2).sum(1), real, fake, mix, weight=2.0)
     # interpolates (1, 0) -> norm 1 and (0, 3) -> norm 3: 2 * mean(0, 4)
-    assert float(gp) == pytest.approx(4.0)
+    assert gp.item() == pytest.approx(4.0)
     assert gp.requires_grad  # it must train the critic
 
 
@@ -72,5 +81,7 @@ def test_overfits_a_single_sequence():
     motion = float(np.abs(real - real[:1]).mean())
     out = g.generate(real[:1].repeat(3, 0), [seq.label] * 3, seq.length, seed=1)
     err = float(np.abs(out - real[None]).mean())
-    assert rep["nn_l1_mm"][-1] < 0.5 * rep["nn_l1_mm"][0]
+    # the logged figure against a generator that leaves the face neutral (its L1 is the motion itself)
+    static = float(np.abs(resample_frames(real - real[:1], 16)).mean())
+    assert rep["nn_l1_mm"][-1] < 0.35 * static, f"nn_l1 {rep['nn_l1_mm']} vs static {static:.3f} mm"
     assert err < 0.35 * motion, f"samples {err:.3f} mm from the only training sequence (motion {motion:.3f} mm)"

@@ -63,10 +63,11 @@ class DDPMGenerator(Generator):
         "guidance_steps": 3,
         "guidance_lr": 1.0,
         "clip_x0": True,  # clip x_0 predictions to 1.5x the training data's range (normalised)
-        "recon_weight": 0.0,  # reconstruction guidance for known frames (0 = the paper's replacement)
+        "recon_weight": 0.0,
+        "anchor_known": True,  # shift x_0 predictions by the known frames' error (False = the paper's Alg. 3/4)  # reconstruction guidance for known frames (0 = the paper's replacement)
         "harmonize_iters": 5,  # Alg. 4 passes in generate()
-        "harmonize_from": 1.0,  # re-noise level of passes 2.. as a fraction of T (paper: T)
-        "pca_components": None,  # diffuse in k whitened PCA coordinates of the frames; None = raw coordinates
+        "harmonize_from": 0.5,  # re-noise level of passes 2.. as a fraction of T (paper: 1.0, see sample())
+        "pca_components": 48,  # diffuse in k whitened PCA coordinates of the frames; None = raw coordinates
         "train_lengths": None,  # [lo, hi] frame counts for training; None = the data's range
         "sample_batch": 64,
     }
@@ -75,7 +76,7 @@ class DDPMGenerator(Generator):
                   "iterations": 60, "cls_iterations": 40, "batch": 16, "lr": 1e-3, "block": 20,
                   "lr_schedule": "cosine", "ema": 0.9},
         "quick": {"identity_mix": 0.5, "fe_kernel": 3, "d_model": 64, "layers": 2, "heads": 4, "ff_dim": 128, "dropout": 0.0,
-                  "iterations": 2000, "cls_iterations": 400, "batch": 32, "lr": 1e-3, "block": 50,
+                  "iterations": 3000, "cls_iterations": 400, "batch": 32, "lr": 1e-3, "block": 50,
                   "lr_schedule": "cosine", "ema": 0.995},
         "paper": {"identity_mix": 0.0, "fe_kernel": 1, "d_model": 256, "layers": 6, "heads": 8, "ff_dim": 1024, "dropout": 0.1,
                   "iterations": 200_000, "cls_iterations": 50_000, "batch": 256, "lr": 1e-4, "block": 1000,
@@ -110,6 +111,7 @@ class DDPMGenerator(Generator):
         cfg = dict(sampler=o["sampler"], sampling_steps=int(o["sampling_steps"]), eta=float(o["eta"]),
                    guidance_lambda=float(o["guidance_lambda"]), guidance_steps=int(o["guidance_steps"]),
                    guidance_lr=float(o["guidance_lr"]), recon_weight=float(o["recon_weight"]),
+                   anchor_known=bool(o["anchor_known"]),
                    clip_x0=float(self._meta["clip"]) if o["clip_x0"] and "clip" in self._meta else None)
         cfg.update(overrides)
         try:
