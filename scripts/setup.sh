@@ -11,8 +11,10 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   # 1) a wheel already on this machine (pip find-links), 2) the CPU-only index when there is no GPU,
   # 3) the default index (CUDA builds) only when an NVIDIA GPU is present.
-  if "${PIP[@]}" install --no-index "torch==${TORCH_VERSION}" 2>/dev/null; then
-    echo "torch ${TORCH_VERSION} installed from a local wheel"
+  probe=$(mktemp -d)
+  if "${PIP[@]}" download --no-index --no-deps -d "$probe" "torch==${TORCH_VERSION}" >/dev/null 2>&1; then
+    # a wheel pip can already see (e.g. a find-links folder): install it with its dependencies
+    "${PIP[@]}" install "torch==${TORCH_VERSION}"
   elif ! command -v nvidia-smi >/dev/null 2>&1; then
     "${PIP[@]}" install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
   else
