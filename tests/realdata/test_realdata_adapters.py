@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -217,9 +216,8 @@ def test_cache_is_reused_then_invalidated_by_a_changed_file(small_fx, monkeypatc
     monkeypatch.setattr(realdata, "build_from_ply", counting)
     opts = dict(root=small_fx.root, landmarks=small_fx.landmarks)
     first = load_coma(**opts)
-    t0 = time.perf_counter()
     again = load_coma(**opts)
-    assert time.perf_counter() - t0 < 1.0 and len(builds) == 1
+    assert len(builds) == 1, "the second load must open the cache, not parse again (open time: see benchmarks)"
     assert again.fingerprint == first.fingerprint
     key, path = _one_file(small_fx, 3)
     moved = small_fx.frames[key][3] + 5.0
