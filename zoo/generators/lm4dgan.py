@@ -124,7 +124,7 @@ class LM4DGANGenerator(Generator):
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"channels": 32, "z_dim": 8, "cond_dim": 16, "iterations": 20, "batch": 16,
                   "lr": 5e-4, "block": 10, "eval_conditions": 8},
-        "quick": {"channels": 96, "z_dim": 32, "cond_dim": 48, "iterations": 600, "batch": 32,
+        "quick": {"channels": 64, "z_dim": 32, "cond_dim": 48, "iterations": 300, "batch": 32,
                   "lr": 2e-4, "block": 50, "eval_conditions": 32},
         "paper": {"channels": 256, "z_dim": 64, "cond_dim": 128, "iterations": 20_000, "batch": 64,
                   "lr": 1e-4, "block": 500, "eval_conditions": 64},
