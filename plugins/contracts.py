@@ -183,6 +183,20 @@ class Generator(Component):
         ``neutral_landmarks`` is ``[B, L, 3]``; ``labels`` has B names; ``length`` is T >= 2.
         """
 
+    def fill(self, known: np.ndarray, mask: np.ndarray, labels: Seq[str] | None = None,
+             seed: int | None = None, harmonize_iters: int = 1) -> np.ndarray:
+        """Expression filling (optional capability): complete a partial landmark sequence.
+
+        ``known`` is ``[B, T, L, 3]`` mm, ``mask`` ``[B, T]`` bool (True = known frame); returns
+        ``[B, T, L, 3]`` with the known frames unchanged. ``can_fill`` says whether a generator has it.
+        """
+        raise ComponentError(f"generator {self.name!r} cannot fill a partial sequence")
+
+    @classmethod
+    def can_fill(cls) -> bool:
+        """True when the generator overrides :meth:`fill`."""
+        return cls.fill is not Generator.fill
+
     def check_generate_inputs(self, neutral_landmarks: np.ndarray, labels: Seq[str], length: int) -> None:
         """Shared argument validation with errors that name the argument."""
         topo = self._require_fitted()

@@ -194,6 +194,8 @@ def check_generator(cls: type[Generator], options: dict | None = None, dataset: 
     for length in (7, 33):
         rep.check(f"honours length {length}", lambda L=length: _assert(
             g.generate(nlm, labels, L, fps=30.0, seed=0).shape[1] == L, "wrong length"))
+    if cls.can_fill() and out is not None:
+        rep.check("fill keeps the known frames and fills the rest", lambda: _check_fill(g, out, labels))
     rep.check("same seed, same training", lambda: _assert(
         np.allclose(fit(0).generate(nlm, labels, 12, fps=30.0, seed=0), out, atol=1e-5), "retraining differs"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -211,6 +213,17 @@ def check_generator(cls: type[Generator], options: dict | None = None, dataset: 
     rep.check("refuses an unknown label", lambda: _expect_raises(
         (ComponentError, KeyError), lambda: g.generate(nlm, ["__no_such_label__"] * len(labels), 12), "bad label"))
     return rep.raise_if_failed()
+
+
+def _check_fill(g: Generator, seq: np.ndarray, labels: list[str]) -> None:
+    """Expression filling: frames 0-2 and the last are known; the output copies them exactly."""
+    mask = np.zeros(seq.shape[:2], dtype=bool)
+    mask[:, :3] = mask[:, -1] = True
+    known = np.where(mask[..., None, None], seq, np.float32(0.0)).astype(np.float32)
+    filled = g.fill(known, mask, labels, seed=0)
+    _assert(filled.shape == seq.shape, f"fill returned {filled.shape}, expected {seq.shape}")
+    _assert(np.array_equal(filled[mask], known[mask]), "known frames changed")
+    _finite(filled, "filled landmarks")
 
 
 def _assert(cond: bool, msg: str) -> None:

@@ -36,7 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--from-neutral", type=Path, metavar="FILE",
                    help="neutral mesh to animate instead (PLY, OBJ, NPY or NPZ with the dataset's topology)")
     p.add_argument("--label", required=True, help="expression label")
-    p.add_argument("--length", type=int, default=30, help="frames T (default 30)")
+    p.add_argument("--length", type=int, default=None, help="frames T (default 30, or the --known sequence's)")
+    p.add_argument("--known", type=Path, metavar="FILE",
+                   help="expression filling: a partial landmark sequence [T, L, 3] in mm to complete (.npy, or "
+                        ".npz with 'landmarks' and optional 'mask' [T]); NaN frames are unknown (ddpm)")
+    p.add_argument("--known-frames", metavar="LIST",
+                   help="with --known: which frames are known, e.g. 0-9,29 (default: the file's mask or finite frames)")
     p.add_argument("--fps", type=float, default=None, help="frame rate (default: the generator's)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--run", type=Path, metavar="RUN_DIR", help="load trained checkpoints from this run directory")
@@ -92,6 +97,71 @@ def read_neutral(path: Path, topology: "Topology") -> "np.ndarray":
     if not np.isfinite(verts).all():
         raise UserError(f"neutral mesh {path} contains NaN or Inf")
     return verts
+
+
+def parse_frames(spec: str, length: int, flag: str = "--known-frames") -> list[int]:
+    """Frame indices from ``"0-9,29,-1"`` (ranges inclusive, negatives count from the end)."""
+    out: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        try:
+            lo, _, hi = part.partition("-") if not part.startswith("-") else (part, "", "")
+            ids = range(int(lo), int(hi) + 1) if hi else [int(lo)]
+        except ValueError:
+            raise UserError(f"{flag}: cannot read {part!r} (use e.g. 0-9,29)") from None
+        for i in ids:
+            j = i + length if i < 0 else i
+            if not 0 <= j < length:
+                raise UserError(f"{flag}: frame {i} is outside the sequence's {length} frames")
+            out.add(j)
+    if not out:
+        raise UserError(f"{flag}: no frames given")
+    return sorted(out)
+
+
+def read_known(path: Path, frames: str | None, num_landmarks: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """A partial landmark sequence ``[T, L, 3]`` and its known-frame mask ``[T]`` from ``path``.
+
+    Unknown frames may hold NaN (they are zeroed); ``frames`` (``--known-frames``) overrides the
+    file's ``mask``, else the frames without NaN are the known ones.
+    """
+    import numpy as np
+
+    if not path.is_file():
+        raise FileNotFoundError(f"known sequence {path} not found")
+    mask = None
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                key = next((k for k in ("landmarks", "known") if k in z.files), None)
+                if key is None:
+                    raise UserError(f"{path} holds no 'landmarks' array (has: {', '.join(z.files)})")
+                seq = np.asarray(z[key], dtype=np.float32)
+                mask = np.asarray(z["mask"], dtype=bool) if "mask" in z.files else None
+        elif path.suffix.lower() == ".npy":
+            seq = np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
+        else:
+            raise UserError(f"known sequence {path}: unsupported file type {path.suffix!r} (use .npy or .npz)")
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read known sequence {path}: {e}") from None
+    if seq.ndim != 3 or seq.shape[1:] != (num_landmarks, 3) or seq.shape[0] < 2:
+        raise UserError(f"known sequence {path} must be [T >= 2, {num_landmarks}, 3] landmarks, got {seq.shape}")
+    finite = np.isfinite(seq).all(axis=(1, 2))
+    if frames is not None:
+        mask = np.zeros(seq.shape[0], dtype=bool)
+        mask[parse_frames(frames, seq.shape[0])] = True
+    elif mask is None:
+        mask = finite
+    if mask.shape != (seq.shape[0],):
+        raise UserError(f"known sequence {path}: 'mask' must have {seq.shape[0]} entries, got {mask.shape}")
+    if (mask & ~finite).any():
+        raise UserError(f"known sequence {path}: known frame(s) {np.flatnonzero(mask & ~finite).tolist()} "
+                        "hold NaN or Inf")
+    if not mask.any() or mask.all():
+        raise UserError(f"known sequence {path}: {'no' if not mask.any() else 'every'} frame is known; "
+                        "filling needs some known and some unknown frames")
+    return np.where(mask[:, None, None], np.nan_to_num(seq), 0.0).astype(np.float32), mask
 
 
 def load_dataset(reg: "Registry", name: str, options: dict[str, Any] | None = None) -> "Dataset":
@@ -171,7 +241,9 @@ def run(args: argparse.Namespace) -> int:
     bad = sorted(set(formats) - set(FORMATS))
     if bad or not formats:
         raise UserError(f"--formats: unknown {bad or 'empty list'}; choose from {', '.join(FORMATS)}")
-    if args.length < 2:
+    if args.known_frames is not None and args.known is None:
+        raise UserError("--known-frames needs --known FILE")
+    if args.length is not None and args.length < 2:
         raise UserError(f"--length must be >= 2 frames, got {args.length}")
     if args.fps is not None and args.fps <= 0:
         raise UserError(f"--fps must be positive, got {args.fps}")
@@ -194,11 +266,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"label {args.label!r} not in dataset {names['dataset']!r}; labels: "
                         f"{', '.join(dataset.labels)}")
     identity, neutral, source = _choose_neutral(args, dataset, names["dataset"])
+    known, mask = _known_sequence(args, reg, names["generator"], topo.num_landmarks)
     gen, dec, loaded = _components(args, reg, names, options, dataset, progress)
 
     fps = float(args.fps if args.fps is not None else getattr(gen, "default_fps", 30.0))
     nlm = topo.landmarks(neutral[None])
-    landmarks = gen.generate(nlm, [args.label], args.length, fps=fps, seed=args.seed)
+    if known is not None:
+        landmarks = gen.fill(known[None], mask[None], [args.label], seed=args.seed,
+                             harmonize_iters=int(gen.options.get("harmonize_iters", 1)))
+    else:
+        args.length = 30 if args.length is None else args.length
+        landmarks = gen.generate(nlm, [args.label], args.length, fps=fps, seed=args.seed)
     meshes = dec.decode(neutral[None], nlm, landmarks)[0]
     landmarks = landmarks[0]
     if not np.isfinite(meshes).all():
@@ -210,6 +288,8 @@ def run(args: argparse.Namespace) -> int:
             "neutral_source": source, "label": args.label, "length": int(args.length), "fps": fps,
             "seed": int(args.seed), "budget": None if args.run is not None else args.budget,
             "options": options, "checkpoints": loaded, "run": str(args.run) if args.run is not None else None}
+    if args.known is not None:
+        meta["known"] = {"file": str(args.known), "frames": [int(i) for i in np.flatnonzero(mask)]}
     out: Path = args.out
     stem = f"{identity}_{args.label}".replace("/", "_").replace(" ", "_")
     written = export_sequence(out, meshes, topo.faces, fps, landmarks=landmarks, metadata=meta, formats=formats,
@@ -226,6 +306,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"{kind}: {shown}")
     print(f"done in {time.perf_counter() - t0:.1f} s -> {out}")
     return 0
+
+
+def _known_sequence(args: argparse.Namespace, reg: "Registry", generator: str,
+                    num_landmarks: int) -> tuple["np.ndarray | None", "np.ndarray | None"]:
+    """The ``--known`` partial sequence and mask (checked before any training), or ``(None, None)``."""
+    if args.known is None:
+        return None, None
+    if not reg.load("generator", generator).can_fill():
+        fillers = sorted(n for n in reg.names("generator") if reg.load("generator", n).can_fill())
+        raise UserError(f"--known: generator {generator!r} cannot fill a partial sequence; "
+                        f"generators that can: {', '.join(fillers) or 'none'}")
+    known, mask = read_known(args.known, args.known_frames, num_landmarks)
+    if args.length is not None and args.length != known.shape[0]:
+        raise UserError(f"--length {args.length} differs from the {known.shape[0]} frames of {args.known}")
+    args.length = known.shape[0]
+    return known, mask
 
 
 def _resolve_names(args: argparse.Namespace, run_cfg: dict[str, Any]) -> dict[str, str]:

@@ -36,13 +36,12 @@ class EndToEnd(Protocol):
             gt = seq.resampled(int(fixed_length)) if fixed_length else seq
             mesh, nlm = neutral_inputs(ds, seq)
             seed = ctx.seed * 100003 + i
-            lm = gen.generate(nlm, [seq.label], gt.length, fps=gt.fps, seed=seed)
+            # a stochastic generator draws the scored sample and the diversity samples in one batch
+            out = gen.generate(np.repeat(nlm, 1 + n_samples, 0), [seq.label] * (1 + n_samples), gt.length,
+                               fps=gt.fps, seed=seed)
+            lm = out[:1]
             pred = dec.decode(mesh, nlm, lm)[0]
-            samples = None
-            if n_samples:
-                extra = gen.generate(np.repeat(nlm, n_samples, 0), [seq.label] * n_samples, gt.length,
-                                     fps=gt.fps, seed=seed + 7919)
-                samples = np.concatenate([lm, extra])
+            samples = out if n_samples else None
             item = EvalItem(seq.identity, seq.label, gt.fps, gt.landmarks, pred_landmarks=lm[0],
                             gt_mesh=np.asarray(gt.frames, dtype=np.float32), pred_mesh=pred, samples=samples)
             items.append(item)

@@ -124,3 +124,63 @@ def test_generate_component_and_dataset_options(tmp_path, capsys):
     assert main(BASE + ["--identity", "id07", "--label", "expr1", "--dataset-opt", "n_identities=6",
                         "--no-preview", "--formats", "npz", "--out", str(tmp_path / "c")]) == 2
     assert "identity 'id07' not in dataset" in capsys.readouterr().err
+
+
+def _partial_sequence(tmp_path, length: int = 10, known: tuple[int, ...] = (0, 1, 2, 9)):
+    """A tiny-dataset landmark sequence with NaN in the frames to fill, saved as .npy."""
+    ds = tiny_dataset()
+    seq = ds.sequences[0].resampled(length).landmarks.astype(np.float32)
+    partial = np.full_like(seq, np.nan)
+    partial[list(known)] = seq[list(known)]
+    path = tmp_path / "partial.npy"
+    np.save(path, partial)
+    return path, seq, ds.sequences[0]
+
+
+def test_generate_fills_a_partial_sequence(tmp_path, capsys):
+    """Expression filling from the CLI: known frames come back exactly, the others are filled."""
+    path, seq, src = _partial_sequence(tmp_path)
+    out = tmp_path / "out"
+    rc = main(["generate", "--gen", "ddpm", "--dec", "h6_ridge", "--dataset", "h6_tiny", "--budget", "smoke",
+               "--gen-opt", "sampling_steps=5", "--gen-opt", "harmonize_iters=1", "--identity", src.identity,
+               "--label", src.label, "--known", str(path), "--no-preview", "--formats", "npz", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads((out / "generate.json").read_text())
+    assert info["known"]["frames"] == [0, 1, 2, 9] and info["length"] == 10
+    with np.load(out / f"{src.identity}_{src.label}.npz") as z:
+        lm = z["landmarks"]
+    np.testing.assert_array_equal(lm[[0, 1, 2, 9]], seq[[0, 1, 2, 9]])
+    assert np.isfinite(lm).all() and np.abs(lm[5] - lm[0]).max() > 0
+    # --known-frames picks the known frames of a complete sequence
+    full = tmp_path / "full.npz"
+    np.savez(full, landmarks=seq)
+    rc = main(["generate", "--gen", "ddpm", "--dec", "h6_ridge", "--dataset", "h6_tiny", "--budget", "smoke",
+               "--gen-opt", "sampling_steps=5", "--gen-opt", "harmonize_iters=1", "--identity", src.identity,
+               "--label", src.label, "--known", str(full), "--known-frames", "0-3,-1", "--no-preview",
+               "--formats", "npz", "--out", str(tmp_path / "o2")])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "o2" / "generate.json").read_text())["known"]["frames"] == [0, 1, 2, 3, 9]
+
+
+@pytest.mark.parametrize("make, extra, needle", [
+    (lambda p: np.save(p / "k.npy", np.zeros((10, 5, 3))), [], "[T >= 2, 68, 3]"),
+    (lambda p: np.save(p / "k.npy", np.zeros((10, 68, 3))), [], "every frame is known"),
+    (lambda p: np.save(p / "k.npy", np.zeros((10, 68, 3))), ["--known-frames", "0,12"], "frame 12 is outside"),
+    (lambda p: np.save(p / "k.npy", np.zeros((10, 68, 3))), ["--known-frames", "0", "--length", "8"],
+     "--length 8 differs"),
+    (lambda p: np.save(p / "k.npy", np.full((10, 68, 3), np.nan)), ["--known-frames", "0"], "hold NaN"),
+    (lambda p: None, [], "not found"),
+])
+def test_generate_known_sequence_errors_name_the_file(tmp_path, capsys, make, extra, needle):
+    make(tmp_path)
+    rc = main(["generate", "--gen", "ddpm", "--dec", "h6_ridge", "--dataset", "h6_tiny", "--budget", "smoke",
+               "--label", "expr0", "--known", str(tmp_path / "k.npy"), "--out", str(tmp_path / "o")] + extra)
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and ("k.npy" in err or "--known-frames" in err or "--length" in err), err
+
+
+def test_generate_known_needs_a_generator_that_can_fill(tmp_path, capsys):
+    path, _, src = _partial_sequence(tmp_path)
+    rc = main(BASE + ["--label", src.label, "--known", str(path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot fill a partial sequence" in err and "ddpm" in err

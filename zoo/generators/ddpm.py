@@ -37,6 +37,9 @@ Where this departs from the paper (each is an option or budget entry; the paper'
   200 k iterations (architecture sizes are not given in the paper; ours are listed in ``budgets``).
 * Eq. 7 / Alg. 1 print ``sqrt(1 - alpha_t)`` in the denominator; we use Ho et al.'s ``sqrt(1 - abar_t)``.
 * The guidance Adagrad rate is ``guidance_lr * sqrt(step variance)`` (the paper gives none).
+* ``guide_from_mean=False`` [False]: with ``True`` the Adagrad refinement starts from the step's
+  mean and the step's noise is added afterwards; with ancestral (``ddpm``) steps the paper's start
+  from the noisy sample spends the refinement on removing that noise (see ``ReverseSampler.guide``).
 """
 from __future__ import annotations
 
@@ -80,9 +83,10 @@ class DDPMGenerator(Generator):
         "guidance_lambda": 0.01,
         "guidance_steps": 3,
         "guidance_lr": 1.0,
+        "guide_from_mean": False,  # refine the step's mean, then add its noise (paper: refine the noisy sample)
         "clip_x0": True,  # clip x_0 predictions to 1.5x the training data's range (normalised)
         "recon_weight": 0.0,
-        "anchor_known": True,  # shift x_0 predictions by the known frames' error (False = the paper's Alg. 3/4)  # reconstruction guidance for known frames (0 = the paper's replacement)
+        "anchor_known": True,  # shift x_0 predictions by the known frames' error (False = the paper's Alg. 3/4)
         "harmonize_iters": 5,  # Alg. 4 passes in generate()
         "harmonize_from": 0.5,  # re-noise level of passes 2.. as a fraction of T (paper: 1.0, see sample())
         "pca_components": 48,  # diffuse in k whitened PCA coordinates of the frames; None = raw coordinates
@@ -129,7 +133,7 @@ class DDPMGenerator(Generator):
         cfg = dict(sampler=o["sampler"], sampling_steps=int(o["sampling_steps"]), eta=float(o["eta"]),
                    guidance_lambda=float(o["guidance_lambda"]), guidance_steps=int(o["guidance_steps"]),
                    guidance_lr=float(o["guidance_lr"]), recon_weight=float(o["recon_weight"]),
-                   anchor_known=bool(o["anchor_known"]),
+                   anchor_known=bool(o["anchor_known"]), guide_from_mean=bool(o["guide_from_mean"]),
                    clip_x0=float(self._meta["clip"]) if o["clip_x0"] and "clip" in self._meta else None)
         cfg.update(overrides)
         try:

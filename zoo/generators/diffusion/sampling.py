@@ -39,6 +39,9 @@ class SamplerConfig:
     recon_weight: float = 0.0
     #: shift the x_0 prediction of every frame by the known frames' mean reconstruction error
     anchor_known: bool = False
+    #: start the guidance refinement from the step's mean and add the step's noise afterwards
+    #: (Alg. 1 starts from the noisy sample; see ``guide``)
+    guide_from_mean: bool = False
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -138,12 +141,18 @@ class ReverseSampler:
         Adagrad's first update moves each coordinate by about its learning rate whatever the gradient
         scale, so the rate is ``guidance_lr * sqrt(variance)``: the refinement stays commensurate with
         the noise of the step instead of adding a fixed jitter at the last, nearly clean steps.
+
+        Started from the noisy sample (as Alg. 1), the fluency gradient ``-lambda z / sigma`` outweighs
+        the classifier's wherever the step's noise ``sigma z`` is large, so with ancestral steps the
+        refinement mostly removes the step's noise instead of steering. ``guide_from_mean`` refines
+        the noise-free mean and adds the step's noise back afterwards (identical for DDIM, eta = 0).
         """
         assert self.classifier is not None
         cfg = self.config
         lr = cfg.guidance_lr * math.sqrt(variance)
         s_batch = torch.full((x_hat.shape[0],), s, dtype=torch.long, device=x_hat.device)
-        x = x_hat.detach().clone()
+        noise = (x_hat - mean).detach() if cfg.guide_from_mean else None
+        x = (mean if noise is not None else x_hat).detach().clone()
         accum = torch.zeros_like(x)
         for _ in range(cfg.guidance_steps):
             x.requires_grad_(True)
@@ -154,7 +163,7 @@ class ReverseSampler:
                 (grad,) = torch.autograd.grad(cfg.guidance_lambda * fluency + log_p_y, x)
             accum = accum + grad**2
             x = (x.detach() + lr * grad / (accum.sqrt() + 1e-10)).detach()
-        return x
+        return x if noise is None else x + noise
 
     def reverse(self, x_T: torch.Tensor, gen: torch.Generator, known: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
