@@ -92,6 +92,21 @@ def test_ddim_with_exact_eps_recovers_x0():
     np.testing.assert_allclose(s.ddim_mean_sigma(x_t, 1200, 0, eps)[0].numpy(), x0.numpy(), atol=1e-3)
 
 
+def test_ddim_eta_one_with_unit_stride_is_the_posterior_step():
+    """eta = 1 and s = t - 1: DDIM's noise is the DDPM posterior std sqrt(beta~_t), and its mean the posterior mean."""
+    s = LinearSchedule(num_steps=50)
+    t = 30
+    x_t = torch.randn(1, 4, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    eps = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    mean, sigma = s.ddim_mean_sigma(x_t, t, t - 1, eps, eta=1.0)
+    ab_t, ab_s, beta = s.alpha_bar[t], s.alpha_bar[t - 1], s.betas[t]
+    assert sigma == pytest.approx(math.sqrt((1 - ab_s) / (1 - ab_t) * beta))
+    x0 = (x_t - math.sqrt(1 - ab_t) * eps) / math.sqrt(ab_t)
+    posterior = (math.sqrt(ab_s) * beta / (1 - ab_t)) * x0 + (math.sqrt(1 - beta) * (1 - ab_s) / (1 - ab_t)) * x_t
+    np.testing.assert_allclose(mean.numpy(), posterior.numpy(), atol=1e-6)
+    assert s.ddim_mean_sigma(x_t, t, t - 1, eps, eta=0.5)[1] == pytest.approx(0.5 * sigma)
+
+
 def test_ddim_timesteps():
     ts = ddim_timesteps(2000, 50)
     assert ts[0] == 2000 and ts[-1] == 0 and len(ts) == 51

@@ -29,6 +29,10 @@ Where this departs from the paper (each is an option or budget entry; the paper'
   frames settle on another anatomy (measured: 5-8 mm jump after frame 0); each step therefore
   shifts the x_0 prediction by the known frames' error. ``recon_weight`` offers gradient
   reconstruction guidance (Ho et al. 2022) instead or in addition.
+* ``eta=0.5`` for the DDIM sampler (Song et al.'s eta; the paper has no DDIM). Measured at the quick
+  budget on ``synthetic`` (one 30-frame pass, 72 test sequences): eta 0 gives 73.6 % accuracy, FID
+  25.7, E_lm 3.25 mm and 22x the real sequences' frame-to-frame acceleration (jitter); eta 0.5 gives
+  61.1 %, FID 23.2, E_lm 2.40 mm and 4.3x. ``eta=0`` is the deterministic DDIM.
 * ``harmonize_from=0.5`` [1.0]: see :meth:`ReverseSampler.sample` (a restart at T erases the pass).
 * ``clip_x0=True``: x_0 predictions are clipped to 1.5x the training range, as Ho et al.'s sampler.
 * The noise approximator adds a step-gated skip ``gamma(t) * x_t`` to its read-out; smoke/quick use
@@ -72,14 +76,15 @@ class DDPMGenerator(Generator):
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "4D facial expression diffusion model with classifier guidance (Zou et al.)"
     stochastic: ClassVar[bool] = True
-    conformance_options: ClassVar[dict[str, Any]] = {"sampling_steps": 10, "harmonize_iters": 2}
+    # smoke-trained and 10 strides: DDIM's eta noise is then far larger than what the model can remove
+    conformance_options: ClassVar[dict[str, Any]] = {"sampling_steps": 10, "harmonize_iters": 2, "eta": 0.0}
     defaults: ClassVar[dict[str, Any]] = {
         "diffusion_steps": 2000,
         "beta_start": 1e-4,
         "beta_end": 0.02,
         "sampler": "ddim",  # "ddim" | "ddpm" (the paper's T ancestral steps)
         "sampling_steps": 50,  # DDIM strides; ignored by "ddpm"
-        "eta": 0.0,  # DDIM stochasticity (0 = deterministic given x_T and the known-frame noise)
+        "eta": 0.5,  # DDIM stochasticity (0 = deterministic given x_T; 1 = as ancestral steps), see the docstring
         "guidance_lambda": 0.01,
         "guidance_steps": 3,
         "guidance_lr": 1.0,
