@@ -267,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{', '.join(dataset.labels)}")
     identity, neutral, source = _choose_neutral(args, dataset, names["dataset"])
     known, mask = _known_sequence(args, reg, names["generator"], topo.num_landmarks)
+    length = known.shape[0] if known is not None else (args.length or 30)
     gen, dec, loaded = _components(args, reg, names, options, dataset, progress)
 
     fps = float(args.fps if args.fps is not None else getattr(gen, "default_fps", 30.0))
@@ -275,8 +276,7 @@ def run(args: argparse.Namespace) -> int:
         landmarks = gen.fill(known[None], mask[None], [args.label], seed=args.seed,
                              harmonize_iters=int(gen.options.get("harmonize_iters", 1)))
     else:
-        args.length = 30 if args.length is None else args.length
-        landmarks = gen.generate(nlm, [args.label], args.length, fps=fps, seed=args.seed)
+        landmarks = gen.generate(nlm, [args.label], length, fps=fps, seed=args.seed)
     meshes = dec.decode(neutral[None], nlm, landmarks)[0]
     landmarks = landmarks[0]
     if not np.isfinite(meshes).all():
@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
 
     meta = {"generator": names["generator"], "decoder": names["decoder"], "dataset": names["dataset"],
             "dataset_hash": dataset.fingerprint, "topology": topo.hash, "identity": identity,
-            "neutral_source": source, "label": args.label, "length": int(args.length), "fps": fps,
+            "neutral_source": source, "label": args.label, "length": int(length), "fps": fps,
             "seed": int(args.seed), "budget": None if args.run is not None else args.budget,
             "options": options, "checkpoints": loaded, "run": str(args.run) if args.run is not None else None}
     if args.known is not None:
@@ -298,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_preview:
         written["preview"] = _preview(out, meshes, landmarks, topo.faces, fps,
                                       f"{names['generator']} + {names['decoder']}: {identity} / {args.label} "
-                                      f"({args.length} frames, {fps:g} fps)")
+                                      f"({length} frames, {fps:g} fps)")
     summary = {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}}
     write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     for kind, files in written.items():
@@ -320,7 +320,6 @@ def _known_sequence(args: argparse.Namespace, reg: "Registry", generator: str,
     known, mask = read_known(args.known, args.known_frames, num_landmarks)
     if args.length is not None and args.length != known.shape[0]:
         raise UserError(f"--length {args.length} differs from the {known.shape[0]} frames of {args.known}")
-    args.length = known.shape[0]
     return known, mask
 
 
