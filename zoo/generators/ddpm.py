@@ -73,7 +73,7 @@ class DDPMGenerator(Generator):
     """Unconditional landmark-sequence DDPM steered by classifier guidance (Zou et al.)."""
 
     name: ClassVar[str] = "ddpm"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "4D facial expression diffusion model with classifier guidance (Zou et al.)"
     stochastic: ClassVar[bool] = True
     # smoke-trained and 10 strides: DDIM's eta noise is then far larger than what the model can remove

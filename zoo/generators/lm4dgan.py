@@ -113,7 +113,7 @@ class LM4DGANGenerator(Generator):
     """Conditional WGAN-GP producing whole landmark sequences of one fixed length."""
 
     name: ClassVar[str] = "lm4dgan"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "Landmark-guided conditional WGAN-GP over whole sequences (LM-4DGAN-style)"
     stochastic: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
