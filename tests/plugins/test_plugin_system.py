@@ -26,6 +26,16 @@ def _plugin(name: str, api: str | None = "1.0", gens=(), fail: bool = False) -> 
     return mod
 
 
+def test_every_registered_spec_declares_its_class_version():
+    """``list`` shows a spec's version without importing; it must be the class's (loading checks it)."""
+    from fc4dfs.plugins.spec import KINDS
+
+    reg = manager.discover(strict=True)
+    for kind in KINDS:
+        for name in reg.names(kind):
+            reg.get(kind, name).load()  # raises when the registered version differs from the class's
+
+
 def test_builtins_register_through_the_entry_point_group():
     reg = manager.discover(strict=True)
     builtin = [p for p in reg.plugins if p.distribution == manager.BUILTIN_DIST]
