@@ -317,15 +317,18 @@ def claims_for(plan: Plan, by: Callable[[str, str], list[PlannedRun]]) -> list[C
 def reproduce(dataset: str, budget: str, out_dir: Path, report_dir: Path, seeds: list[int], device: str = "cpu",
               dataset_options: dict[str, Any] | None = None, tables: tuple[str, ...] = ("1", "2", "3", "4"),
               progress: bool = True, retrain_classifier: bool = False, reg: Registry | None = None,
-              log: Callable[[str], None] = print) -> Path:
-    """Plan, run (resuming finished runs) and report; returns the report's path."""
+              log: Callable[[str], None] = print, leaderboard: Path | None = None) -> Path:
+    """Plan, run (resuming finished runs) and report; returns the report's path.
+
+    Leaderboard rows go to ``leaderboard`` (default ``report_dir / "leaderboard.csv"``).
+    """
     reg = reg or global_registry()
     t0 = time.perf_counter()
     plan = make_plan(reg, dataset, budget, seeds, device, dataset_options or {}, tables)
     for m in plan.missing:
         log(f"missing: {m}")
     report_dir.mkdir(parents=True, exist_ok=True)
-    run_plan(plan, out_dir, report_dir / "leaderboard.csv", progress=progress,
+    run_plan(plan, out_dir, leaderboard or report_dir / "leaderboard.csv", progress=progress,
              retrain_classifier=retrain_classifier, reg=reg, log=log)
     wall = time.perf_counter() - t0
     report = build_report(plan, dataset, budget, wall)

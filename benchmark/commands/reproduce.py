@@ -16,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--tables", default="1,2,3,4", help="which tables, e.g. 2,3")
     p.add_argument("--report-dir", type=Path, default=None, help="default: leaderboard/<dataset>/")
+    p.set_defaults(leaderboard=None)  # reproduce's rows go to REPORT_DIR/leaderboard.csv unless --leaderboard
     return ["reproduce"]
 
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     path = reproduce(args.dataset, args.budget, args.out, report_dir, seeds, device=args.device,
                      dataset_options=dataset_options(args), tables=tables,
                      progress=os.environ.get("FC4DFS_PROGRESS", "1") != "0",
-                     retrain_classifier=args.retrain_classifier)
+                     retrain_classifier=args.retrain_classifier, leaderboard=args.leaderboard)
     print(path.read_text())
     print(f"report: {path}")
     return 0

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fc4dfs.benchmark.config import RunConfig
@@ -71,6 +72,9 @@ def test_reproduce_resumes_after_an_interruption(with_generator, tmp_path: Path,
     assert len(finished_before) == 1
     path = rp.reproduce(**kw)
     report = path.read_text()
+    assert len(pd.read_csv(tmp_path / "report" / "leaderboard.csv")) > 0
+    rp.reproduce(**kw, leaderboard=tmp_path / "elsewhere.csv")  # finished runs are reused, rows land there
+    assert len(pd.read_csv(tmp_path / "elsewhere.csv")) == len(pd.read_csv(tmp_path / "report" / "leaderboard.csv"))
     assert "Table 2" in report and "sgd_linear" in report and "Missing components" in report
     assert "decoder 'miadnet' is not registered" in report
     data = json.loads((tmp_path / "report" / "report-smoke.json").read_text())
