@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -17,6 +17,17 @@ HEADER_KEY = "fc4dfs"
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated or not one of ours."""
+
+
+def prefixed(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``{"prefix.key": tensor}``: one part of a checkpoint (a ``state_dict``), detached, on the CPU, unshared."""
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+
+
+def unprefixed(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The part of a checkpoint written by :func:`prefixed` under ``prefix``, with the prefix removed."""
+    head = f"{prefix}."
+    return {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> Path:

@@ -28,6 +28,7 @@ from torch import nn
 
 from fc4dfs.datasets.base import Dataset
 from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, ComponentError, Decoder
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, cached_hierarchy
 from fc4dfs.zoo.mesh.layers import Resample, SpiralConv
@@ -360,21 +361,18 @@ class SpiralMeshDecoder(Decoder):
     # -- persistence --------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.net is not None and self.hierarchy is not None and self.norm is not None
-        t = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        t.update({f"hier.{k}": torch.from_numpy(np.ascontiguousarray(v))
-                  for k, v in self.hierarchy.to_arrays().items()})
-        t.update({f"norm.{k}": v.detach().cpu().contiguous() for k, v in self.norm.t.items()})
-        return t
+        hier = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.hierarchy.to_arrays().items()}
+        return {**prefixed("net", self.net.state_dict()), **prefixed("hier", hier), **prefixed("norm", self.norm.t)}
 
     def state_meta(self) -> dict[str, Any]:
         return {"arch": self._arch, "levels": self.hierarchy.sizes if self.hierarchy else []}
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device: str = "cpu") -> None:
         self.hierarchy = MeshHierarchy.from_arrays(
-            {k[5:]: v.numpy() for k, v in tensors.items() if k.startswith("hier.")})
-        self.norm = Normaliser({k[5:]: v for k, v in tensors.items() if k.startswith("norm.")}).to(device)
+            {k: v.numpy() for k, v in unprefixed("hier", tensors).items()})
+        self.norm = Normaliser(unprefixed("norm", tensors)).to(device)
         self._arch = dict(meta["arch"])
         self.device = device
         net = self.build_network(self.hierarchy, self._arch)
-        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        net.load_state_dict(unprefixed("net", tensors))
         self.net = net.to(device).eval()

@@ -27,6 +27,7 @@ from torch import nn
 
 from fc4dfs.datasets.base import Dataset, resample_frames
 from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, ComponentError, Generator
 from fc4dfs.zoo.training import TrainLoop
 
@@ -348,9 +349,7 @@ class DisplacementGenerator(Generator):
     # -- persistence --------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.model is not None and self.norm is not None
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update({f"norm.{k}": v for k, v in self.norm.state_dict().items()})
-        return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        return {**prefixed("model", self.model.state_dict()), **prefixed("norm", self.norm.state_dict())}
 
     def state_meta(self) -> dict[str, Any]:
         assert self.topology is not None and self.labels is not None
@@ -360,6 +359,6 @@ class DisplacementGenerator(Generator):
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device: str = "cpu") -> None:
         self._build(int(meta["num_landmarks"]), int(meta["num_labels"]), int(meta["identity_dims"]), device)
         assert self.model is not None and self.norm is not None
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        self.norm.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("norm.")})
+        self.model.load_state_dict(unprefixed("model", tensors))
+        self.norm.load_state_dict(unprefixed("norm", tensors))
         self.model.eval()

@@ -61,6 +61,7 @@ import torch.nn.functional as F
 
 from fc4dfs.datasets.base import Dataset
 from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, ComponentError, Generator
 from fc4dfs.zoo.generators.diffusion.data import Normalizer, SequenceBank
 from fc4dfs.zoo.generators.diffusion.networks import BiTConfig, GuidanceClassifier, NoiseApproximator
@@ -265,8 +266,7 @@ class DDPMGenerator(Generator):
     # -- persistence ------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.eps_model is not None and self.classifier is not None and self.normalizer is not None
-        out = {f"eps.{k}": v.detach().cpu().contiguous().clone() for k, v in self.eps_model.state_dict().items()}
-        out.update({f"cls.{k}": v.detach().cpu().contiguous().clone() for k, v in self.classifier.state_dict().items()})
+        out = {**prefixed("eps", self.eps_model.state_dict()), **prefixed("cls", self.classifier.state_dict())}
         out["norm.mean"] = torch.from_numpy(self.normalizer.mean.copy())
         out["norm.std"] = torch.from_numpy(self.normalizer.std.copy())
         if self.normalizer.basis is not None and self.normalizer.scale is not None:
@@ -281,8 +281,8 @@ class DDPMGenerator(Generator):
         self.device = torch.device(device)
         self._build(meta)
         assert self.eps_model is not None and self.classifier is not None
-        self.eps_model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("eps.")})
-        self.classifier.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("cls.")})
+        self.eps_model.load_state_dict(unprefixed("eps", tensors))
+        self.classifier.load_state_dict(unprefixed("cls", tensors))
         self.eps_model.eval()
         self.classifier.eval()
         self.normalizer = Normalizer(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy(),

@@ -27,6 +27,7 @@ from torch import nn
 
 from fc4dfs.datasets.base import Dataset, resample_frames
 from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, ComponentError, Generator
 from fc4dfs.zoo.generators.diffusion.data import Normalizer, SequenceBank
 from fc4dfs.zoo.training import TrainLoop, seed_everything
@@ -241,8 +242,7 @@ class LM4DGANGenerator(Generator):
     # -- persistence ------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.generator is not None and self.critic is not None and self.neutral_norm is not None
-        out = {f"gen.{k}": v.detach().cpu().contiguous().clone() for k, v in self.generator.state_dict().items()}
-        out.update({f"critic.{k}": v.detach().cpu().contiguous().clone() for k, v in self.critic.state_dict().items()})
+        out = {**prefixed("gen", self.generator.state_dict()), **prefixed("critic", self.critic.state_dict())}
         out["norm.mean"] = torch.from_numpy(self.neutral_norm.mean.copy())
         out["norm.std"] = torch.from_numpy(self.neutral_norm.std.copy())
         return out
@@ -254,8 +254,8 @@ class LM4DGANGenerator(Generator):
         self.device = torch.device(device)
         self._build(meta)
         assert self.generator is not None and self.critic is not None
-        self.generator.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("gen.")})
-        self.critic.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("critic.")})
+        self.generator.load_state_dict(unprefixed("gen", tensors))
+        self.critic.load_state_dict(unprefixed("critic", tensors))
         self.generator.eval()
         self.critic.eval()
         self.neutral_norm = Normalizer(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
