@@ -19,11 +19,15 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
     yield
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _threads():
+    """Tests run tiny models: one torch thread avoids OpenMP spin-waits and is fair to a shared 2-core CPU.
+
+    Reset before every test, since the CLI's ``--threads`` (default: all cores) changes it for the process.
+    """
     import torch
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(1)
     yield
 
 

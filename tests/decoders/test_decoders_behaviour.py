@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from fc4dfs.plugins.contracts import Budget, CheckpointMismatchError, ComponentError
 from fc4dfs.plugins.testing import other_topology, tiny_dataset
@@ -12,14 +11,6 @@ from fc4dfs.zoo.decoders.neural3dmm import Neural3DMMDecoder
 from fc4dfs.zoo.decoders.pca import PCADecoder
 from fc4dfs.zoo.decoders.s2d import S2DDecoder
 from decoders_fixtures import errors, one_sequence
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_pca_reproduces_training_frames_from_their_landmarks():

@@ -2,19 +2,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from fc4dfs.plugins.testing import check_decoder
 from fc4dfs.zoo.decoders import SPECS
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Many small ops: one thread avoids OpenMP spin-waits on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 BASELINES = [s for s in SPECS if s.name in ("pca", "neural3dmm", "s2d")]

@@ -2,20 +2,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from fc4dfs.plugins.contracts import Budget
 from fc4dfs.zoo.decoders.miadnet import MIADNetDecoder
 from fc4dfs.zoo.decoders.s2d import S2DDecoder
 from decoders_fixtures import errors, one_sequence
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.mark.parametrize("cls,options", [(S2DDecoder, {}), (MIADNetDecoder, {})], ids=["s2d", "miadnet"])

@@ -1,22 +1,11 @@
-"""Shared by the MLP / LSTM / FC-LSTM generator tests: one-thread fixture and the one-sequence overfit check."""
+"""Shared by the MLP / LSTM / FC-LSTM generator tests: the one-sequence overfit check."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 
 from fc4dfs.datasets.base import Dataset
 from fc4dfs.plugins.contracts import Budget, Generator
 from fc4dfs.plugins.testing import tiny_dataset
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small recurrent batches: a second thread only adds synchronisation on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def one_sequence_dataset() -> Dataset:

@@ -11,15 +11,6 @@ from fc4dfs.zoo.generators.diffusion.sampling import ReverseSampler, SamplerConf
 from fc4dfs.zoo.generators.diffusion.schedule import LinearSchedule, ddim_timesteps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models: a second thread only adds synchronisation on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_schedule_matches_the_paper():
     s = LinearSchedule()
     assert s.num_steps == 2000

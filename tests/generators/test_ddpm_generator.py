@@ -5,21 +5,11 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
-import torch
 
 from fc4dfs.datasets.base import Dataset
 from fc4dfs.plugins.contracts import Budget, ComponentError
 from fc4dfs.plugins.testing import tiny_dataset
 from fc4dfs.zoo.generators.ddpm import DDPMGenerator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models: a second thread only adds synchronisation on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 #: sampling settings that keep the smoke-budget tests to seconds

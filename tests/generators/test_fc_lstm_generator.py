@@ -1,7 +1,7 @@
 """FC-LSTM generator: conformance for each ablation setting, lengths and frame rates, overfitting, resume."""
 import numpy as np
 import pytest
-from rnn_overfit import assert_overfits_one_sequence, one_thread  # noqa: F401 (autouse fixture)
+from rnn_overfit import assert_overfits_one_sequence
 
 from fc4dfs.plugins.contracts import Budget, ComponentError
 from fc4dfs.plugins.testing import check_generator, tiny_dataset

@@ -11,15 +11,6 @@ from fc4dfs.plugins.testing import tiny_dataset
 from fc4dfs.zoo.generators.lm4dgan import LM4DGANGenerator, SequenceCritic, SequenceGenerator, gradient_penalty
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models: a second thread only adds synchronisation on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_gradient_penalty_of_a_linear_critic():
     """D(x) = <w, x> has gradient norm ||w|| everywhere: GP = lambda (||w|| - 1)^2."""
     w = torch.tensor([3.0, 0.0, -4.0])  # ||w|| = 5

@@ -1,6 +1,6 @@
 """The MLP baseline generator: conformance kit and overfitting one sequence at two lengths."""
 import pytest
-from rnn_overfit import assert_overfits_one_sequence, one_thread  # noqa: F401 (autouse fixture)
+from rnn_overfit import assert_overfits_one_sequence
 
 from fc4dfs.plugins.contracts import ComponentError
 from fc4dfs.plugins.testing import check_generator

@@ -12,15 +12,6 @@ from fc4dfs.zoo.mesh.sampling import closest_barycentric, decimate, upsampling_m
 from fc4dfs.zoo.mesh.spiral import GAP, ordered_fans, spiral_indices
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Many tiny ops: one thread avoids OpenMP spin-waits on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def grid(n: int, z: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """An ``n x n`` planar triangulated grid (boundary all around), counter-clockwise faces."""
     u = np.arange(n, dtype=np.float64)
