@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
@@ -19,9 +20,14 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated or not one of ours."""
 
 
-def prefixed(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``{"prefix.key": tensor}``: one part of a checkpoint (a ``state_dict``), detached, on the CPU, unshared."""
-    return {f"{prefix}.{k}": v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+def prefixed(prefix: str, tensors: Mapping[str, "torch.Tensor | np.ndarray"]) -> dict[str, torch.Tensor]:
+    """``{"prefix.key": tensor}``: one part of a checkpoint (a ``state_dict`` or numpy arrays), detached, on the
+    CPU, unshared."""
+    return {f"{prefix}.{k}": _tensor(v).detach().cpu().contiguous().clone() for k, v in tensors.items()}
+
+
+def _tensor(v: "torch.Tensor | np.ndarray") -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
 
 
 def unprefixed(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -361,8 +361,8 @@ class SpiralMeshDecoder(Decoder):
     # -- persistence --------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.net is not None and self.hierarchy is not None and self.norm is not None
-        hier = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.hierarchy.to_arrays().items()}
-        return {**prefixed("net", self.net.state_dict()), **prefixed("hier", hier), **prefixed("norm", self.norm.t)}
+        return {**prefixed("net", self.net.state_dict()), **prefixed("hier", self.hierarchy.to_arrays()),
+                **prefixed("norm", self.norm.t)}
 
     def state_meta(self) -> dict[str, Any]:
         return {"arch": self._arch, "levels": self.hierarchy.sizes if self.hierarchy else []}

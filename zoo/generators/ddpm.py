@@ -266,13 +266,8 @@ class DDPMGenerator(Generator):
     # -- persistence ------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.eps_model is not None and self.classifier is not None and self.normalizer is not None
-        out = {**prefixed("eps", self.eps_model.state_dict()), **prefixed("cls", self.classifier.state_dict())}
-        out["norm.mean"] = torch.from_numpy(self.normalizer.mean.copy())
-        out["norm.std"] = torch.from_numpy(self.normalizer.std.copy())
-        if self.normalizer.basis is not None and self.normalizer.scale is not None:
-            out["norm.basis"] = torch.from_numpy(self.normalizer.basis.copy())
-            out["norm.scale"] = torch.from_numpy(self.normalizer.scale.copy())
-        return out
+        return {**prefixed("eps", self.eps_model.state_dict()), **prefixed("cls", self.classifier.state_dict()),
+                **prefixed("norm", self.normalizer.arrays())}
 
     def state_meta(self) -> dict[str, Any]:
         return dict(self._meta)
@@ -285,9 +280,7 @@ class DDPMGenerator(Generator):
         self.classifier.load_state_dict(unprefixed("cls", tensors))
         self.eps_model.eval()
         self.classifier.eval()
-        self.normalizer = Normalizer(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy(),
-                                     tensors["norm.basis"].numpy() if "norm.basis" in tensors else None,
-                                     tensors["norm.scale"].numpy() if "norm.scale" in tensors else None)
+        self.normalizer = Normalizer(**{k: v.numpy() for k, v in unprefixed("norm", tensors).items()})
 
     # -- sampling -----------------------------------------------------------------------------
     def _sampler(self, **overrides: Any) -> ReverseSampler:

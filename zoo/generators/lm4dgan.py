@@ -242,10 +242,8 @@ class LM4DGANGenerator(Generator):
     # -- persistence ------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.generator is not None and self.critic is not None and self.neutral_norm is not None
-        out = {**prefixed("gen", self.generator.state_dict()), **prefixed("critic", self.critic.state_dict())}
-        out["norm.mean"] = torch.from_numpy(self.neutral_norm.mean.copy())
-        out["norm.std"] = torch.from_numpy(self.neutral_norm.std.copy())
-        return out
+        return {**prefixed("gen", self.generator.state_dict()), **prefixed("critic", self.critic.state_dict()),
+                **prefixed("norm", self.neutral_norm.arrays())}
 
     def state_meta(self) -> dict[str, Any]:
         return dict(self._meta)
@@ -258,7 +256,7 @@ class LM4DGANGenerator(Generator):
         self.critic.load_state_dict(unprefixed("critic", tensors))
         self.generator.eval()
         self.critic.eval()
-        self.neutral_norm = Normalizer(tensors["norm.mean"].numpy(), tensors["norm.std"].numpy())
+        self.neutral_norm = Normalizer(**{k: v.numpy() for k, v in unprefixed("norm", tensors).items()})
         self.disp_scale = float(meta["disp_scale"])
 
     # -- generation -------------------------------------------------------------------------

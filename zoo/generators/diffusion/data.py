@@ -37,6 +37,13 @@ class Normalizer:
             norm.scale = np.maximum(sv[:k] / np.sqrt(len(z)), 1e-6).astype(np.float32)
         return norm
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fitted statistics by field name (``basis`` and ``scale`` only with PCA), e.g. for a checkpoint."""
+        out = {"mean": self.mean, "std": self.std}
+        if self.basis is not None and self.scale is not None:
+            out.update(basis=self.basis, scale=self.scale)
+        return out
+
     @property
     def dim(self) -> int:
         return int(self.basis.shape[0] if self.basis is not None else self.mean.shape[0])
