@@ -4,7 +4,7 @@ A landmark embedding places each landmark on a triangle: ``face_idx[l]`` and bar
 ``bary[l]`` (see :class:`~fc4dfs.datasets.base.Topology`). Accepted files:
 
 * FLAME's ``flame_static_embedding.pkl`` (51 landmarks: ``lmk_face_idx``, ``lmk_b_coords``). It is
-  a pickle, read by a restricted unpickler that reconstructs numpy arrays and nothing else, so a
+  a pickle, read by a restricted unpickler that reconstructs numeric arrays and nothing else, so a
   tampered file cannot run code. When ``flame_dynamic_embedding.npy`` lies next to it (FLAME ships
   both), its 17 contour landmarks are prepended, giving the usual 68 (iBUG order: contour first).
 * FLAME's ``flame_dynamic_embedding.npy`` (a pickled dict of ``[79, 17]`` face indices and
@@ -17,7 +17,14 @@ A landmark embedding places each landmark on a triangle: ``face_idx[l]`` and bar
   plain ``.npy`` ``[L, 4]`` array of rows (face index, w0, w1, w2).
 
 Several files may be given (a list, or one string separated by commas); a static and a dynamic
-part combine into contour + static.
+part combine into contour + static. The role of a part is decided by its landmark count, not by its
+key names: 51 landmarks are FLAME's static part (completed by a ``flame_dynamic_embedding.npy``
+sibling), 17 the contour, and any other count (68, e.g. TF_FLAME's ``flame_static_embedding_68.pkl``)
+is complete on its own, so a sibling is then ignored.
+
+Pickles (``.pkl``, object ``.npy``) are read by :func:`safe_unpickle`, which rebuilds numpy arrays
+(pickle protocols 0-5) and torch tensors (as numpy arrays, e.g. the ``dynamic_*`` entries of DECA's
+``landmark_embedding.npy``) and refuses every other object (chumpy, code) without running it.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import io
 import os
 import pickle
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -39,6 +47,8 @@ FLAME_URL = "https://flame.is.tue.mpg.de"
 DYNAMIC_SIBLING = "flame_dynamic_embedding.npy"
 #: the row of FLAME's dynamic (yaw-dependent) contour embedding used for a frontal face
 CONTOUR_YAW0_ROW = 0
+#: FLAME's landmark counts: 51 static (inner face) + 17 contour (dynamic) = the usual 68 (iBUG)
+FLAME_STATIC_COUNT, FLAME_CONTOUR_COUNT = 51, 17
 
 _IDX_KEYS = ("face_idx", "faces_idx", "lmk_face_idx", "lmk_faces_idx")
 _BARY_KEYS = ("bary", "bary_coords", "lmk_b_coords", "lmk_bary_coords", "b_coords")
@@ -97,49 +107,181 @@ def _numpy_scalar() -> Any:
 
 def _latin1_encode(obj: str, encoding: str = "latin1", errors: str = "strict") -> bytes:
     if encoding.lower().replace("-", "") not in ("latin1", "iso88591"):
-        raise _Refused(f"refusing codec {encoding!r} in a pickle")
+        raise _Refused(f"refusing codec {_escaped(encoding)!r} in a pickle")
     return obj.encode("latin1", errors)
 
 
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
-    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("_codecs", "encode"): lambda: _latin1_encode,
+def _numpy_frombuffer(buf: Any, dtype: Any, shape: Any, order: str = "C") -> np.ndarray:
+    """numpy's protocol-5 array rebuild (``numpy._core.numeric._frombuffer``), for numeric dtypes only."""
+    dtype = np.dtype(dtype)
+    if dtype.hasobject:
+        raise _Refused("refusing an object array in a pickle")
+    if order not in ("C", "F"):
+        raise _Refused(f"refusing array order {_escaped(str(order))!r} in a pickle")
+    return np.frombuffer(memoryview(buf).cast("B"), dtype=dtype).reshape(shape, order=order).copy()
+
+
+#: element type of each of torch's typed storages (the names ``torch.save`` writes)
+_TORCH_STORAGE_DTYPES = {
+    "DoubleStorage": np.float64, "FloatStorage": np.float32, "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
+#: first record of torch's legacy (non-zip) serialisation, which ``torch.storage._load_from_bytes`` reads
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+@dataclass(frozen=True)
+class _TorchStorageType:
+    name: str
+
+    @property
+    def dtype(self) -> np.dtype:
+        kind = _TORCH_STORAGE_DTYPES[self.name]
+        return np.dtype(np.uint16 if kind == "bfloat16" else kind)
+
+    def to_numpy(self, raw: np.ndarray) -> np.ndarray:
+        if _TORCH_STORAGE_DTYPES[self.name] == "bfloat16":  # upper half of a float32
+            return (raw.astype(np.uint32) << 16).view(np.float32)
+        return raw
+
+
+class _TorchStorage:
+    """A torch storage decoded as a 1-D numpy array (filled once its bytes have been read)."""
+
+    def __init__(self, kind: _TorchStorageType, numel: int) -> None:
+        self.kind, self.numel = kind, numel
+        self.data: np.ndarray | None = None
+
+
+def _torch_rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any, *rest: Any) -> np.ndarray:
+    """``torch._utils._rebuild_tensor[_v2]`` as a numpy copy of the strided view (bounds checked)."""
+    if not isinstance(storage, _TorchStorage) or storage.data is None:
+        raise _Refused("refusing a torch tensor whose storage is not plain data")
+    data = storage.data
+    try:
+        offset, shape, strides = int(storage_offset), tuple(int(n) for n in size), tuple(int(n) for n in stride)
+    except (TypeError, ValueError):
+        raise _Refused("refusing a torch tensor with a non-integer size or stride") from None
+    if len(shape) != len(strides) or offset < 0 or min(shape + strides, default=0) < 0:
+        raise _Refused(f"refusing a torch tensor of size {shape}, stride {strides}, offset {offset}")
+    if 0 in shape:
+        return np.zeros(shape, data.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
+    if last >= len(data):
+        raise _Refused(f"torch tensor of size {shape} reaches element {last} of a storage of {len(data)}")
+    view = np.lib.stride_tricks.as_strided(data[offset:], shape, [s * data.itemsize for s in strides],
+                                           writeable=False)
+    return np.array(view)
 
 
 class _Refused(pickle.UnpicklingError):
     """A pickle named a global outside the allow-list."""
 
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, numbers, strings and numpy arrays; refuses every other global."""
+def _escaped(text: str) -> str:
+    """``text`` with control characters (a CRLF file's ``\\r``) written as escapes, for one-line messages."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Unpickles containers, numbers, strings, numpy arrays and torch tensors (as numpy); refuses any other global.
+
+    Each allowed global is replaced by a function of this module that only rebuilds data, so nothing
+    named by the file is imported or executed: numpy's ``_reconstruct``/``scalar`` (protocols 0-4) and
+    ``_frombuffer`` (protocol 5), ``collections.OrderedDict``, and torch's ``_rebuild_tensor[_v2]``
+    with ``torch.storage._load_from_bytes``, whose bytes (torch's legacy serialisation: magic number,
+    protocol, system info, a storage pickle with persistent ids, storage keys, raw element data) are
+    decoded here into a numpy array of the storage's dtype.
+    """
 
     def __init__(self, file: io.BufferedIOBase, source: str) -> None:
         super().__init__(file, encoding="latin1")
         self.source = source
+        self.storages: dict[str, _TorchStorage] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         make = _ALLOWED.get((module, name))
+        if make is None and "\r" in module + name:
+            raise pickle.UnpicklingError(f"global '{_escaped(module)}.{_escaped(name)}' holds a carriage return")
         if make is None:
             raise _Refused(
-                f"{self.source}: refusing to load '{module}.{name}' from a pickle (only numpy arrays are "
-                "allowed in a landmark embedding)")
-        return make()
+                f"{self.source}: refusing to load '{_escaped(module)}.{_escaped(name)}' from a pickle (only numeric "
+                "arrays, numpy's or torch's, are allowed in a landmark embedding)")
+        return make(self)
+
+    def persistent_load(self, pid: Any) -> Any:
+        # ('storage', storage type, key, location, numel[, view metadata]) in torch's legacy format
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
+                and isinstance(pid[1], _TorchStorageType) and isinstance(pid[2], str) and isinstance(pid[4], int)):
+            raise _Refused(f"{self.source}: refusing a persistent id in a pickle that is not a torch storage")
+        if len(pid) == 6 and pid[5] is not None:
+            raise _Refused(f"{self.source}: refusing a torch storage view (re-save the tensor with .clone())")
+        return self.storages.setdefault(pid[2], _TorchStorage(pid[1], pid[4]))
+
+    def load_torch_storage(self, data: bytes) -> _TorchStorage:
+        """Decode the bytes given to ``torch.storage._load_from_bytes`` (see the class docstring)."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise _Refused(f"{self.source}: a torch storage record is not bytes")
+        f = io.BytesIO(data)
+        inner = _DataUnpickler(f, self.source)
+        if inner.load() != _TORCH_LEGACY_MAGIC or inner.load() != 1001:
+            raise _Refused(f"{self.source}: a torch storage record has an unknown format")
+        info = inner.load()
+        order = "<" if not isinstance(info, dict) or info.get("little_endian", True) else ">"
+        inner = _DataUnpickler(f, self.source)
+        storage = inner.load()
+        keys = _DataUnpickler(f, self.source).load()
+        if not isinstance(storage, _TorchStorage) or not isinstance(keys, list):
+            raise _Refused(f"{self.source}: a torch storage record does not hold one storage")
+        for key in keys:
+            ref = inner.storages.get(key)
+            if ref is None:
+                raise _Refused(f"{self.source}: a torch storage record names an unknown storage")
+            numel = int.from_bytes(f.read(8), "little" if order == "<" else "big")
+            dtype = ref.kind.dtype.newbyteorder(order)
+            raw = f.read(numel * dtype.itemsize)
+            if numel != ref.numel or len(raw) != numel * dtype.itemsize:
+                raise _Refused(f"{self.source}: a torch storage record is truncated")
+            ref.data = ref.kind.to_numpy(np.frombuffer(raw, dtype).astype(dtype.newbyteorder("=")))
+        if storage.data is None:
+            raise _Refused(f"{self.source}: a torch storage record holds no data")
+        return storage
+
+
+_NUMPY_CORE = ("numpy.core", "numpy._core")
+_ALLOWED: dict[tuple[str, str], Any] = {
+    **{(f"{m}.multiarray", "_reconstruct"): lambda u: _numpy_reconstruct() for m in _NUMPY_CORE},
+    **{(f"{m}.multiarray", "scalar"): lambda u: _numpy_scalar() for m in _NUMPY_CORE},
+    **{(f"{m}.numeric", "_frombuffer"): lambda u: _numpy_frombuffer for m in _NUMPY_CORE},
+    ("numpy", "ndarray"): lambda u: np.ndarray,
+    ("numpy", "dtype"): lambda u: np.dtype,
+    ("_codecs", "encode"): lambda u: _latin1_encode,
+    ("builtins", "bytearray"): lambda u: bytearray,
+    ("collections", "OrderedDict"): lambda u: OrderedDict,
+    ("torch._utils", "_rebuild_tensor"): lambda u: _torch_rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): lambda u: _torch_rebuild_tensor,
+    ("torch.storage", "_load_from_bytes"): lambda u: u.load_torch_storage,
+    **{("torch", name): (lambda name: lambda u: _TorchStorageType(name))(name) for name in _TORCH_STORAGE_DTYPES},
+}
 
 
 def safe_unpickle(data: bytes, source: str = "<bytes>") -> Any:
-    """Unpickle ``data`` allowing only plain containers and numpy arrays (never runs code)."""
+    """Unpickle ``data`` keeping only plain data: containers, numbers, strings, numpy arrays, and torch
+    tensors, which come back as numpy arrays (see :class:`_DataUnpickler`). Never imports or runs code
+    named by the file.
+
+    Raises :class:`LandmarkEmbeddingError` naming ``source`` for any other global or a malformed pickle.
+    """
     try:
-        return _ArrayOnlyUnpickler(io.BytesIO(data), source).load()
+        return _DataUnpickler(io.BytesIO(data), source).load()
     except _Refused as e:
         raise LandmarkEmbeddingError(str(e)) from None
     except Exception as e:  # noqa: BLE001 - any failure of a malformed pickle is a bad file
-        raise LandmarkEmbeddingError(f"{source}: not a readable pickle ({type(e).__name__}: {e})") from None
+        hint = ("; its line endings look converted to CRLF (re-download it, or fetch it with git's autocrlf off)"
+                if b"\r\n" in data[:4096] else "")
+        raise LandmarkEmbeddingError(f"{source}: not a readable pickle ({type(e).__name__}: {_escaped(str(e))})"
+                                     f"{hint}") from None
 
 
 def _load_npy(path: Path) -> Any:
@@ -218,7 +360,7 @@ def _parts_of(obj: Any, source: str) -> list[_Part]:
     parts: list[_Part] = []
     if "static_lmk_faces_idx" in obj and "static_lmk_bary_coords" in obj:
         i, b = _as_pair(obj["static_lmk_faces_idx"], obj["static_lmk_bary_coords"], source)
-        parts.append(_Part("static", i.reshape(-1), b.reshape(-1, 3)))
+        parts.append(_Part(_role_by_count(i.size), i.reshape(-1), b.reshape(-1, 3)))
     if "dynamic_lmk_faces_idx" in obj and "dynamic_lmk_bary_coords" in obj:
         i, b = _as_pair(obj["dynamic_lmk_faces_idx"], obj["dynamic_lmk_bary_coords"], source)
         parts.append(_dynamic(i, b, source))
@@ -234,8 +376,13 @@ def _parts_of(obj: Any, source: str) -> list[_Part]:
     if i.ndim != 1 or b.ndim != 2:
         raise LandmarkEmbeddingError(f"{source}: landmark arrays have shapes {i.shape} and {b.shape}; expected "
                                      "[L] and [L, 3]")
-    role = "static" if "lmk_b_coords" in obj and Path(source).suffix.lower() in (".pkl", ".pickle") else "full"
-    return [_Part(role, i, b)]
+    return [_Part(_role_by_count(len(i)), i, b)]
+
+
+def _role_by_count(n: int) -> str:
+    """FLAME's 51 inner-face landmarks are the static part and its 17 contour landmarks the dynamic part;
+    any other count (68 = both, or a custom set) is a complete embedding on its own."""
+    return {FLAME_STATIC_COUNT: "static", FLAME_CONTOUR_COUNT: "dynamic"}.get(n, "full")
 
 
 def _dynamic(i: np.ndarray, b: np.ndarray, source: str) -> _Part:
@@ -265,6 +412,8 @@ def load_landmark_embedding(paths: str | os.PathLike | Iterable[str | os.PathLik
     for p in files:
         parts += _parts_of(_read_any(p), str(p))
     roles = [q.role for q in parts]
+    # the role of a part is decided by its landmark count (``_role_by_count``), never by key names, so a
+    # complete 68-landmark file beside FLAME's dynamic file stays 68
     if roles == ["static"] and len(files) == 1 and (files[0].parent / DYNAMIC_SIBLING).is_file():
         sib = files[0].parent / DYNAMIC_SIBLING
         parts += _parts_of(_read_any(sib), str(sib))
@@ -281,10 +430,17 @@ def load_landmark_embedding(paths: str | os.PathLike | Iterable[str | os.PathLik
             warnings.warn(f"{source}: only FLAME's 51 static landmarks (no contour): put {DYNAMIC_SIBLING} next "
                           "to it or pass both files for the usual 68", stacklevel=2)
         elif parts[0].role == "dynamic":
-            warnings.warn(f"{source}: only the 17 contour landmarks of the dynamic embedding", stacklevel=2)
+            warnings.warn(f"{source}: only the {FLAME_CONTOUR_COUNT} contour landmarks of the dynamic embedding",
+                          stacklevel=2)
+    elif "full" in roles:
+        full = next(q for q in parts if q.role == "full")
+        raise LandmarkEmbeddingError(f"{source}: one file already holds a complete embedding of "
+                                     f"{full.face_idx.size} landmarks; give it alone, or one static "
+                                     f"({FLAME_STATIC_COUNT}) plus one contour ({FLAME_CONTOUR_COUNT}) part")
     else:
-        raise LandmarkEmbeddingError(f"{source}: cannot combine embedding parts {roles}; give one full embedding "
-                                     "or one static plus one dynamic part")
+        raise LandmarkEmbeddingError(f"{source}: cannot combine embedding parts {roles}; give one complete "
+                                     f"embedding or one static ({FLAME_STATIC_COUNT}) plus one contour "
+                                     f"({FLAME_CONTOUR_COUNT}) part")
     if len(idx) != len(bary):
         raise LandmarkEmbeddingError(f"{source}: {len(idx)} face indices but {len(bary)} barycentric rows")
     return LandmarkEmbedding(np.ascontiguousarray(idx, np.int64), np.ascontiguousarray(bary, np.float32), source)
