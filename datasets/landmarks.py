@@ -276,7 +276,8 @@ def safe_unpickle(data: bytes, source: str = "<bytes>") -> Any:
     try:
         return _DataUnpickler(io.BytesIO(data), source).load()
     except _Refused as e:
-        raise LandmarkEmbeddingError(str(e)) from None
+        message = str(e)
+        raise LandmarkEmbeddingError(message if message.startswith(f"{source}: ") else f"{source}: {message}") from None
     except Exception as e:  # noqa: BLE001 - any failure of a malformed pickle is a bad file
         hint = ("; its line endings look converted to CRLF (re-download it, or fetch it with git's autocrlf off)"
                 if b"\r\n" in data[:4096] else "")

@@ -14,7 +14,6 @@ The neutral mesh of an identity is frame 0 of its first sequence (natural order 
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -23,6 +22,7 @@ import numpy as np
 
 from fc4dfs.datasets.base import Dataset, Sequence, Topology
 from fc4dfs.datasets.landmarks import FLAME_URL, LANDMARKS_ENV, LandmarkEmbedding, load_landmark_embedding
+from fc4dfs.datasets.ply import PlyError, read_ply
 from fc4dfs.datasets.realcache import (STORE_FORMAT, FrameStore, RealDataError, build_from_ply,
                                        folders_unchanged, natural_key, open_store, record_folders, scan_layout)
 from fc4dfs.datasets.storage import cache_dir, stable_hash
@@ -30,6 +30,9 @@ from fc4dfs.datasets.storage import cache_dir, stable_hash
 #: bump when the parsing or the store layout changes what a store holds
 READER_VERSION = "1"
 UNITS = {"m": 1000.0, "cm": 10.0, "mm": 1.0}
+#: bounding-box diagonal (mm) a face or head mesh may have (CoMA/FLAME heads span about 200-400 mm)
+FACE_EXTENT_MM = (50.0, 1000.0)
+TYPICAL_FACE_MM = 300.0
 VERIFY_MODES = ("auto", "stat", "folders", "none")
 #: above this many files, ``verify="auto"`` checks folder mtimes instead of every file
 AUTO_STAT_LIMIT = 100_000
@@ -156,7 +159,19 @@ def open_raw_store(info: RealDatasetInfo, root: Path, *, units: str = "m", skip_
       when a folder changed;
     * ``auto`` (default): ``stat`` up to 100,000 files (CoMA), ``folders`` above (Florence4D);
     * ``none``: reuse any valid store of this root without looking at the folder.
+
+    The face size is checked against ``units`` before a build (on the first file) and on every open
+    (on the store's first frame): see :func:`check_face_size`; a mismatch raises
+    :class:`RealDataError` before any training.
     """
+    store = _open_raw_store(info, root, units=units, skip_bad=skip_bad, verify=verify, progress=progress,
+                            cache=cache, chunk_bytes=chunk_bytes)
+    check_face_size(store.frames[0], units, f"{store.manifest['root']} (first mesh)")
+    return store
+
+
+def _open_raw_store(info: RealDatasetInfo, root: Path, *, units: str, skip_bad: bool, verify: Any,
+                    progress: bool | None, cache: str | os.PathLike | None, chunk_bytes: int | None) -> FrameStore:
     scale = units_scale(units)
     mode = verify_mode(verify)
     key = stable_hash({"root": str(root), "units": units, "skip_bad": skip_bad, "store": STORE_FORMAT,
@@ -175,20 +190,43 @@ def open_raw_store(info: RealDatasetInfo, root: Path, *, units: str = "m", skip_
             record_folders(existing, inventory)  # same files, touched folders: refresh the fast check
         return existing
     inventory = scan_layout(root, info.layout)  # natural order for the build
+    _check_first_file(inventory, units)
     build_id = stable_hash({"inventory": inventory.hash, "key": key})
     kwargs = {} if chunk_bytes is None else {"chunk_bytes": int(chunk_bytes)}
-    store = build_from_ply(directory, inventory, build_id, scale=scale, skip_bad=skip_bad, name=info.name,
-                           progress=progress, **kwargs)
-    _check_units(store, units)
-    return store
+    return build_from_ply(directory, inventory, build_id, scale=scale, skip_bad=skip_bad, name=info.name,
+                          progress=progress, **kwargs)
 
 
-def _check_units(store: FrameStore, units: str) -> None:
-    v = np.asarray(store.frames[0])
+def check_face_size(vertices_mm: np.ndarray, units: str, where: str) -> None:
+    """Raise :class:`RealDataError` unless a mesh read in ``units`` has the size of a face.
+
+    ``vertices_mm``: ``[V, 3]`` after conversion to millimetres. Its bounding-box diagonal must lie
+    in :data:`FACE_EXTENT_MM`; the units are enforced, not detected: a folder in other units stops
+    here, before any training, with the units under which the size would be a face's (a true
+    extent of 100-500 mm is never plausible under two of m/cm/mm, which differ by 10x or more).
+    """
+    v = np.asarray(vertices_mm, dtype=np.float64)
     extent = float(np.linalg.norm(v.max(0) - v.min(0)))
-    if not 20.0 < extent < 2000.0:
-        warnings.warn(f"the first mesh of {store.manifest['root']} spans {extent:.3g} mm after reading it in "
-                      f"{units!r}: the units look wrong (set the dataset option units=m|cm|mm)", stacklevel=3)
+    lo, hi = FACE_EXTENT_MM
+    if lo <= extent <= hi:
+        return
+    raw = extent / units_scale(units)
+    fits = [u for u, s in UNITS.items() if lo <= raw * s <= hi]
+    guess = min(fits, key=lambda u: abs(np.log(raw * UNITS[u] / TYPICAL_FACE_MM)), default=None)
+    advice = (f"the files look to be in {guess}: set the dataset option units={guess} (--dataset-opt units={guess})"
+              if guess else "set the dataset option units=m|cm|mm (--dataset-opt units=...) to the files' units")
+    raise RealDataError(f"{where} spans {raw:.3g} {str(units).lower()} = {extent:.3g} mm, not the size of a face "
+                        f"({lo:g}-{hi:g} mm): {advice}")
+
+
+def _check_first_file(inventory: Any, units: str) -> None:
+    """:func:`check_face_size` on the first file before a build (an unreadable one is left to the build)."""
+    try:
+        path = next(iter(inventory.paths()))[1]
+        vertices = read_ply(path, faces=False).vertices
+    except (StopIteration, PlyError, OSError):
+        return
+    check_face_size(np.asarray(vertices, np.float64) * units_scale(units), units, str(path))
 
 
 def topology_of(store: FrameStore, embedding: LandmarkEmbedding, name: str) -> Topology:

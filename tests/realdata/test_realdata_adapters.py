@@ -15,7 +15,7 @@ from fc4dfs.datasets.coma import load_coma, load_coma_aligned
 from fc4dfs.datasets.fixtures import write_coma_fixture, write_florence4d_fixture
 from fc4dfs.datasets.florence4d import load_florence4d
 from fc4dfs.datasets.landmarks import save_landmark_embedding
-from fc4dfs.datasets.ply import write_ply
+from fc4dfs.datasets.ply import read_ply, write_ply
 from fc4dfs.datasets.realcache import RealDataError, natural_key, open_store
 from fc4dfs.plugins.testing import check_dataset
 
@@ -92,14 +92,40 @@ def test_natural_sort_key():
     assert realcache.frame_number("Angry_7.ply", 0) == 7 and realcache.frame_number("a.ply", 3) == 3
 
 
-def test_units_option_and_gaps(coma_fx):
-    with pytest.warns(UserWarning, match="units look wrong"):
-        ds = load_coma(root=coma_fx.root, landmarks=coma_fx.landmarks, units="mm")
-    s = ds.sequences[0]
-    np.testing.assert_allclose(np.asarray(s.frames) * 1000.0, coma_fx.frames[(s.identity, s.label)], atol=2e-3)
+def test_units_option_and_gaps(coma_fx, tmp_path):
+    scale = {"mm": 1000.0, "cm": 100.0}
+    for units, factor in scale.items():  # the same folder written in mm and in cm reads the same with units=...
+        copy = tmp_path / units
+        for src in coma_fx.root.rglob("*.ply"):
+            mesh = read_ply(src)
+            (copy / src.parent.relative_to(coma_fx.root)).mkdir(parents=True, exist_ok=True)
+            write_ply(copy / src.relative_to(coma_fx.root), mesh.vertices.astype(np.float64) * factor, mesh.faces)
+        ds = load_coma(root=copy, landmarks=coma_fx.landmarks, units=units)
+        s = ds.sequences[0]
+        np.testing.assert_allclose(np.asarray(s.frames), coma_fx.frames[(s.identity, s.label)], atol=2e-3)
     assert any(s.meta["gaps"] == 1 for s in ds.sequences) and any(s.meta["gaps"] == 0 for s in ds.sequences)
     with pytest.raises(RealDataError, match="units must be one of"):
         load_coma(root=coma_fx.root, landmarks=coma_fx.landmarks, units="inch")
+
+
+def test_wrong_units_stop_every_adapter_before_any_build(coma_fx, florence_fx, tmp_path):
+    """A folder read in the wrong units is an error naming the units that fit, in every real adapter
+    (one shared check), raised before a store is built."""
+    cases = [(load_coma, coma_fx, "mm"), (load_coma_aligned, coma_fx, "cm"), (load_florence4d, florence_fx, "mm")]
+    for load, fx, units in cases:
+        with pytest.raises(RealDataError) as info:
+            load(root=fx.root, landmarks=fx.landmarks, units=units, cache_dir=str(tmp_path / "c"))
+        message = str(info.value)
+        assert "not the size of a face" in message and message.endswith("set the dataset option units=m "
+                                                                         "(--dataset-opt units=m)"), message
+        assert not _cache_dirs(tmp_path / "c"), load  # stopped before the build wrote anything
+    # the fixture's face (~180 mm) is inside the plausible range, and 10x either way is outside it
+    v = np.asarray(load_coma(root=coma_fx.root, landmarks=coma_fx.landmarks).sequences[0].frames[0])
+    extent = float(np.linalg.norm(v.max(0) - v.min(0)))
+    lo, hi = realdata.FACE_EXTENT_MM
+    assert lo < extent < hi and extent / 10 < lo and extent * 10 > hi, (extent, lo, hi)
+    with pytest.raises(RealDataError, match="units=mm"):
+        realdata.check_face_size(v * 1000.0, "m", "x.ply")  # mm files read as metres
 
 
 # --------------------------------------------------------------------------- configuration errors
