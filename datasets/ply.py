@@ -105,10 +105,9 @@ def parse_header(data: bytes | memoryview, path: str | os.PathLike = "<bytes>") 
     nl = head.find(b"\n", end)
     if nl < 0:
         raise PlyError(f"{path}: truncated PLY header (nothing after 'end_header')")
-    try:
-        text = head[:end].decode("ascii")
-    except UnicodeDecodeError:
-        raise PlyError(f"{path}: PLY header is not ASCII text") from None
+    # comments often carry an exporter's non-ASCII text (a name, a path, '©'), the same in every file of a
+    # dataset: they are read as UTF-8 (undecodable bytes replaced); every other header line must be ASCII
+    text = head[:end].decode("utf-8", errors="replace")
     fmt = None
     elements: list[tuple[str, int, list[PlyProperty]]] = []
     comments: list[str] = []
@@ -117,6 +116,8 @@ def parse_header(data: bytes | memoryview, path: str | os.PathLike = "<bytes>") 
         if not words:
             continue
         key = words[0]
+        if key not in ("comment", "obj_info") and not raw.isascii():
+            raise PlyError(f"{path}: PLY header line {lineno} is not ASCII text: {ascii(raw.strip())}")
         try:
             if key == "format":
                 if words[1] not in FORMATS:

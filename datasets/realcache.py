@@ -41,6 +41,8 @@ FRAMES, FACES, MANIFEST, INVENTORY, VALID, PROGRESS, LOCK, DIGESTS = (
     "frames.f32", "faces.npy", "manifest.json", "inventory.jsonl", "VALID", "progress.json", ".lock", "crc32.u32")
 #: bytes of mesh data buffered before each write (bounds the builder's memory)
 DEFAULT_CHUNK_BYTES = 32 << 20
+#: files read, besides a failing first one, before advising --skip-bad (see ``_reference_hint``)
+REFERENCE_PROBE = 8
 
 
 class RealDataError(ComponentError):
@@ -364,9 +366,26 @@ def _reference(inventory: Inventory, skip_bad: bool, bad: list[dict]) -> tuple[i
             return index, PlyFrameReader.from_file(path)
         except (PlyError, OSError) as e:
             if not skip_bad:
-                raise RealDataError(f"{e}{_hint(skip_bad)}") from None
+                raise RealDataError(f"{e}{_reference_hint(inventory, index)}") from None
             bad.append({"index": index, "file": inventory.file_at(index), "reason": str(e)})
     raise RealDataError(f"no readable PLY file under {inventory.root}")
+
+
+def _reference_hint(inventory: Inventory, failed: int) -> str:
+    """Advice after the first file failed: ``--skip-bad`` only when other files are readable (a probe of up
+    to :data:`REFERENCE_PROBE` files spread over the dataset), else that it would skip every file."""
+    total = inventory.num_files
+    picks = sorted({int(i) for i in np.linspace(0, total - 1, min(total, REFERENCE_PROBE + 1))} - {failed})
+    for index in picks:
+        try:
+            PlyFrameReader.from_file(inventory.root / inventory.file_at(index))
+            return _hint(False)
+        except (PlyError, OSError):
+            continue
+    if not picks:
+        return ""
+    return (f" (the {len(picks)} other files checked fail too, so --skip-bad would skip them all: convert the "
+            "files to binary or ASCII PLY meshes)")
 
 
 def _build_locked(directory: Path, inventory: Inventory, build_id: str, *, scale: float, skip_bad: bool,

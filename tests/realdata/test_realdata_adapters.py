@@ -218,6 +218,23 @@ def test_first_file_bad_takes_topology_from_the_next(small_fx):
     assert ds.topology.num_vertices == small_fx.num_vertices and len(ds.identities) == 4
 
 
+def test_skip_bad_is_advised_only_when_other_files_are_readable(small_fx):
+    """When the first file fails, --skip-bad is advised only if other files read: a dataset whose every
+    file fails the same way (another format, a tool's header) would be skipped whole."""
+    files = sorted(small_fx.root.rglob("*.ply"), key=lambda p: [realcache.natural_key(x) for x in p.parts])
+    files[0].write_bytes(b"\x89PNG\r\n\x1a\n not a mesh")
+    with pytest.raises(RealDataError, match=r"not a PLY file.* \(pass --skip-bad"):
+        load_coma(root=small_fx.root, landmarks=small_fx.landmarks)
+    for path in files:
+        path.write_bytes(b"ply\nformat ascii 1.0\nelement \xe9 1\nend_header\n")
+    with pytest.raises(RealDataError) as e:
+        load_coma(root=small_fx.root, landmarks=small_fx.landmarks)
+    message = str(e.value)
+    probed = min(len(files) - 1, realcache.REFERENCE_PROBE)
+    assert str(files[0]) in message and "not ASCII" in message and "pass --skip-bad" not in message, message
+    assert f"the {probed} other files checked fail too, so --skip-bad would skip them all" in message, message
+
+
 def test_empty_expression_folder(small_fx, tmp_path):
     empty = small_fx.root / small_fx.identities[1] / "eyebrow"
     empty.mkdir()

@@ -142,3 +142,23 @@ def test_frame_reader_checks_topology(tmp_path, mesh):
     write_ply(flipped, v, f2, fmt="ascii")
     with pytest.raises(PlyTopologyError):
         reader.read(flipped)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_non_ascii_comments_are_read_other_header_lines_refused_escaped(tmp_path, mesh, fmt):
+    vertices, faces = mesh
+    write_ply(tmp_path / "plain.ply", vertices, faces, fmt=fmt)
+    data = (tmp_path / "plain.ply").read_bytes()
+    head, rest = data.split(b"\n", 1)
+    # an exporter's comment in UTF-8 and in Latin-1, as every file of a dataset from that tool carries it
+    commented = head + "\ncomment Créé par Numérisation © 3D\n".encode() + b"comment \xe9t\xe9\n" + rest
+    (tmp_path / "commented.ply").write_bytes(commented)
+    got = read_ply(tmp_path / "commented.ply")
+    np.testing.assert_array_equal(got.vertices, read_ply(tmp_path / "plain.ply").vertices)
+    assert any("©" in c for c in read_header(tmp_path / "commented.ply").comments)
+    bad = data.replace(b"element vertex", "élément vertex".encode(), 1)
+    (tmp_path / "bad.ply").write_bytes(bad)
+    with pytest.raises(PlyError) as e:
+        read_ply(tmp_path / "bad.ply")
+    message = str(e.value)
+    assert "bad.ply: PLY header line 3 is not ASCII text: '\\xe9l\\xe9ment" in message and message.isascii(), message
