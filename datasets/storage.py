@@ -5,7 +5,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 CACHE_ENV = "FC4DFS_CACHE"
 
@@ -76,3 +76,57 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 
     s = json.dumps(obj, sort_keys=True, default=_json_default, separators=(",", ":"))
     return hashlib.sha256(s.encode()).hexdigest()[:n]
+
+
+def report_repair(message: str) -> None:
+    """Say in one line on stderr that a damaged cache is being repaired (``fc4dfs: <message>``)."""
+    import sys
+
+    sys.stderr.write(f"fc4dfs: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
+def manifest_digest(manifest: dict) -> str:
+    """SHA-256 of a manifest's canonical JSON without its own ``manifest_sha256`` field (what that field holds)."""
+    import hashlib
+
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                     default=_json_default).encode()).hexdigest()
+
+
+def sealed(manifest: dict) -> dict:
+    """``manifest`` with ``manifest_sha256`` set, so that any later edit or damage of the file is detected."""
+    return {**manifest, "manifest_sha256": manifest_digest(manifest)}
+
+
+def seal_intact(manifest: dict) -> bool:
+    """Whether ``manifest`` (as read back) still has the digest :func:`sealed` gave it."""
+    return manifest.get("manifest_sha256") == manifest_digest(manifest)
+
+
+def clean_stale_builds(base: Path, prefixes: tuple[str, ...], lock_of: Callable[[str], str]) -> list[str]:
+    """Remove build/trash folders ``<base>/<prefix><key>-...`` left by killed builds.
+
+    A folder is removed only if the lock file ``lock_of(key)`` can be taken at once: a live builder
+    holds it for the whole build, so its folder is never touched. Returns the names removed.
+    """
+    import shutil
+
+    from filelock import FileLock, Timeout
+
+    removed = []
+    try:
+        entries = sorted(p for p in base.iterdir() if p.name.startswith(prefixes))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        prefix = next(x for x in prefixes if entry.name.startswith(x))
+        key = entry.name[len(prefix):].rsplit("-", 2)[0]
+        try:
+            with FileLock(lock_of(key), timeout=0):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+        except Timeout:
+            continue
+    return removed

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fc4dfs.datasets.base import Dataset, Sequence
-from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.datasets.storage import report_repair, stable_hash
 from fc4dfs.datasets.synthetic import cache
 from fc4dfs.datasets.synthetic.cache import CacheCorruptError
 from fc4dfs.datasets.synthetic.expressions import COMA_LABELS, NAMED_LABELS
@@ -73,7 +73,9 @@ def load_synthetic(identities: int = 12, expressions: int = 12, repetitions: int
     path = cache.entry_dir(key)
     try:
         manifest = _valid_manifest(config, key, verify)
-    except CacheCorruptError:
+    except CacheCorruptError as e:
+        if path.exists():
+            report_repair(f"{e}; rebuilding the synthetic cache")
         manifest = _build_locked(config, key, verify, progress)
     return _open(config, path, manifest)
 
@@ -103,7 +105,7 @@ def _build_locked(config: SyntheticConfig, key: str, verify: str, progress: bool
     from filelock import FileLock
 
     path = cache.entry_dir(key)
-    with FileLock(str(cache.root() / f"{key}.lock")):
+    with FileLock(cache.lock_path(key)):
         try:  # another process may have built it while we waited
             return _valid_manifest(config, key, verify)
         except CacheCorruptError:

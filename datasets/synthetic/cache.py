@@ -9,8 +9,11 @@ Layout of ``<cache>/synthetic/<key>/``::
 
 A build streams sequences to a private temporary directory, one at a time (memory stays flat
 however large the dataset), hashing as it writes; the directory is renamed into place only
-when complete, so a reader never sees a half-written cache. A cache whose manifest is missing
-or unreadable, whose files have the wrong size, or whose chunks fail their hash is rebuilt.
+when complete, so a reader never sees a half-written cache. A cache whose manifest is missing,
+unreadable or fails its own SHA-256 (``manifest_sha256``), whose sequences do not tile the frames,
+whose files have the wrong size, or whose chunks fail their hash is rebuilt, saying so in one line
+on stderr; folders left by a killed build (``.build-*``, ``.trash-*``) are removed by the next build
+once their key's lock is free.
 """
 from __future__ import annotations
 
@@ -24,13 +27,15 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from fc4dfs.datasets.storage import atomic_write_json, cache_dir
+from fc4dfs.datasets.storage import (atomic_write_json, cache_dir, clean_stale_builds, report_repair, seal_intact,
+                                     sealed)
 
 CHUNK_BYTES = 32 << 20
 MANIFEST = "manifest.json"
 FRAMES = "frames.f32"
 NEUTRALS = "neutrals.f32"
-FORMAT = 1
+#: 2: the manifest carries its own SHA-256 (``manifest_sha256``)
+FORMAT = 2
 #: ``verify="auto"`` hashes every chunk up to this many bytes, a sample of chunks beyond
 FULL_VERIFY_BYTES = 1 << 30
 SAMPLED_CHUNKS = 16
@@ -83,14 +88,30 @@ def entry_dir(key: str) -> Path:
     return root() / key
 
 
+def lock_path(key: str) -> str:
+    """The lock a builder of ``key`` holds for the whole build (``<cache>/synthetic/<key>.lock``)."""
+    return str(root() / f"{key}.lock")
+
+
 def build(key: str, write: Callable[[Path], dict]) -> Path:
-    """Build the cache entry ``key`` with ``write(tmpdir) -> manifest`` and move it into place."""
+    """Build the cache entry ``key`` with ``write(tmpdir) -> manifest`` and move it into place.
+
+    Call with :func:`lock_path` ``(key)`` held. Build and trash folders left by killed builds are
+    removed first: this key's (its lock is ours) and any other key's whose lock is free.
+    """
     base = root()
+    for stale in base.glob(f".build-{key}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in base.glob(f".trash-{key}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    removed = clean_stale_builds(base, (".build-", ".trash-"), lock_path)
+    if removed:
+        report_repair(f"removed {len(removed)} folder(s) left by interrupted synthetic cache builds in {base}")
     tmp = base / f".build-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         manifest = write(tmp)
-        atomic_write_json(tmp / MANIFEST, manifest)
+        atomic_write_json(tmp / MANIFEST, sealed(manifest))
         final = base / key
         if final.exists():
             trash = base / f".trash-{key}-{uuid.uuid4().hex[:8]}"
@@ -113,9 +134,28 @@ def read_manifest(path: Path) -> dict:
         raise CacheCorruptError(f"{mf} is missing") from None
     except (OSError, ValueError) as e:
         raise CacheCorruptError(f"{mf} is unreadable: {e}") from None
-    if manifest.get("format") != FORMAT or "files" not in manifest:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or "files" not in manifest:
         raise CacheCorruptError(f"{mf} has an unknown format")
+    if not seal_intact(manifest):
+        raise CacheCorruptError(f"{mf} fails its SHA-256 check (edited or damaged)")
+    _check_layout(mf, manifest)
     return manifest
+
+
+def _check_layout(mf: Path, manifest: dict) -> None:
+    """The sequences tile the frames file exactly, in order (a sealed manifest of a bug would not)."""
+    try:
+        start = 0
+        for e in manifest["sequences"]:
+            if int(e["start"]) != start or int(e["length"]) < 1:
+                raise CacheCorruptError(f"{mf}: sequence {e.get('identity')}/{e.get('label')} starts at frame "
+                                        f"{e['start']}, the previous one ends at {start}")
+            start += int(e["length"])
+        if start != int(manifest["total_frames"]):
+            raise CacheCorruptError(f"{mf}: sequences hold {start} frames, the manifest says "
+                                    f"{manifest['total_frames']}")
+    except (KeyError, TypeError, ValueError) as e:
+        raise CacheCorruptError(f"{mf} lacks a field or has a malformed one ({e})") from None
 
 
 def verify(path: Path, manifest: dict, mode: str = "auto") -> None:

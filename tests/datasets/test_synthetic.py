@@ -243,6 +243,47 @@ def test_a_damaged_cache_is_detected_and_rebuilt(private_cache, damage):
     assert not [p for p in private_cache.joinpath("synthetic").iterdir() if p.name.startswith((".build", ".trash"))]
 
 
+@pytest.mark.parametrize("reseal", [False, True])
+def test_a_manifest_whose_sequence_spans_its_neighbours_is_rebuilt_and_said(private_cache, capsys, reseal):
+    """A damaged manifest.json (a sequence grown over the next one's frames) is never accepted: its own
+    SHA-256 fails, and a re-sealed one fails the layout check; the cache is rebuilt with one line."""
+    import json
+
+    from fc4dfs.datasets.storage import sealed
+
+    opts = dict(resolution="small", identities=4, expressions=2, repetitions=1)
+    ds = load_synthetic(**opts)
+    path, first = ds.cache_path, np.array(ds.sequences[0].frames)
+    manifest = json.loads((path / syn_cache.MANIFEST).read_text())
+    manifest["sequences"][0]["length"] += 3
+    (path / syn_cache.MANIFEST).write_text(json.dumps(sealed(manifest) if reseal else manifest))
+    with pytest.raises(syn_cache.CacheCorruptError, match="starts at frame" if reseal else "SHA-256"):
+        syn_cache.read_manifest(path)
+    capsys.readouterr()
+    again = load_synthetic(**opts)
+    err = capsys.readouterr().err
+    assert np.array_equal(np.asarray(again.sequences[0].frames), first)
+    lines = [line for line in err.splitlines() if "rebuilding the synthetic cache" in line]
+    assert len(lines) == 1 and str(path / syn_cache.MANIFEST) in lines[0], err
+    syn_cache.read_manifest(again.cache_path)
+
+
+def test_folders_of_killed_builds_are_removed_but_not_a_live_builders(private_cache, capsys):
+    from filelock import FileLock
+
+    load_synthetic(resolution="small", identities=4, expressions=2, repetitions=1)
+    base = private_cache / "synthetic"
+    dead = [base / ".build-small-deadkey-4242-0123abcd", base / ".trash-small-gone-1a2b3c4d"]
+    live = base / ".build-small-livekey-4343-89abcdef"
+    for d in dead + [live]:
+        d.mkdir()
+        (d / "frames.f32").write_bytes(bytes(64))
+    with FileLock(syn_cache.lock_path("small-livekey")):  # a concurrent builder of another key holds its lock
+        load_synthetic(resolution="small", identities=4, expressions=3, repetitions=1)  # a new key: a build
+        assert live.is_dir() and not any(d.exists() for d in dead)
+    assert "removed 2 folder(s) left by interrupted synthetic cache builds" in capsys.readouterr().err
+
+
 def test_frames_are_read_back_memory_mapped(small):
     assert isinstance(small.sequences[0].frames, np.memmap)
     assert small.sequences[0].frames.dtype == np.float32
