@@ -12,6 +12,11 @@ A *store* is a directory holding
   ``content_hash`` (what the dataset fingerprint is made of, so touching files does not change it);
 * ``VALID`` — written last, atomically, holding the build id. A store without it is never opened.
 
+Each open verifies a store marked valid (:func:`open_store`): the manifest's own SHA-256, its
+sequences against the frames file, the files' sizes and a sample of frame CRC-32s; a damaged
+store is rebuilt, said in one line on stderr. A build first removes the temporary files a killed
+build left (under the store's lock, so never a live builder's).
+
 Building streams the files in chunks (a fixed-size buffer written with ``pwrite``), so peak memory
 does not grow with the mesh data (only the file list is held, ~250 bytes a file); after each chunk
 ``progress.json`` records how far it got, and a re-run after an interruption resumes from there. A failed build leaves no ``VALID`` marker.
@@ -33,14 +38,17 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from fc4dfs.datasets.ply import PlyError, PlyFrameReader, PlyTopologyError
-from fc4dfs.datasets.storage import atomic_write_json, atomic_write_text
+from fc4dfs.datasets.storage import atomic_write_json, atomic_write_text, report_repair, seal_intact, sealed
 from fc4dfs.plugins.contracts import ComponentError
 
-STORE_FORMAT = "fc4dfs-realcache/1"
+#: 2: manifests carry their own SHA-256 (``manifest_sha256``)
+STORE_FORMAT = "fc4dfs-realcache/2"
 FRAMES, FACES, MANIFEST, INVENTORY, VALID, PROGRESS, LOCK, DIGESTS = (
     "frames.f32", "faces.npy", "manifest.json", "inventory.jsonl", "VALID", "progress.json", ".lock", "crc32.u32")
 #: bytes of mesh data buffered before each write (bounds the builder's memory)
 DEFAULT_CHUNK_BYTES = 32 << 20
+#: frames whose CRC-32 is checked each time a store is opened (evenly spaced; all when fewer)
+VERIFY_FRAMES = 64
 #: files read, besides a failing first one, before advising --skip-bad (see ``_reference_hint``)
 REFERENCE_PROBE = 8
 
@@ -212,6 +220,7 @@ def folders_unchanged(store: "FrameStore", root: Path) -> bool:
 def record_folders(store: "FrameStore", inventory: Inventory) -> None:
     """Refresh the folder mtimes in a valid store's manifest (after a full scan found the same files)."""
     store.manifest["folders"] = [list(d) for d in inventory.dirs]
+    store.manifest = sealed(store.manifest)
     atomic_write_json(store.directory / MANIFEST, store.manifest)
 
 
@@ -253,25 +262,73 @@ def read_valid_marker(directory: Path) -> str | None:
         return None
 
 
-def open_store(directory: str | os.PathLike, build_id: str | None = None) -> FrameStore | None:
-    """Open the store in ``directory`` if it is valid (and, when given, built from ``build_id``)."""
+def open_store(directory: str | os.PathLike, build_id: str | None = None, report: bool = True) -> FrameStore | None:
+    """Open the store in ``directory`` if it is valid (and, when given, built from ``build_id``).
+
+    A store marked valid is verified: the manifest against its own SHA-256 and its sequences
+    against the frames file, every file's presence and size, and the CRC-32 of up to
+    :data:`VERIFY_FRAMES` frames (all of them in a small store, evenly spaced ones in a large one)
+    against ``crc32.u32``. A damaged store gives None (so it is rebuilt), said in one line on
+    stderr when ``report``.
+    """
     directory = Path(directory)
     marker = read_valid_marker(directory)
     if marker is None or (build_id is not None and marker != build_id):
         return None
     try:
+        store = _verified(directory, marker)
+    except _Damaged as e:
+        if report:
+            report_repair(f"real-data cache {directory} is damaged ({e}); rebuilding it")
+        return None
+    return store
+
+
+class _Damaged(Exception):
+    """Why a store marked valid failed verification."""
+
+
+def _verified(directory: Path, marker: str) -> FrameStore:
+    try:
         manifest = json.loads((directory / MANIFEST).read_text())
         faces = np.load(directory / FACES, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    if manifest.get("format") != STORE_FORMAT or manifest.get("build_id") != marker:
-        return None
-    n, v = int(manifest["frame_count"]), int(manifest["num_vertices"])
+    except (OSError, ValueError) as e:
+        raise _Damaged(f"{MANIFEST} or {FACES} unreadable: {type(e).__name__}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != STORE_FORMAT or manifest.get("build_id") != marker:
+        raise _Damaged(f"{MANIFEST} has another format or build id")
+    if not seal_intact(manifest):
+        raise _Damaged(f"{MANIFEST} fails its SHA-256 check")
+    try:
+        n, v = int(manifest["frame_count"]), int(manifest["num_vertices"])
+        ends = [(int(r["start"]), int(r["length"])) for r in manifest["sequences"]]
+    except (KeyError, TypeError, ValueError):
+        raise _Damaged(f"{MANIFEST} lacks a field") from None
+    if any(length < 1 or start < 0 or start + length > n for start, length in ends):
+        raise _Damaged(f"{MANIFEST} has a sequence outside the {n} stored frames")
     path = directory / FRAMES
-    if not path.is_file() or path.stat().st_size != n * v * 12 or n == 0:
-        return None
+    if n == 0 or not path.is_file() or path.stat().st_size != n * v * 12:
+        raise _Damaged(f"{FRAMES} is missing or not {n} frames of {v} vertices")
     frames = np.memmap(path, dtype=np.float32, mode="r", shape=(n, v, 3))
+    if "bad_files" in manifest:  # a store read from PLY files: per-file CRC-32 of the stored vertices
+        _check_crcs(directory, manifest, frames)
     return FrameStore(directory, manifest, frames, faces)
+
+
+def _check_crcs(directory: Path, manifest: dict, frames: np.ndarray) -> None:
+    total = int(manifest.get("num_files", 0))
+    try:
+        digests = np.fromfile(directory / DIGESTS, dtype="<u4")
+    except OSError:
+        raise _Damaged(f"{DIGESTS} is missing") from None
+    if len(digests) != total:
+        raise _Damaged(f"{DIGESTS} holds {len(digests)} digests for {total} files")
+    kept = np.setdiff1d(np.arange(total), [int(b["index"]) for b in manifest["bad_files"]])
+    if len(kept) != len(frames):
+        raise _Damaged(f"{MANIFEST} lists {len(kept)} kept files for {len(frames)} frames")
+    rows = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), VERIFY_FRAMES)).round().astype(int))
+    for row in rows.tolist():
+        if zlib.crc32(np.ascontiguousarray(frames[row])) != int(digests[kept[row]]):
+            raise _Damaged(f"frame {row} of {FRAMES} fails its CRC-32 check")
 
 
 def invalidate(directory: Path) -> None:
@@ -290,13 +347,13 @@ def _finalize(directory: Path, fd: int, count: int, num_vertices: int, manifest:
         inventory.write_jsonl(directory / INVENTORY)
     manifest = {**manifest, "format": STORE_FORMAT, "frame_count": count, "num_vertices": num_vertices,
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    atomic_write_json(directory / MANIFEST, manifest)
+    atomic_write_json(directory / MANIFEST, sealed(manifest))
     try:
         os.unlink(directory / PROGRESS)
     except FileNotFoundError:
         pass
     atomic_write_text(directory / VALID, manifest["build_id"] + "\n")
-    store = open_store(directory, manifest["build_id"])
+    store = open_store(directory, manifest["build_id"], report=False)
     if store is None:
         raise RealDataError(f"cache in {directory} did not verify after writing it (disk full or changed "
                             "under us?); delete the folder and retry")
@@ -309,6 +366,16 @@ def _unlink(directory: Path, *names: str) -> None:
             os.unlink(directory / name)
         except FileNotFoundError:
             pass
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Remove the ``.<name>.*.tmp`` files of atomic writes cut short by a killed build (call with the
+    store's lock held: no live builder writes in ``directory`` then)."""
+    stale = [p for p in directory.glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        report_repair(f"removed {len(stale)} temporary file(s) left by an interrupted cache build in {directory}")
 
 
 def _lock(directory: Path):
@@ -347,10 +414,11 @@ def build_from_ply(directory: str | os.PathLike, inventory: Inventory, build_id:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with _lock(directory):
-        done = open_store(directory, build_id)
+        done = open_store(directory, build_id, report=False)
         if done is not None:  # another process finished it while we waited for the lock
             return done
         invalidate(directory)
+        _remove_stale_temporaries(directory)
         return _build_locked(directory, inventory, build_id, scale=scale, skip_bad=skip_bad, name=name,
                              progress=progress_enabled() if progress is None else progress,
                              chunk_bytes=chunk_bytes)
@@ -539,10 +607,11 @@ def build_derived(directory: str | os.PathLike, build_id: str, faces: np.ndarray
     directory.mkdir(parents=True, exist_ok=True)
     progress = progress_enabled() if progress is None else progress
     with _lock(directory):
-        done = open_store(directory, build_id)
+        done = open_store(directory, build_id, report=False)
         if done is not None:
             return done
         invalidate(directory)
+        _remove_stale_temporaries(directory)
         _unlink(directory, FRAMES, MANIFEST, FACES)  # new inodes: readers mapping the old frames keep them
         np.save(directory / FACES, np.asarray(faces, np.int64))
         fd = _open_frames(directory / FRAMES, max(1, capacity_frames) * num_vertices * 12, fresh=True)

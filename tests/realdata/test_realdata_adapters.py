@@ -347,6 +347,49 @@ def test_interrupted_build_is_not_valid_and_resumes(small_fx, tmp_path, monkeypa
     assert uninterrupted.fingerprint == load_coma(root=small_fx.root, landmarks=small_fx.landmarks).fingerprint
 
 
+@pytest.mark.parametrize("damage", ["manifest", "resealed", "frames", "crc", "aligned"])
+def test_a_damaged_store_is_rebuilt_and_said_in_one_line(small_fx, tmp_path, capsys, damage):
+    from fc4dfs.datasets.storage import sealed
+
+    opts = dict(root=small_fx.root, landmarks=small_fx.landmarks)
+    load = load_coma_aligned if damage == "aligned" else load_coma
+    want = [np.array(s.frames) for s in load(**opts).sequences]
+    (store,) = [d for d in _cache_dirs(tmp_path / "cache") if ("coma_aligned" in str(d)) == (damage == "aligned")]
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["sequences"][1]["start"] -= 1  # the second sequence now begins inside the first
+    if damage in ("manifest", "aligned"):
+        (store / "manifest.json").write_text(json.dumps(manifest))
+    elif damage == "resealed":  # self-consistent manifest, but frame 0 of sequence 1 is not its data any more
+        manifest["sequences"][1]["start"] = manifest["frame_count"]
+        (store / "manifest.json").write_text(json.dumps(sealed(manifest)))
+    else:  # same size, other bytes: in the frames, or in the digests
+        name, at = ("frames.f32", 12) if damage == "frames" else ("crc32.u32", 0)
+        with open(store / name, "r+b") as f:
+            f.seek(at)
+            f.write(b"\x00\x00\x80\x7f")
+    capsys.readouterr()
+    got = [np.array(s.frames) for s in load(**opts).sequences]
+    err = capsys.readouterr().err
+    assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+    lines = [line for line in err.splitlines() if "is damaged" in line]
+    assert len(lines) == 1 and str(store) in lines[0] and lines[0].endswith("rebuilding it"), err
+    load(**opts)
+    assert "is damaged" not in capsys.readouterr().err  # healed: opened silently
+
+
+def test_temporaries_of_a_killed_build_are_removed_by_the_next(small_fx, tmp_path, capsys):
+    opts = dict(root=small_fx.root, landmarks=small_fx.landmarks)
+    load_coma(**opts)
+    (store,) = _cache_dirs(tmp_path / "cache")
+    (store / "VALID").unlink()  # killed before the end: never opened as valid, rebuilt by the next use
+    leftovers = [store / ".manifest.json.k1ll3d.tmp", store / ".progress.json.k1ll3d.tmp"]
+    for p in leftovers:
+        p.write_text("{")
+    load_coma(**opts)
+    assert open_store(store) is not None and not any(p.exists() for p in leftovers)
+    assert "removed 2 temporary file(s) left by an interrupted cache build" in capsys.readouterr().err
+
+
 def test_cache_dir_option(small_fx, tmp_path):
     load_coma(root=small_fx.root, landmarks=small_fx.landmarks, cache_dir=tmp_path / "mine")
     assert len(_cache_dirs(tmp_path / "mine" / "realdata" / "coma")) == 1
