@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_progress:
         os.environ["FC4DFS_PROGRESS"] = "0"
     try:
+        from fc4dfs.plugins.manager import registry
+
+        registry()  # plugin failures are reported on every command (--strict: the first is the error)
         return int(handlers[args.command].run(args) or 0)
     except user_error_types() as e:
         msg = str(e).strip().strip("'\"")

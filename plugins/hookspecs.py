@@ -2,8 +2,10 @@
 
 A plugin is a module exposed under the entry-point group ``fc4dfs``. It declares the API
 version it was written for as a module attribute ``fc4dfs_api_version = "MAJOR.MINOR"`` and
-implements any of the hooks below, each returning a list of :class:`ComponentSpec`. Specs name
-their class by import path, so listing components imports nothing heavy.
+implements any of the hooks below (``@hookimpl``, or any function named ``fc4dfs_*``), each
+returning a list of :class:`ComponentSpec`; a ``fc4dfs_*`` function that is not one of these hooks
+fails the plugin (pluggy's ``check_pending``). Specs name their class by import path, so listing
+components imports nothing heavy.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from fc4dfs.plugins.spec import ComponentSpec
 PROJECT = "fc4dfs"
 #: The plugin API of this release. A plugin is compatible when its MAJOR matches and its MINOR
 #: is not newer than ours.
-PLUGIN_API_VERSION = "1.0"
+PLUGIN_API_VERSION = "2.0"
+# 2.0: ComponentSpec takes no ``version``; a component's version is its class attribute alone.
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

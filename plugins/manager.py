@@ -1,23 +1,29 @@
 """Plugin discovery and the registry of named components.
 
-Plugins are modules under the entry-point group ``fc4dfs`` (the built-ins included). A plugin
-that fails to import, declares an incompatible API version or breaks while registering is
-recorded as a :class:`PluginFailure` and the others keep working; in strict mode (``--strict``
-or ``FC4DFS_STRICT_PLUGINS=1``) the failure is raised instead.
+Plugins are modules under the entry-point group ``fc4dfs`` (the built-ins included), registered
+with a pluggy :class:`pluggy.PluginManager`; their hooks are called through it and validated
+against the hookspecs with ``check_pending()``. A plugin that fails to import, declares an
+incompatible API version, implements a hook that does not exist, names a target module that is not
+installed or breaks while registering is recorded as a :class:`PluginInfo` with an error and the
+others keep working; in strict mode (``--strict`` or ``FC4DFS_STRICT_PLUGINS=1``) the failure is
+raised instead. :func:`registry` reports each failure once per process on stderr.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pluggy
 
 from fc4dfs.plugins import hookspecs
+from fc4dfs.plugins.errors import PluginError, UnknownComponentError
 from fc4dfs.plugins.spec import KINDS, ComponentSpec
 
 ENTRY_POINT_GROUP = "fc4dfs"
@@ -25,21 +31,23 @@ STRICT_ENV = "FC4DFS_STRICT_PLUGINS"
 #: comma-separated plugin modules to load without packaging them (``mypkg.plugin,other``)
 MODULES_ENV = "FC4DFS_PLUGINS"
 BUILTIN_DIST = "fc4dfs-bench"
+HOOK_PREFIX = f"{hookspecs.PROJECT}_"
+
+__all__ = ["BUILTIN_DIST", "PluginError", "PluginInfo", "Registry", "UnknownComponentError", "discover",
+           "registry", "set_registry"]
 
 
-class PluginError(RuntimeError):
-    """A plugin could not be loaded or registered (raised in strict mode, or for collisions)."""
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager that also takes unmarked ``fc4dfs_*`` functions as hook implementations (as
+    pytest does for ``pytest_*``), so that a misspelt hook is caught by ``check_pending()`` with or
+    without ``@hookimpl``."""
 
-
-class UnknownComponentError(LookupError):
-    """A name that no registered component has."""
-
-    def __init__(self, kind: str, name: str, available: list[str]) -> None:
-        close = difflib.get_close_matches(name, available, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        avail = ", ".join(sorted(available)) or "none registered"
-        super().__init__(f"unknown {kind} {name!r}.{hint} Available: {avail}")
-        self.kind, self.name, self.available = kind, name, available
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith(HOOK_PREFIX) and inspect.isroutine(getattr(plugin, name, None)):
+            opts = {"wrapper": False, "hookwrapper": False, "optionalhook": False, "tryfirst": False,
+                    "trylast": False, "specname": None}
+        return opts
 
 
 @dataclass
@@ -61,6 +69,11 @@ class PluginInfo:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def failure(self) -> str:
+        """One line naming the plugin, its provider and what went wrong."""
+        return f"plugin {self.entry_point} from {self.provider} failed to load: {self.error}"
+
 
 class Registry:
     """Named components by kind, plus the record of every plugin that was tried."""
@@ -68,25 +81,19 @@ class Registry:
     def __init__(self) -> None:
         self._specs: dict[str, dict[str, ComponentSpec]] = {k: {} for k in KINDS}
         self.plugins: list[PluginInfo] = []
-        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm = _PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
 
     # -- registration ----------------------------------------------------------------------
-    def add(self, spec: ComponentSpec) -> None:
-        """Add one spec; a second claim on a name is an error naming both providers."""
-        table = self._specs[spec.kind]
-        if spec.name in table:
-            other = table[spec.name]
-            raise PluginError(f"{spec.kind} name {spec.name!r} is claimed twice: by {other.provider} "
-                              f"({other.target}) and by {spec.provider} ({spec.target})")
-        table[spec.name] = spec
-
     def register_plugin(self, plugin: Any, distribution: str, version: str = "0",
                         entry_point: str | None = None, strict: bool = False) -> PluginInfo:
-        """Register a plugin object/module: check its API version, collect its specs.
+        """Register a plugin object/module with the plugin manager and collect its specs.
 
-        Failures are recorded on the returned :class:`PluginInfo` (raised when ``strict``).
-        Specs of a failing plugin are not added, so a half-registered plugin never appears.
+        Checks, in order: the declared API version, the hook names and signatures against the
+        hookspecs (``check_pending``), each hook's return value, each spec's target module (found
+        without importing it) and name collisions. Failures are recorded on the returned
+        :class:`PluginInfo` (raised as :class:`PluginError` when ``strict``); a failing plugin is
+        unregistered and none of its specs are added, so a half-registered plugin never appears.
         """
         info = PluginInfo(entry_point or getattr(plugin, "__name__", repr(plugin)), distribution, version)
         self.plugins.append(info)
@@ -94,47 +101,61 @@ class Registry:
             declared = getattr(plugin, "fc4dfs_api_version", None)
             info.api_version = declared
             if declared is None:
-                raise PluginError(f"plugin declares no fc4dfs_api_version; this release needs "
-                                  f"{_needs()}")
+                raise PluginError(f"plugin declares no fc4dfs_api_version; this release needs {_needs()}")
             if not hookspecs.api_compatible(declared):
                 raise PluginError(f"plugin targets plugin API {declared}, this release needs {_needs()}")
-            name = f"{distribution}:{info.entry_point}"
-            self._pm.register(plugin, name=name)
+            self._pm.register(plugin, name=f"{distribution}:{info.entry_point}")
             try:
+                self._check_hooks(plugin)
                 specs = self._collect(plugin, info.provider)
-            except Exception:
-                self._pm.unregister(name=name)
-                raise
-            added: list[ComponentSpec] = []
-            try:
                 for spec in specs:
-                    self.add(spec)
-                    added.append(spec)
-            except Exception:
-                for spec in added:
-                    self._specs[spec.kind].pop(spec.name, None)
-                self._pm.unregister(name=name)
+                    spec.check_target()
+                    self._check_free(spec, specs)
+            except BaseException:
+                self._pm.unregister(plugin)
                 raise
+            for spec in specs:
+                self._specs[spec.kind][spec.name] = spec
             info.components = [f"{s.kind}:{s.name}" for s in specs]
         except Exception as e:  # noqa: BLE001 - any plugin failure is isolated
-            info.error = f"{type(e).__name__}: {e}"
+            info.error = _one_line(e)
             if strict:
-                raise PluginError(f"plugin {info.entry_point} from {info.provider} failed: {info.error}") from e
+                raise PluginError(info.failure) from e
         return info
 
+    def _check_hooks(self, plugin: Any) -> None:
+        """``check_pending()`` after each registration: earlier plugins passed it, so a failure is this one's."""
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError:
+            unknown = sorted(c.name for c in self._pm.get_hookcallers(plugin) or [] if not c.has_spec())
+            known = list(hookspecs.KIND_HOOKS.values())
+            hints = [f"unknown hook {name!r}" + "".join(f" (did you mean {m!r}?)" for m in
+                                                        difflib.get_close_matches(name, known, n=1))
+                     for name in unknown]
+            raise PluginError(f"{'; '.join(hints)}; the hooks are {', '.join(known)}") from None
+
     def _collect(self, plugin: Any, provider: str) -> list[ComponentSpec]:
+        """This plugin's specs: each hook called through pluggy on this plugin alone."""
+        others = [p for p in self._pm.get_plugins() if p is not plugin]
         specs: list[ComponentSpec] = []
         for kind, hook_name in hookspecs.KIND_HOOKS.items():
-            fn = getattr(plugin, hook_name, None)
-            if fn is None:
-                continue
-            for spec in fn() or []:
-                if not isinstance(spec, ComponentSpec):
-                    raise PluginError(f"{hook_name} returned {type(spec).__name__}, not ComponentSpec")
-                if spec.kind != kind:
-                    raise PluginError(f"{hook_name} returned a {spec.kind} spec {spec.name!r}")
-                specs.append(spec.with_provider(provider))
+            for result in self._pm.subset_hook_caller(hook_name, remove_plugins=others)():
+                for spec in result:
+                    if not isinstance(spec, ComponentSpec):
+                        raise PluginError(f"{hook_name} returned {type(spec).__name__}, not ComponentSpec")
+                    if spec.kind != kind:
+                        raise PluginError(f"{hook_name} returned a {spec.kind} spec {spec.name!r}")
+                    specs.append(spec.with_provider(provider))
         return specs
+
+    def _check_free(self, spec: ComponentSpec, batch: list[ComponentSpec]) -> None:
+        """A second claim on a name — by another plugin or twice by this one — is an error naming both."""
+        other = self._specs[spec.kind].get(spec.name) or next(
+            (s for s in batch if s is not spec and s.kind == spec.kind and s.name == spec.name), None)
+        if other is not None:
+            raise PluginError(f"{spec.kind} name {spec.name!r} is claimed twice: by {other.provider} "
+                              f"({other.target}) and by {spec.provider} ({spec.target})")
 
     # -- lookup ----------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:
@@ -156,6 +177,10 @@ class Registry:
     @property
     def failures(self) -> list[PluginInfo]:
         return [p for p in self.plugins if not p.ok]
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())
 
 
 def _needs() -> str:
@@ -187,32 +212,34 @@ def discover(strict: bool | None = None, extra: Iterable[tuple[Any, str]] = ()) 
             if seen_builtin:
                 continue
             seen_builtin = True
-        try:
-            plugin: ModuleType | Any = ep.load()
-        except Exception as e:  # noqa: BLE001
-            info = PluginInfo(ep.name, dist, version, error=f"{type(e).__name__}: {e}")
-            reg.plugins.append(info)
-            if strict:
-                raise PluginError(f"plugin {ep.name} from {info.provider} failed to import: {info.error}") from e
-            continue
-        reg.register_plugin(plugin, dist, version, entry_point=ep.name, strict=strict)
+        plugin = _import(reg, ep.load, ep.name, dist, version, strict)
+        if plugin is not None:
+            reg.register_plugin(plugin, dist, version, entry_point=ep.name, strict=strict)
     if not seen_builtin:  # running from a source tree without installed metadata
         from fc4dfs.plugins import builtin
 
         reg.register_plugin(builtin, BUILTIN_DIST, _own_version(), entry_point="builtin", strict=True)
     for module in filter(None, (m.strip() for m in os.environ.get(MODULES_ENV, "").split(","))):
-        try:
-            plugin = importlib.import_module(module)
-        except Exception as e:  # noqa: BLE001
-            info = PluginInfo(module, f"{MODULES_ENV}:{module}", "0", error=f"{type(e).__name__}: {e}")
-            reg.plugins.append(info)
-            if strict:
-                raise PluginError(f"plugin module {module} (from ${MODULES_ENV}) failed to import: {info.error}") from e
-            continue
-        reg.register_plugin(plugin, f"{MODULES_ENV}:{module}", "0", entry_point=module, strict=strict)
+        dist = f"{MODULES_ENV}:{module}"
+        plugin = _import(reg, lambda: importlib.import_module(module), module, dist, "0", strict)
+        if plugin is not None:
+            reg.register_plugin(plugin, dist, "0", entry_point=module, strict=strict)
     for plugin, dist in extra:
         reg.register_plugin(plugin, dist, "0", strict=strict)
     return reg
+
+
+def _import(reg: Registry, load: Callable[[], Any], entry_point: str, dist: str, version: str,
+            strict: bool) -> ModuleType | Any | None:
+    """The plugin object, or None after recording (strict: raising) why it could not be imported."""
+    try:
+        return load()
+    except Exception as e:  # noqa: BLE001 - any plugin failure is isolated
+        info = PluginInfo(entry_point, dist, version, error=_one_line(e))
+        reg.plugins.append(info)
+        if strict:
+            raise PluginError(info.failure) from e
+        return None
 
 
 def _own_version() -> str:
@@ -223,14 +250,28 @@ def _own_version() -> str:
 
 
 _REGISTRY: Registry | None = None
+_REPORTED: set[str] = set()
 
 
-def registry(strict: bool | None = None) -> Registry:
-    """The process-wide registry (discovered once)."""
+def registry(strict: bool | None = None, report: Callable[[str], None] | None = None) -> Registry:
+    """The process-wide registry, discovered once.
+
+    Every plugin failure is reported once per process, as ``warning: plugin ... failed to load:
+    ...`` through ``report`` (default: a line on stderr); in strict mode discovery raises
+    :class:`PluginError` instead.
+    """
     global _REGISTRY
     if _REGISTRY is None:
         _REGISTRY = discover(strict=strict)
+    for p in _REGISTRY.failures:
+        if p.failure not in _REPORTED:
+            _REPORTED.add(p.failure)
+            (report or _warn)(f"warning: {p.failure}")
     return _REGISTRY
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def set_registry(reg: Registry | None) -> None:

@@ -1,9 +1,14 @@
 """ComponentSpec: what a plugin registers — a name, a lazily imported target and provenance."""
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from fc4dfs.plugins.errors import PluginError
 
 KINDS = ("generator", "decoder", "dataset", "metric", "protocol")
 
@@ -13,15 +18,14 @@ class ComponentSpec:
     """A registered component.
 
     ``target`` is ``"package.module:attribute"``: a class for generators, decoders, metrics and
-    protocols, a factory ``(**options) -> Dataset`` for datasets. ``version`` must change whenever
-    the component's scores would.
+    protocols, a factory ``(**options) -> Dataset`` for datasets. The component's version is written
+    once, as the class attribute ``version`` (see :attr:`version`).
     """
 
     kind: str
     name: str
     target: str
     description: str
-    version: str = "1"
     provider: str = ""
     #: default options of a registered variant (e.g. an ablation of another component's class)
     options: dict = field(default_factory=dict)
@@ -34,17 +38,89 @@ class ComponentSpec:
         if ":" not in self.target:
             raise ValueError(f"target of {self.name!r} must be 'module:attribute', got {self.target!r}")
 
+    @property
+    def module(self) -> str:
+        return self.target.partition(":")[0]
+
+    @property
+    def version(self) -> str | None:
+        """The target's ``version`` attribute, or None when it has none (a dataset factory: the data's
+        version is ``Dataset.version``).
+
+        While the target's module is not imported yet, a string literal assigned to ``version`` in the
+        class body is read from the source without executing it (as setuptools reads ``attr:``
+        versions), so listing components imports no model code; otherwise the target is loaded.
+        """
+        module, _, attr = self.target.partition(":")
+        if module not in sys.modules:
+            known, declared = _static_version(module, attr)
+            if known:
+                return declared
+        value = getattr(self.load(), "version", None)
+        return value if isinstance(value, str) else None
+
     def with_provider(self, provider: str) -> "ComponentSpec":
         return replace(self, provider=provider)
 
+    def check_target(self) -> None:
+        """Raise :class:`PluginError` when the target's module cannot be found (nothing is executed)."""
+        try:
+            found = importlib.util.find_spec(self.module) is not None
+        except Exception:  # noqa: BLE001 - a parent package that is missing or fails to import
+            found = False
+        if not found:
+            raise PluginError(f"{self.kind} {self.name!r} names module {self.module!r} (target {self.target}), "
+                              "which is not installed")
+
     def load(self) -> Any:
-        """Import and return the target."""
+        """Import and return the target.
+
+        Raises:
+            PluginError: the module cannot be imported or has no such attribute (one line naming both).
+        """
         module, _, attr = self.target.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        cls_version = getattr(obj, "version", None)
-        if isinstance(cls_version, str) and cls_version != self.version:
-            raise RuntimeError(f"{self.kind} {self.name!r}: registered version {self.version} differs from "
-                               f"its class's version {cls_version}")
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as e:
+            raise PluginError(f"{self.kind} {self.name!r} from {self.provider or 'unknown provider'} cannot be "
+                              f"loaded from {self.target}: {type(e).__name__}: {e}") from e
         return obj
+
+
+def _static_version(module: str, attr: str) -> tuple[bool, str | None]:
+    """``(True, version)`` when ``module``'s source alone settles the target's version: a string literal
+    assigned to ``version`` in the body of top-level class ``attr``, or None for a top-level function
+    ``attr`` to which nothing is assigned; ``(False, None)`` when only importing can tell (inherited or
+    computed versions)."""
+    try:
+        found = importlib.util.find_spec(module)
+        origin = found.origin if found else None
+        if not origin or not origin.endswith(".py"):
+            return False, None
+        with open(origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), origin)
+    except Exception:  # noqa: BLE001 - importing reports the problem
+        return False, None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == attr:
+            for stmt in node.body:
+                value = _assigned(stmt, lambda t: isinstance(t, ast.Name) and t.id == "version")
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    return True, value.value
+            return False, None
+        if isinstance(node, ast.FunctionDef) and node.name == attr:
+            assigned = any(_assigned(stmt, lambda t: isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
+                                     and t.value.id == attr) is not None for stmt in tree.body)
+            return (False, None) if assigned else (True, None)
+    return False, None
+
+
+def _assigned(stmt: ast.stmt, is_target: Any) -> ast.expr | None:
+    """The value of ``target = value`` / ``target: T = value`` when ``is_target(target)``."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and is_target(stmt.targets[0]):
+        return stmt.value
+    if isinstance(stmt, ast.AnnAssign) and is_target(stmt.target):
+        return stmt.value
+    return None

@@ -16,7 +16,7 @@ from fc4dfs.datasets import Dataset
 from fc4dfs.plugins import Budget, ComponentSpec, Decoder, hookimpl
 from fc4dfs.zoo.training import TrainLoop
 
-fc4dfs_api_version = "1.0"
+fc4dfs_api_version = "2.0"
 
 
 class SGDLinearDecoder(Decoder):

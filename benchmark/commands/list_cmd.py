@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 KIND_OF = {"generators": "generator", "decoders": "decoder", "datasets": "dataset", "metrics": "metric",
            "protocols": "protocol"}
@@ -33,6 +32,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"{kind}s:")
             print(tabulate(rows, headers=["name", "version", "provider", "description"]) if rows else "  (none)")
             print()
-    for p in reg.failures:
-        print(f"warning: plugin {p.entry_point} from {p.provider} failed to load: {p.error}", file=sys.stderr)
     return 0

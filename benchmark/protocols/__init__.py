@@ -4,7 +4,7 @@ from fc4dfs.plugins.spec import ComponentSpec
 _M = "fc4dfs.benchmark.protocols"
 SPECS: list[ComponentSpec] = [
     ComponentSpec("protocol", "e2e", f"{_M}.e2e:EndToEnd",
-                  "Generator + decoder on held-out identities (FC-4DFS Table 1)", version="2"),
+                  "Generator + decoder on held-out identities (FC-4DFS Table 1)"),
     ComponentSpec("protocol", "decoder-cv", f"{_M}.decoder_cv:DecoderCV",
                   "Decoder on ground-truth landmarks, 4-fold identity cross-validation (FC-4DFS Table 2)"),
     ComponentSpec("protocol", "length-ablation", f"{_M}.length_ablation:LengthAblation",

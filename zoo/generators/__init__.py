@@ -10,7 +10,7 @@ SPECS: list[ComponentSpec] = [
     ComponentSpec("generator", "fc_lstm", f"{_M}.fc_lstm:FCLSTMGenerator",
                   "Frequency-controlled LSTM with framerate-aware positional encoding (FC-4DFS)"),
     ComponentSpec("generator", "lm4dgan", f"{_M}.lm4dgan:LM4DGANGenerator",
-                  "Landmark-guided conditional WGAN-GP over whole sequences (LM-4DGAN-style)", version="2"),
+                  "Landmark-guided conditional WGAN-GP over whole sequences (LM-4DGAN-style)"),
     ComponentSpec("generator", "ddpm", f"{_M}.ddpm:DDPMGenerator",
-                  "4D facial expression diffusion model with classifier guidance (Zou et al.)", version="2"),
+                  "4D facial expression diffusion model with classifier guidance (Zou et al.)"),
 ]

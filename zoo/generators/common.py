@@ -212,7 +212,6 @@ class DisplacementGenerator(Generator):
     ``identity_dims`` (how many principal components of the neutral landmarks the network sees).
     """
 
-    version: ClassVar[str] = "1"
     common_defaults: ClassVar[dict[str, Any]] = {
         "temporal_alpha": 0.3,
         "train_lengths": [20, 25, 30],

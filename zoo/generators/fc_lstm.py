@@ -131,6 +131,7 @@ class FCLSTMGenerator(DisplacementGenerator):
     """FC-4DFS's frequency-controlled LSTM (§3.2); ``freq``/``temporal_alpha`` give Table 3's rows."""
 
     name: ClassVar[str] = "fc_lstm"
+    version: ClassVar[str] = "1"
     description: ClassVar[str] = "Frequency-controlled LSTM with framerate-aware positional encoding (FC-4DFS)"
     defaults: ClassVar[dict[str, Any]] = {
         **DisplacementGenerator.common_defaults,

@@ -46,6 +46,7 @@ class MLPGenerator(DisplacementGenerator):
     """MLP baseline: regresses each frame from neutral landmarks, label and position (FC-4DFS)."""
 
     name: ClassVar[str] = "mlp"
+    version: ClassVar[str] = "1"
     description: ClassVar[str] = "MLP baseline: regresses each frame from neutral landmarks, label and position (FC-4DFS)"
     defaults: ClassVar[dict[str, Any]] = {
         **DisplacementGenerator.common_defaults,
