@@ -32,7 +32,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 from fc4dfs.benchmark.stats import classification_report
 from fc4dfs.datasets.base import Dataset, Sequence, resample_frames
 from fc4dfs.datasets.storage import atomic_write_json, cache_dir, stable_hash
-from fc4dfs.plugins.contracts import Budget, ComponentError, Component
+from fc4dfs.plugins.contracts import Budget, Component
+from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
 SequenceLike = Any  # a Sequence, or an array [T, L, 3] (landmarks) / [T, V, 3] (mesh)
@@ -397,7 +398,7 @@ class ClassifierBank:
         import json
 
         from fc4dfs.plugins.checkpoint import CheckpointError
-        from fc4dfs.plugins.contracts import CheckpointMismatchError
+        from fc4dfs.plugins.errors import CheckpointMismatchError
 
         if not (model_path.is_file() and manifest_path.is_file()):
             return None

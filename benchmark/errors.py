@@ -10,8 +10,8 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     """Every exception type that means 'the user asked for something wrong'."""
     from fc4dfs.datasets.base import TopologyMismatchError
     from fc4dfs.plugins.checkpoint import CheckpointError
-    from fc4dfs.plugins.contracts import ComponentError
-    from fc4dfs.plugins.manager import PluginError, UnknownComponentError
+    from fc4dfs.plugins.errors import ComponentError
+    from fc4dfs.plugins.errors import PluginError, UnknownComponentError
 
     return (UserError, ComponentError, UnknownComponentError, PluginError, TopologyMismatchError,
             CheckpointError, FileNotFoundError)

@@ -34,8 +34,8 @@ from fc4dfs.benchmark.config import RunConfig
 from fc4dfs.benchmark.errors import UserError
 from fc4dfs.datasets.base import Dataset, Sequence
 from fc4dfs.datasets.storage import atomic_write_json, stable_hash
-from fc4dfs.plugins.contracts import (Budget, CheckpointMismatchError, Component, EvalContext, EvalItem,
-                                      Metric, MetricValue)
+from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, Metric, MetricValue
+from fc4dfs.plugins.errors import CheckpointMismatchError
 from fc4dfs.plugins.manager import Registry, registry as global_registry
 
 DEFAULT_OUT = Path("runs")

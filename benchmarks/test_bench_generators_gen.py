@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from fc4dfs.plugins.contracts import Budget
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.zoo.generators.ddpm import DDPMGenerator
 from fc4dfs.zoo.generators.lm4dgan import LM4DGANGenerator
 

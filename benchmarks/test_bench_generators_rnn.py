@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fc4dfs.plugins.contracts import Budget
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.zoo.generators.fc_lstm import FCLSTMGenerator
 from fc4dfs.zoo.generators.lstm import LSTMGenerator
 from fc4dfs.zoo.generators.mlp import MLPGenerator

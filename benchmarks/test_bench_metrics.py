@@ -21,7 +21,7 @@ from fc4dfs.benchmark.metrics.errors import LandmarkError, MeshError
 from fc4dfs.benchmark.metrics.temporal import Diversity, Smoothness
 from fc4dfs.benchmark.stats import paired_bootstrap
 from fc4dfs.plugins.contracts import EvalContext, EvalItem
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from fc4dfs.datasets.base import Topology, TopologyMismatchError
-from fc4dfs.plugins.contracts import ComponentError
+from fc4dfs.plugins.errors import ComponentError
 
 LANDMARKS_ENV = "FC4DFS_FLAME_LANDMARKS"
 FLAME_URL = "https://flame.is.tue.mpg.de"

@@ -39,7 +39,7 @@ import numpy as np
 
 from fc4dfs.datasets.ply import PlyError, PlyFrameReader, PlyTopologyError
 from fc4dfs.datasets.storage import atomic_write_json, atomic_write_text, report_repair, seal_intact, sealed
-from fc4dfs.plugins.contracts import ComponentError
+from fc4dfs.plugins.errors import ComponentError
 
 #: 2: manifests carry their own SHA-256 (``manifest_sha256``)
 STORE_FORMAT = "fc4dfs-realcache/2"

@@ -16,19 +16,12 @@ import numpy as np
 
 from fc4dfs.datasets.base import Dataset, Topology, TopologyMismatchError
 from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.plugins.errors import CheckpointMismatchError, ComponentError
 
 if TYPE_CHECKING:
     import torch
 
 BUDGET_NAMES = ("smoke", "quick", "paper")
-
-
-class ComponentError(ValueError):
-    """A user-facing error about a component's options, inputs or checkpoint."""
-
-
-class CheckpointMismatchError(ComponentError):
-    """A checkpoint was made for another component, version, topology or config."""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,14 @@ from __future__ import annotations
 import difflib
 
 
+class ComponentError(ValueError):
+    """A user-facing error about a component's options, inputs or checkpoint."""
+
+
+class CheckpointMismatchError(ComponentError):
+    """A checkpoint was made for another component, version, topology or config."""
+
+
 class PluginError(RuntimeError):
     """A plugin could not be loaded or registered (raised in strict mode, or for collisions)."""
 

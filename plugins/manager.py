@@ -33,8 +33,7 @@ MODULES_ENV = "FC4DFS_PLUGINS"
 BUILTIN_DIST = "fc4dfs-bench"
 HOOK_PREFIX = f"{hookspecs.PROJECT}_"
 
-__all__ = ["BUILTIN_DIST", "PluginError", "PluginInfo", "Registry", "UnknownComponentError", "discover",
-           "registry", "set_registry"]
+__all__ = ["BUILTIN_DIST", "PluginInfo", "Registry", "discover", "registry", "set_registry"]
 
 
 class _PluginManager(pluggy.PluginManager):

@@ -6,23 +6,24 @@ Run it on your own plugin from Python::
     check_generator(MyGenerator)              # raises ConformanceError listing every failure
 
 or from the shell: ``fc4dfs-bench check --gen NAME`` (also ``--dec``, ``--dataset``, ``--metric``).
-Generators and decoders are trained at the ``smoke`` budget on :func:`tiny_dataset`, a small
-procedural dataset (a few hundred vertices) made for these checks.
+Generators and decoders are trained at the ``smoke`` budget on
+:func:`fc4dfs.datasets.fixtures.tiny_dataset`, a small procedural dataset (a few hundred vertices)
+made for these checks.
 """
 from __future__ import annotations
 
 import tempfile
 import traceback
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from fc4dfs.datasets.base import Dataset, Sequence, Topology, TopologyMismatchError
-from fc4dfs.plugins.contracts import (Budget, CheckpointMismatchError, ComponentError, Decoder,
-                                      EvalContext, EvalItem, Generator, Metric, MetricValue)
+from fc4dfs.datasets.fixtures import tiny_dataset
+from fc4dfs.plugins.contracts import Budget, Decoder, EvalContext, EvalItem, Generator, Metric, MetricValue
+from fc4dfs.plugins.errors import CheckpointMismatchError, ComponentError
 
 
 class ConformanceError(AssertionError):
@@ -53,79 +54,6 @@ class Report:
 
     def summary(self) -> str:
         return f"{self.component}: {len(self.passed)} passed, {len(self.failed)} failed"
-
-
-# --------------------------------------------------------------------------- tiny dataset
-def _grid_mesh(n: int, size_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    u = np.linspace(-0.5, 0.5, n)
-    xx, yy = np.meshgrid(u, u)
-    verts = np.stack([xx.ravel() * size_mm, yy.ravel() * size_mm * 1.2, np.zeros(n * n)], 1)
-    idx = np.arange(n * n).reshape(n, n)
-    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
-    faces = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
-    return verts.astype(np.float32), faces.astype(np.int64)
-
-
-@lru_cache(maxsize=4)
-def tiny_dataset(n_identities: int = 8, n_labels: int = 3, grid: int = 24, seed: int = 0,
-                 n_landmarks: int = 68) -> Dataset:
-    """A small deterministic 4D dataset for conformance checks and unit tests.
-
-    A curved ``grid x grid`` surface (~150 mm tall) per identity, ``n_labels`` expressions made of
-    smooth localised displacements plus a rotation of the lower part (non-linear), sequences of
-    several lengths and frame rates, n2e and n2e2n. Not a face; use ``synthetic`` for that.
-    """
-    rng = np.random.default_rng(seed)
-    base, faces = _grid_mesh(grid, 120.0)
-    step = max(1, (grid * grid) // n_landmarks)
-    lmk = np.linspace(0, grid * grid - 1, n_landmarks).round().astype(np.int64)
-    lmk = np.unique(lmk)
-    if len(lmk) < n_landmarks:
-        raise ValueError("grid too small for the requested landmarks")
-    topo = Topology.from_vertex_landmarks(faces, len(base), lmk, name=f"tiny{grid}")
-    labels = [f"expr{k}" for k in range(n_labels)]
-    x, y = base[:, 0] / 60.0, base[:, 1] / 72.0
-    centres = rng.uniform(-0.6, 0.6, size=(n_labels, 2))
-    dirs = rng.normal(size=(n_labels, 3)) * np.array([4.0, 4.0, 8.0])
-    jaw = rng.uniform(0.05, 0.25, size=n_labels)
-    seqs: list[Sequence] = []
-    neutrals: dict[str, np.ndarray] = {}
-    del step
-    for i in range(n_identities):
-        ident = f"id{i:02d}"
-        width, height, bump = rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15), rng.uniform(15, 35)
-        phase = rng.uniform(0, 2 * np.pi, 2)
-        neutral = base * np.array([width, height, 1.0], dtype=np.float32)
-        neutral[:, 2] = bump * np.exp(-(x**2 + y**2) * 1.5) + 2.0 * np.sin(3 * x + phase[0]) * np.cos(2 * y + phase[1])
-        neutral = neutral.astype(np.float32)
-        neutrals[ident] = neutral
-        style = rng.uniform(0.7, 1.3)
-        for k, lab in enumerate(labels):
-            for rep, kind in enumerate(("n2e", "n2e2n")):
-                fps = float(rng.choice([20.0, 30.0]))
-                duration = rng.uniform(0.7, 1.3)
-                t_len = int(round(duration * fps)) + 1
-                t = np.linspace(0, 1, t_len)
-                if kind == "n2e":
-                    w = np.clip(t / rng.uniform(0.6, 0.9), 0, 1)
-                else:
-                    w = np.sin(np.pi * t) ** 2
-                w = w * w * (3 - 2 * w)
-                blob = np.exp(-((x - centres[k, 0]) ** 2 + (y - centres[k, 1]) ** 2) / 0.15)[:, None]
-                frames = np.empty((t_len, len(base), 3), dtype=np.float32)
-                lower = y < -0.1
-                for f in range(t_len):
-                    v = neutral + style * w[f] * blob * dirs[k]
-                    ang = style * w[f] * jaw[k] * height
-                    pivot = np.array([0.0, -0.1 * 72.0 * height, -10.0])
-                    rel = v[lower] - pivot
-                    c, s = np.cos(ang), np.sin(ang)
-                    rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-                    v[lower] = rel @ rot.T + pivot
-                    frames[f] = v
-                frames[0] = neutral
-                seqs.append(Sequence(ident, lab, frames, fps, kind, topo, {"repetition": rep}))
-    return Dataset("tiny", topo, seqs, labels, neutrals=neutrals)
 
 
 def other_topology(topology: Topology) -> Topology:

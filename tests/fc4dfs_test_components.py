@@ -80,7 +80,7 @@ class SGDLinearDecoder(Decoder):
 
 
 def tiny(**options: Any) -> Dataset:
-    from fc4dfs.plugins.testing import tiny_dataset
+    from fc4dfs.datasets.fixtures import tiny_dataset
 
     return tiny_dataset(**options)
 

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fc4dfs.datasets.storage import atomic_write_bytes
-from fc4dfs.plugins.contracts import CheckpointMismatchError
+from fc4dfs.plugins.errors import CheckpointMismatchError
 
 STATE_FILE = "train_state.pt"
 

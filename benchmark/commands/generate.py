@@ -182,7 +182,8 @@ def trained_component(reg: "Registry", kind: str, name: str, dataset: "Dataset",
     from filelock import FileLock
 
     from fc4dfs.datasets.storage import cache_dir, stable_hash
-    from fc4dfs.plugins.contracts import Budget, CheckpointMismatchError
+    from fc4dfs.plugins.contracts import Budget
+    from fc4dfs.plugins.errors import CheckpointMismatchError
 
     spec = reg.get(kind, name)
     cls = spec.load()

@@ -11,7 +11,8 @@ from typing import Any, ClassVar, Sequence as Seq
 import numpy as np
 
 from fc4dfs.benchmark.stats import classification_report, frechet_distance
-from fc4dfs.plugins.contracts import ComponentError, EvalContext, EvalItem, Metric, MetricValue
+from fc4dfs.plugins.contracts import EvalContext, EvalItem, Metric, MetricValue
+from fc4dfs.plugins.errors import ComponentError
 
 
 def _classifier(metric: Metric, ctx: EvalContext, kind: str) -> Any:

@@ -11,7 +11,8 @@ from typing import Any, ClassVar, Sequence as Seq
 
 import numpy as np
 
-from fc4dfs.plugins.contracts import ComponentError, EvalContext, EvalItem, Metric, MetricValue
+from fc4dfs.plugins.contracts import EvalContext, EvalItem, Metric, MetricValue
+from fc4dfs.plugins.errors import ComponentError
 
 #: points of normalised time [0, 1] at which the per-frame error curve is reported
 CURVE_POINTS = 21

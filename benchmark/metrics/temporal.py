@@ -6,7 +6,8 @@ from typing import ClassVar, Sequence as Seq
 
 import numpy as np
 
-from fc4dfs.plugins.contracts import ComponentError, EvalContext, EvalItem, Metric, MetricValue
+from fc4dfs.plugins.contracts import EvalContext, EvalItem, Metric, MetricValue
+from fc4dfs.plugins.errors import ComponentError
 
 #: denominator floor (mm/frame^2) so a static ground-truth sequence cannot divide by zero
 _MIN_ACCEL = 1e-6

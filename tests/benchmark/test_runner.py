@@ -15,7 +15,8 @@ from fc4dfs.benchmark.cli import main
 from fc4dfs.benchmark.config import RunConfig
 from fc4dfs.benchmark.runner import execute
 from fc4dfs.plugins import CheckpointMismatchError
-from fc4dfs.plugins.testing import ConformanceError, check_decoder, tiny_dataset
+from fc4dfs.plugins.testing import ConformanceError, check_decoder
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 
 def _cli(args, env, cwd, timeout=900):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from fc4dfs.datasets.base import Dataset
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 
 def one_sequence() -> Dataset:

@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fc4dfs.plugins.contracts import Budget, CheckpointMismatchError, ComponentError
-from fc4dfs.plugins.testing import other_topology, tiny_dataset
+from fc4dfs.plugins.contracts import Budget
+from fc4dfs.plugins.errors import CheckpointMismatchError, ComponentError
+from fc4dfs.plugins.testing import other_topology
+from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.zoo.decoders.miadnet import MIADNetDecoder
 from fc4dfs.zoo.decoders.neural3dmm import Neural3DMMDecoder
 from fc4dfs.zoo.decoders.pca import PCADecoder

@@ -88,4 +88,4 @@ def fc4dfs_decoders():
 
 @hookimpl
 def fc4dfs_datasets():
-    return [ComponentSpec("dataset", "h6_tiny", "fc4dfs.plugins.testing:tiny_dataset", "tiny fixture dataset")]
+    return [ComponentSpec("dataset", "h6_tiny", "fc4dfs.datasets.fixtures:tiny_dataset", "tiny fixture dataset")]

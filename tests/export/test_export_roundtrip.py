@@ -12,7 +12,7 @@ from plyfile import PlyData
 
 from fc4dfs.benchmark.export import (export_sequence, morph_basis, write_frames, write_glb, write_npz, write_obj,
                                      write_ply)
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 _NP = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}
 _NC = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}

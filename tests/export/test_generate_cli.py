@@ -11,7 +11,7 @@ import trimesh
 
 from fc4dfs.benchmark.cli import main
 from fc4dfs.plugins.manager import discover, set_registry
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 BASE = ["generate", "--gen", "h6_meancurve", "--dec", "h6_ridge", "--dataset", "h6_tiny", "--budget", "smoke"]
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from fc4dfs.datasets.base import Dataset
 from fc4dfs.plugins.contracts import Budget, Generator
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 
 def one_sequence_dataset() -> Dataset:

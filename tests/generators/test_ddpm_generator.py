@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from fc4dfs.datasets.base import Dataset
-from fc4dfs.plugins.contracts import Budget, ComponentError
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.plugins.contracts import Budget
+from fc4dfs.plugins.errors import ComponentError
+from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.zoo.generators.ddpm import DDPMGenerator
 
 

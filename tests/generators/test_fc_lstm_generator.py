@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 from rnn_overfit import assert_overfits_one_sequence
 
-from fc4dfs.plugins.contracts import Budget, ComponentError
-from fc4dfs.plugins.testing import check_generator, tiny_dataset
+from fc4dfs.plugins.contracts import Budget
+from fc4dfs.plugins.errors import ComponentError
+from fc4dfs.plugins.testing import check_generator
+from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.zoo.generators.fc_lstm import FCLSTMGenerator
 
 SMALL = {"hidden": 32, "feat_dim": 32}

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from fc4dfs.datasets.base import Dataset, resample_frames
-from fc4dfs.plugins.contracts import Budget, ComponentError
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.plugins.contracts import Budget
+from fc4dfs.plugins.errors import ComponentError
+from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.zoo.generators.lm4dgan import LM4DGANGenerator, SequenceCritic, SequenceGenerator, gradient_penalty
 
 

@@ -2,7 +2,7 @@
 import pytest
 from rnn_overfit import assert_overfits_one_sequence
 
-from fc4dfs.plugins.contracts import ComponentError
+from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.plugins.testing import check_generator
 from fc4dfs.zoo.generators.mlp import MLPGenerator
 

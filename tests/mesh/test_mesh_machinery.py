@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, build_hierarchy, cached_hierarchy
 from fc4dfs.zoo.mesh.layers import NaiveSpiralConv, Resample, SpiralConv
 from fc4dfs.zoo.mesh.sampling import closest_barycentric, decimate, upsampling_matrix

@@ -8,8 +8,10 @@ from fc4dfs.benchmark.classifiers import ClassifierBank
 from fc4dfs.benchmark.metrics.classification import (FrechetDistance, LandmarkClassificationAccuracy,
                                                      MeshClassificationAccuracy, fid_statistic)
 from fc4dfs.benchmark.stats import frechet_distance, paired_bootstrap
-from fc4dfs.plugins.contracts import ComponentError, EvalContext, EvalItem
-from fc4dfs.plugins.testing import check_metric, tiny_dataset
+from fc4dfs.plugins.contracts import EvalContext, EvalItem
+from fc4dfs.plugins.errors import ComponentError
+from fc4dfs.plugins.testing import check_metric
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 
 class SignClassifier:

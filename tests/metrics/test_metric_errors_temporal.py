@@ -6,8 +6,10 @@ import pytest
 
 from fc4dfs.benchmark.metrics.errors import LandmarkError, MeshError
 from fc4dfs.benchmark.metrics.temporal import Diversity, Smoothness
-from fc4dfs.plugins.contracts import ComponentError, EvalContext, EvalItem
-from fc4dfs.plugins.testing import check_metric, tiny_dataset
+from fc4dfs.plugins.contracts import EvalContext, EvalItem
+from fc4dfs.plugins.errors import ComponentError
+from fc4dfs.plugins.testing import check_metric
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 
 @pytest.fixture(scope="module")

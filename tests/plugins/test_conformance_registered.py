@@ -36,9 +36,10 @@ def test_metric_conformance(name):
     ctx = None
     if "classifier" in metric.requires:
         from fc4dfs.benchmark.classifiers import ClassifierBank
+        from fc4dfs.datasets.fixtures import tiny_dataset
         from fc4dfs.plugins.contracts import EvalContext
 
-        ds = testing.tiny_dataset()
+        ds = tiny_dataset()
         bank = ClassifierBank(ds, ds.generator_split()[0], budget="smoke")
         ctx = EvalContext(ds.topology, ds.labels, classifier=bank.get)
     testing.check_metric(metric, ctx)

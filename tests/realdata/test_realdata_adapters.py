@@ -470,7 +470,7 @@ def test_cli_options_map_flags_to_dataset_options():
 
 
 def test_unknown_option_is_a_one_line_error(coma_fx):
-    from fc4dfs.plugins.contracts import ComponentError
+    from fc4dfs.plugins.errors import ComponentError
 
     with pytest.raises(ComponentError, match=r"dataset 'coma' has no option\(s\) \['lengths'\]; its options are: root"):
         load_coma(root=coma_fx.root, landmarks=coma_fx.landmarks, lengths=[20])

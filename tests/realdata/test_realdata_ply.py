@@ -6,7 +6,7 @@ import pytest
 
 from fc4dfs.datasets.ply import (PlyError, PlyFrameReader, PlyTopologyError, parse_header, read_header, read_ply,
                                  write_ply)
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 FORMATS = ["ascii", "binary_little_endian", "binary_big_endian"]
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from fc4dfs.benchmark.cli import main
 from fc4dfs.benchmark.viz import compare_runs, load_examples, render_examples
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 
 def make_run(run_dir: Path, method: str, noise: float, with_pred_mesh: bool = True, n: int = 2,

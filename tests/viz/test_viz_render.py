@@ -8,7 +8,7 @@ from PIL import Image
 from fc4dfs.benchmark.viz import (Camera, ColorScale, MeshRenderer, PanelGrid, Track, ffmpeg_executable,
                                   frame_indices, render_animation, render_heatmaps, render_strip, vertex_errors)
 from fc4dfs.benchmark.viz.layout import nice_ceil
-from fc4dfs.plugins.testing import tiny_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
 
 
 def quad(z_tilt: float = 0.0, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,8 @@ from torch import nn
 from fc4dfs.datasets.base import Dataset
 from fc4dfs.datasets.storage import stable_hash
 from fc4dfs.plugins.checkpoint import prefixed, unprefixed
-from fc4dfs.plugins.contracts import Budget, ComponentError, Decoder
+from fc4dfs.plugins.contracts import Budget, Decoder
+from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, cached_hierarchy
 from fc4dfs.zoo.mesh.layers import Resample, SpiralConv
 from fc4dfs.zoo.training import TrainLoop, seed_everything

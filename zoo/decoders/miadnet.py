@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from fc4dfs.plugins.contracts import ComponentError
+from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.decoders.common import (HIERARCHY_DEFAULTS, PAPER, FrameSet, SpiralEncoder,
                                         SpiralMeshDecoder, level_filters)
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from fc4dfs.datasets.base import Dataset
-from fc4dfs.plugins.contracts import Budget, ComponentError, Decoder
+from fc4dfs.plugins.contracts import Budget, Decoder
+from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.decoders.common import collect_frames
 
 #: candidate lambdas (mm^2) for the held-out selection

@@ -28,7 +28,8 @@ from torch import nn
 from fc4dfs.datasets.base import Dataset, resample_frames
 from fc4dfs.datasets.storage import stable_hash
 from fc4dfs.plugins.checkpoint import prefixed, unprefixed
-from fc4dfs.plugins.contracts import Budget, ComponentError, Generator
+from fc4dfs.plugins.contracts import Budget, Generator
+from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.training import TrainLoop
 
 

@@ -62,7 +62,8 @@ import torch.nn.functional as F
 from fc4dfs.datasets.base import Dataset
 from fc4dfs.datasets.storage import stable_hash
 from fc4dfs.plugins.checkpoint import prefixed, unprefixed
-from fc4dfs.plugins.contracts import Budget, ComponentError, Generator
+from fc4dfs.plugins.contracts import Budget, Generator
+from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.generators.diffusion.data import Normalizer, SequenceBank
 from fc4dfs.zoo.generators.diffusion.networks import BiTConfig, GuidanceClassifier, NoiseApproximator
 from fc4dfs.zoo.generators.diffusion.optim import EMA, lr_lambda

@@ -86,7 +86,7 @@ def load_dataset(name: str) -> Dataset:
             print("fc4dfs.datasets.synthetic is not available yet; using the conformance kit's tiny dataset")
         else:
             return load_synthetic()
-    from fc4dfs.plugins.testing import tiny_dataset
+    from fc4dfs.datasets.fixtures import tiny_dataset
 
     return tiny_dataset()
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fc4dfs.plugins.contracts import ComponentError
+from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.generators.common import (DisplacementGenerator, SequenceModel, positional_encoding,
                                           relative_positions)
 
