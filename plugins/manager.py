@@ -252,12 +252,11 @@ _REGISTRY: Registry | None = None
 _REPORTED: set[str] = set()
 
 
-def registry(strict: bool | None = None, report: Callable[[str], None] | None = None) -> Registry:
+def registry(strict: bool | None = None) -> Registry:
     """The process-wide registry, discovered once.
 
-    Every plugin failure is reported once per process, as ``warning: plugin ... failed to load:
-    ...`` through ``report`` (default: a line on stderr); in strict mode discovery raises
-    :class:`PluginError` instead.
+    Every plugin failure is reported once per process, as a line ``warning: plugin ... failed to
+    load: ...`` on stderr; in strict mode discovery raises :class:`PluginError` instead.
     """
     global _REGISTRY
     if _REGISTRY is None:
@@ -265,12 +264,8 @@ def registry(strict: bool | None = None, report: Callable[[str], None] | None = 
     for p in _REGISTRY.failures:
         if p.failure not in _REPORTED:
             _REPORTED.add(p.failure)
-            (report or _warn)(f"warning: {p.failure}")
+            print(f"warning: {p.failure}", file=sys.stderr)
     return _REGISTRY
-
-
-def _warn(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def set_registry(reg: Registry | None) -> None:
