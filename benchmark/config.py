@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fc4dfs.benchmark.errors import UserError
 from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.plugins.contracts import ComponentError, budget_options, check_options, options_from_signature
+
+if TYPE_CHECKING:
+    from fc4dfs.plugins.manager import Registry
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,6 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        return cls(**d)
-
     @property
     def hash(self) -> str:
         """Hash of what determines the result (the device is left out: it should not change scores).
@@ -51,6 +51,41 @@ class RunConfig:
 
     def describe(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def validate_options(reg: "Registry", config: RunConfig) -> dict[str, Any]:
+    """Check every option of ``config`` against what its protocol, components, dataset and budget
+    declare; return the protocol's options with its defaults filled in.
+
+    Raises UserError naming the flag, the unknown option and the closest valid one, or the allowed
+    range of a value out of range (e.g. ``--protocol-opt: protocol 'e2e' option length=-3 is out of
+    range: it must be an integer >= 2 and <= 10000``).
+    """
+    protocol = reg.load("protocol", config.protocol)
+    used = [kind for kind in ("generator", "decoder") if getattr(config, kind) and kind in protocol.needs]
+    classes = {kind: reg.load(kind, getattr(config, kind)) for kind in used}
+    try:
+        resolved = _flag("--protocol-opt", lambda: protocol.resolve_options(config.protocol_options))
+        for kind, cls in classes.items():
+            opts = getattr(config, f"{kind}_options")
+            _flag(f"--{kind[:3]}-opt", lambda: check_options(f"{kind} {cls.name!r}", opts, cls.declared_options()))
+        factory = reg.load("dataset", config.dataset)
+        _flag("--dataset-opt", lambda: check_options(f"dataset {config.dataset!r}", config.dataset_options,
+                                                     options_from_signature(factory)))
+        tables = [cls.budgets for cls in classes.values()]
+        _flag("--budget-opt", lambda: check_options(
+            f"budget {config.budget!r} of {' and '.join(f'{k} {getattr(config, k)!r}' for k in used) or 'no component'}",
+            config.budget_overrides, budget_options(tables)))
+    except ComponentError as e:
+        raise UserError(str(e)) from None
+    return resolved
+
+
+def _flag(flag: str, check: Any) -> Any:
+    try:
+        return check()
+    except ComponentError as e:
+        raise ComponentError(f"{flag}: {e}") from None
 
 
 def _tag(name: str | None, options: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,15 @@ from fc4dfs.datasets.storage import atomic_write_text, stable_hash
 BASE_COLUMNS = [
     "row_id", "run_id", "utc_time", "status", "protocol", "setting", "dataset", "dataset_hash",
     "dataset_version", "generator", "generator_version", "generator_options", "decoder",
-    "decoder_version", "decoder_options", "budget", "seed", "fold", "n_items", "train_seconds",
+    "decoder_version", "decoder_options", "budget", "budget_overrides", "protocol_options", "protocol_version",
+    "seed", "fold", "n_items", "train_seconds",
     "eval_seconds", "device", "package_version", "torch_version", "git_commit", "config_hash", "error",
 ]
 REQUIRED = {"row_id", "run_id", "protocol", "dataset", "status"}
+#: what makes two rows the same configuration: only rows equal in all of these (differing in seed,
+#: and in fold for per-fold rows) are averaged and ranked together
+CONFIG_COLUMNS = ["setting", "generator", "generator_options", "decoder", "decoder_options", "budget",
+                  "budget_overrides", "protocol_options"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -121,8 +127,6 @@ def _cell(v: Any) -> Any:
     if isinstance(v, float):
         return "" if math.isnan(v) else repr(round(v, 6))
     if isinstance(v, (dict, list)):
-        import json
-
         v = json.dumps(v, sort_keys=True)
     return neutralise(v) if isinstance(v, str) else v
 
@@ -147,6 +151,9 @@ def load_frame(path: str | Path):
         raise LeaderboardError(f"no leaderboard at {path}; run `fc4dfs-bench run ...` first")
     header, rows = read_rows(path)
     df = pd.DataFrame(rows, columns=header, dtype=str).fillna("")
+    for c in BASE_COLUMNS:  # files written before a column existed
+        if c not in df:
+            df[c] = ""
     return df
 
 
@@ -155,12 +162,16 @@ def metric_columns(df) -> list[str]:
     return [c for c in df.columns if c not in base and not c.endswith("_std")]
 
 
-def rank(df, directions: dict[str, str], primary: dict[str, str] | None = None,
+def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | str] | None = None,
          protocol: str | None = None, dataset: str | None = None) -> list[RankedTable]:
-    """Aggregate mean ± std over seeds and folds per method and setting, ranked per protocol/dataset.
+    """Aggregate mean ± std over seeds per configuration and setting, ranked per protocol/dataset.
 
+    A configuration is every column of :data:`CONFIG_COLUMNS` (components and their options, budget
+    and its overrides, protocol options): rows differing in any of them are never averaged together.
     Rows of different component or dataset versions are never ranked together: each dataset hash
     gets its own table, and for each component only its newest version is ranked (a note says so).
+    ``primary`` maps a protocol to its (metric, direction); without it the first metric column and
+    the metric's own direction from ``directions`` are used.
     """
     import pandas as pd
 
@@ -185,7 +196,7 @@ def rank(df, directions: dict[str, str], primary: dict[str, str] | None = None,
         metrics = [m for m in metric_columns(part) if (part[m] != "").any()]
         for m in metrics:
             part[m] = pd.to_numeric(part[m], errors="coerce")
-        keys = ["setting", "generator", "generator_options", "decoder", "decoder_options", "budget"]
+        keys = CONFIG_COLUMNS
         agg_rows = []
         for key, g in part.groupby(keys, sort=False):
             row = dict(zip(keys, key))
@@ -196,9 +207,10 @@ def rank(df, directions: dict[str, str], primary: dict[str, str] | None = None,
                 row[f"{m}±"] = float(vals.std(ddof=0)) if len(vals) > 1 else 0.0 if len(vals) else float("nan")
             agg_rows.append(row)
         table = pd.DataFrame(agg_rows)
-        pm = primary.get(proto) or (metrics[0] if metrics else None)
+        declared = primary.get(proto) or (metrics[0] if metrics else None, None)
+        pm, pdir = (declared, None) if isinstance(declared, str) else declared
         if pm and pm in table:
-            asc = directions.get(pm, "lower") == "lower"
+            asc = (pdir or directions.get(pm, "lower")) == "lower"
             table = table.sort_values(["setting", pm], ascending=[True, asc], na_position="last")
             table.insert(0, "rank", table.groupby("setting")[pm].rank(ascending=asc, method="min"))
         out.append(RankedTable(proto, dset, dhash, table.reset_index(drop=True), metrics, notes))
@@ -223,6 +235,9 @@ def format_table(rt: RankedTable, fmt: str = "github") -> str:
     rows = []
     for _, r in t.iterrows():
         cells = [(_fmt_rank(r[c]) if c == "rank" else r[c]) for c in cols]
+        if "budget" in cols:
+            cells[cols.index("budget")] = config_label(r.get("budget", ""), r.get("budget_overrides", ""),
+                                                       r.get("protocol_options", ""))
         opts = "; ".join(x for x in (r.get("generator_options", ""), r.get("decoder_options", "")) if x and x != "{}")
         if opts:
             cells[cols.index("generator") if "generator" in cols else 0] = f"{r['generator']} {opts}"
@@ -231,6 +246,20 @@ def format_table(rt: RankedTable, fmt: str = "github") -> str:
             cells.append("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g} ± {s:.3g}")
         rows.append(cells)
     return tabulate(rows, headers=cols + rt.metrics, tablefmt=fmt)
+
+
+def config_label(budget: str, budget_overrides: str, protocol_options: str) -> str:
+    """The budget cell: the budget name, then its overrides and the protocol options (``smoke epochs=1``)."""
+    parts = [budget]
+    for raw, prefix in ((budget_overrides, ""), (protocol_options, "protocol ")):
+        if raw and raw != "{}":
+            try:
+                items = json.loads(raw).items()
+            except (json.JSONDecodeError, AttributeError):
+                parts.append(prefix + str(raw))
+                continue
+            parts.append(prefix + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(items)))
+    return " ".join(parts)
 
 
 def _fmt_rank(v: Any) -> str:

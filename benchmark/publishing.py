@@ -20,13 +20,15 @@ def directions() -> dict[str, str]:
     return out
 
 
-def primaries() -> dict[str, str]:
+def primaries() -> dict[str, tuple[str, str]]:
+    """Each registered protocol's declared (primary metric, direction)."""
     out = {}
     for spec in registry().specs("protocol"):
         try:
-            out[spec.name] = getattr(spec.load(), "primary_metric", "")
-        except Exception:  # noqa: BLE001
+            cls = spec.load()
+        except Exception:  # noqa: BLE001 - a broken protocol plugin must not hide the table
             continue
+        out[spec.name] = (cls.primary_metric, cls.direction)
     return out
 
 
@@ -84,6 +86,8 @@ def _display_frame(rt: lb.RankedTable):
     rows = []
     for _, r in rt.table.iterrows():
         row = {c: r[c] for c in ("rank", "setting", "generator", "decoder", "budget", "runs") if c in r}
+        if "budget" in row:
+            row["budget"] = lb.config_label(r["budget"], r.get("budget_overrides", ""), r.get("protocol_options", ""))
         for m in rt.metrics:
             row[m] = f"{r[m]:.4g} ± {r[m + '±']:.3g}" if r[m] == r[m] else ""
         rows.append(row)
@@ -104,9 +108,17 @@ def _example_images(df, rt: lb.RankedTable, runs: Path) -> dict[str, Path]:
 
 
 def rebuild(runs: Path, path: Path) -> int:
-    """Append the rows of every finished run record under ``runs`` (existing rows are kept, not duplicated)."""
+    """Append the rows of every finished run record under ``runs`` (existing rows are kept, not duplicated).
+
+    Raises LeaderboardError when ``runs`` is not a directory or holds no run record.
+    """
+    if not runs.is_dir():
+        raise lb.LeaderboardError(f"--runs {runs}: no such directory of runs")
+    records = sorted(runs.glob("*/record.json"))
+    if not records:
+        raise lb.LeaderboardError(f"--runs {runs}: no finished run (no */record.json) to rebuild from")
     rows = []
-    for rec in sorted(runs.glob("*/record.json")):
+    for rec in records:
         try:
             data = json.loads(rec.read_text())
         except json.JSONDecodeError:

@@ -22,6 +22,7 @@ from fc4dfs.benchmark import paper_tables as paper
 from fc4dfs.benchmark.config import RunConfig
 from fc4dfs.benchmark.runner import RunResult, execute
 from fc4dfs.datasets.storage import atomic_write_json, atomic_write_text
+from fc4dfs.plugins.contracts import ResultRow
 from fc4dfs.plugins.manager import Registry, registry as global_registry
 
 ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
@@ -126,8 +127,8 @@ def run_plan(plan: Plan, out_dir: Path, leaderboard: Path | None, progress: bool
 
 
 # --------------------------------------------------------------------------- report
-def _rows(pr: PlannedRun) -> list[dict[str, Any]]:
-    return pr.result.record["rows"] if pr.result else []
+def _rows(pr: PlannedRun) -> list[ResultRow]:
+    return [ResultRow.from_dict(r) for r in pr.result.record["rows"]] if pr.result else []
 
 
 def _per_item(pr: PlannedRun) -> dict[str, dict[str, list]]:
@@ -151,11 +152,16 @@ def _fmt(m: float, s: float | None = None, digits: int = 3) -> str:
 
 
 def _pair(runs_a: list[PlannedRun], runs_b: list[PlannedRun], metric: str, settings: list[str] | None = None):
-    """Concatenate paired per-item values of two methods over seeds and settings."""
+    """Concatenate paired per-item values of two methods over seeds and settings.
+
+    Without ``settings``: every row of both runs over all their test items (not per-fold rows, not
+    the ground-truth reference), so that each test item counts once per setting.
+    """
     a_vals, b_vals = [], []
     for ra, rb in zip(sorted(runs_a, key=lambda r: r.config.seed), sorted(runs_b, key=lambda r: r.config.seed)):
         pa, pb = _per_item(ra), _per_item(rb)
-        for setting in (settings or sorted((set(pa) & set(pb)) - {"gt"})):
+        whole = lambda pr: {r.key for r in _rows(pr) if r.pooled}  # noqa: E731
+        for setting in (settings or sorted(whole(ra) & whole(rb))):
             da = dict((k, v) for k, v in pa.get(setting, {}).get(metric, []))
             db = dict((k, v) for k, v in pb.get(setting, {}).get(metric, []))
             for k in sorted(set(da) & set(db)):
@@ -191,8 +197,10 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
     by = lambda table, label: [p for p in plan.runs if p.table == table and p.label == label and p.result]  # noqa: E731
     lines = [f"# Reproduction of FC-4DFS on `{dataset}` (budget `{budget}`)", "",
              f"Wall time: {wall_s / 60:.1f} min. Seeds: {sorted({p.config.seed for p in plan.runs})}. "
-             f"Paper columns: {col12} (Tables 1-2), {col3} (Tables 3-4). Errors in mm; measured values are mean ± std "
-             "over seeds (Table 1), pooled per-vertex (Table 2) or per-vertex over sequences (Tables 3-4).", ""]
+             f"Paper columns: {col12} (Tables 1-2), {col3} (Tables 3-4). Errors in mm: E_lm and E_mesh are "
+             "the mean over every landmark/vertex of every frame of every test sequence. ± is the std over "
+             "seeds in Table 1, and the std over every vertex of every frame (mean over seeds) in Tables 2-4, "
+             "as the paper reports it.", ""]
     if plan.missing:
         lines += ["**Missing components** (not run):", ""] + [f"- {m}" for m in plan.missing] + [""]
     failed = [p for p in plan.runs if p.error]
@@ -207,10 +215,10 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
                   f"| decoder | measured E_mesh (pooled) | per-fold means | paper ({col12}) |", "|---|---|---|---|"]
         for lab in labels2:
             runs = by("2", lab)
-            pooled = [r for pr in runs for r in _rows(pr) if r["setting"] == "pooled"]
-            folds = [r["metrics"]["e_mesh"] for pr in runs for r in _rows(pr) if r["setting"].startswith("fold")]
-            m = _agg([r["metrics"]["e_mesh"] for r in pooled])[0]
-            s = _agg([r["metrics"]["e_mesh_std"] for r in pooled])[0]
+            pooled = [r for pr in runs for r in _rows(pr) if r.pooled]
+            folds = [r.metrics["e_mesh"] for pr in runs for r in _rows(pr) if r.fold is not None]
+            m = _agg([r.metrics["e_mesh"] for r in pooled])[0]
+            s = _agg([r.metrics["e_mesh_std"] for r in pooled])[0]
             ref = paper.TABLE2[col12].get(lab)
             lines.append(f"| {lab} | {_fmt(m, s)} | {', '.join(f'{x:.3f}' for x in folds)} | "
                          f"{_fmt(*ref) if ref else '—'} |")
@@ -222,15 +230,15 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
         metrics = ["e_lm", "e_mesh", "ca", "ca_mesh", "fid", "diversity", "smoothness"]
         lines += ["## Table 1 — end to end on held-out identities", "",
                   "| method | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
-        gt_rows = [r for p in plan.runs if p.table == "1" and p.result for r in _rows(p) if r.get("generator") == "gt"]
+        gt_rows = [r for p in plan.runs if p.table == "1" and p.result for r in _rows(p) if r.reference]
         if gt_rows:
-            lines.append("| gt | " + " | ".join(_fmt(*_agg([r["metrics"].get(m, float("nan")) for r in gt_rows[:1]]))
-                                                 if m in ("ca", "ca_mesh") else "—" for m in metrics) + " |")
+            lines.append("| gt | " + " | ".join(_fmt(*_agg([r.metrics[m] for r in gt_rows[:1]]))
+                                                 if m in gt_rows[0].metrics else "—" for m in metrics) + " |")
         for lab in labels1:
-            rows = [r for pr in by("1", lab) for r in _rows(pr) if r.get("generator") != "gt"]
+            rows = [r for pr in by("1", lab) for r in _rows(pr) if r.pooled]
             cells = []
             for m in metrics:
-                mm, ss = _agg([r["metrics"].get(m, float("nan")) for r in rows])
+                mm, ss = _agg([r.metrics.get(m, float("nan")) for r in rows])
                 cells.append(_fmt(mm, ss if len(rows) > 1 else None))
             lines.append(f"| {lab} | " + " | ".join(cells) + " |")
         lines += ["", f"Paper ({col12}; E_lm, E_mesh, CA): " + "; ".join(
@@ -243,9 +251,9 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
             runs = by(table, lab)
             cells = []
             for i, L in enumerate(paper.LENGTHS):
-                rows = [r for pr in runs for r in _rows(pr) if r["setting"] == f"length={L}"]
-                m = _agg([r["metrics"]["e_mesh"] for r in rows])[0]
-                s = _agg([r["metrics"]["e_mesh_std"] for r in rows])[0]
+                rows = [r for pr in runs for r in _rows(pr) if r.length == L]
+                m = _agg([r.metrics["e_mesh"] for r in rows])[0]
+                s = _agg([r.metrics["e_mesh_std"] for r in rows])[0]
                 key = float(lab.split("=")[1]) if table == "4" else lab
                 pr_ = ref.get(key)
                 cells += [_fmt(m, s), _fmt(*pr_[i]) if pr_ else "—"]

@@ -30,11 +30,11 @@ import numpy as np
 
 from fc4dfs.benchmark import leaderboard as lb
 from fc4dfs.benchmark import provenance
-from fc4dfs.benchmark.config import RunConfig
+from fc4dfs.benchmark.config import RunConfig, validate_options
 from fc4dfs.benchmark.errors import UserError
 from fc4dfs.datasets.base import Dataset, Sequence
 from fc4dfs.datasets.storage import atomic_write_json, stable_hash
-from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, Metric, MetricValue
+from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, ResultRow
 from fc4dfs.plugins.errors import CheckpointMismatchError
 from fc4dfs.plugins.manager import Registry, registry as global_registry
 
@@ -76,7 +76,8 @@ class RunContext:
     timings: dict[str, float] = field(default_factory=dict)
     _banks: dict[str, Any] = field(default_factory=dict)
     examples: list[tuple[EvalItem, str]] = field(default_factory=list)
-    per_item: dict[str, dict[str, list]] = field(default_factory=dict)
+    #: the protocol's options: its declared defaults overlaid with the validated --protocol-opt values
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def budget(self) -> Budget:
@@ -90,8 +91,9 @@ class RunContext:
     def device(self) -> str:
         return self.config.device
 
-    def option(self, key: str, default: Any) -> Any:
-        return self.config.protocol_options.get(key, default)
+    def option(self, key: str) -> Any:
+        """A protocol option (declared on the Protocol; validated and defaulted before the run)."""
+        return self.options[key]
 
     # -- components ------------------------------------------------------------------------
     def make(self, kind: str, name: str | None = None, **overrides: Any) -> Component:
@@ -135,8 +137,11 @@ class RunContext:
         return component, seconds
 
     # -- evaluation ------------------------------------------------------------------------
-    def eval_context(self, train_ids: Seq[str]) -> EvalContext:
-        """An EvalContext whose classifiers are trained on ``train_ids`` (once per dataset, cached)."""
+    def eval_context(self, train_ids: Seq[str], classifiers: bool = True) -> EvalContext:
+        """An EvalContext whose classifiers are trained on ``train_ids`` (once per dataset, cached).
+
+        With ``classifiers=False`` it has none, so metrics that need a classifier do not apply.
+        """
         key = stable_hash(sorted(train_ids))
 
         def classifier(kind: str) -> Any:
@@ -151,25 +156,7 @@ class RunContext:
             return bank.get(kind)
 
         return EvalContext(self.dataset.topology, list(self.dataset.labels), seed=self.seed,
-                           classifier=classifier if _has_classifiers() else None)
-
-    def metrics(self, items: list[EvalItem], ctx: EvalContext, names: Seq[str] | None = None,
-                setting: str = "") -> dict[str, MetricValue]:
-        """Every applicable registered metric (or just ``names``) on ``items``."""
-        out: dict[str, MetricValue] = {}
-        for spec in self.registry.specs("metric"):
-            if names is not None and spec.name not in names:
-                continue
-            metric: Metric = spec.load()()
-            if not metric.applicable(items, ctx):
-                continue
-            value = metric.compute(items, ctx)
-            out[spec.name] = value
-            if value.per_item is not None:
-                keys = [f"{it.identity}|{it.label}|{len(it.gt_landmarks)}" for it in items]
-                self.per_item.setdefault(setting, {})[spec.name] = list(zip(keys, np.asarray(
-                    value.per_item, dtype=float).tolist()))
-        return out
+                           classifier=classifier if classifiers and _has_classifiers() else None)
 
     def keep_example(self, item: EvalItem, method: str, limit: int = 4) -> None:
         if len(self.examples) < limit:
@@ -200,15 +187,6 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def metric_row(values: dict[str, MetricValue]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for name, v in values.items():
-        row[name] = float(v.value)
-        if v.std is not None:
-            row[f"{name}_std"] = float(v.std)
-    return row
-
-
 # --------------------------------------------------------------------------- execution
 @dataclass
 class RunResult:
@@ -234,6 +212,7 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
         if name:
             reg.get(kind, name)  # unknown names fail here, before any work
     protocol = spec.load()()
+    protocol_options = validate_options(reg, config)  # bad options fail here, before any work
     for need in protocol.needs:
         if not getattr(config, need):
             raise UserError(f"protocol {config.protocol!r} needs --{need[:3]} NAME "
@@ -267,8 +246,8 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
         base["dataset"] = {"name": dataset.name, "hash": dataset.fingerprint, "version": dataset.version,
                            "topology": dataset.topology.hash}
         ctx = RunContext(config, reg, dataset, run_dir, out_dir / "_components", progress=progress,
-                         retrain_classifier=retrain_classifier)
-        rows = protocol.run(ctx)
+                         retrain_classifier=retrain_classifier, options=protocol_options)
+        rows: list[ResultRow] = protocol.run(ctx)
         status, error = "ok", None
     except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - recorded, then re-raised
         rows, status = [], "failed"
@@ -282,9 +261,9 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     wall = time.perf_counter() - t0
     flat = [_flat(r, base, config, wall) for r in rows]
     record = {**base, "status": status, "error": None, "finished_utc": provenance.utc_now(), "wall_seconds": wall,
-              "rows": rows, "rows_flat": flat}
-    atomic_write_json(run_dir / "metrics.json", rows)
-    atomic_write_json(run_dir / "per_item.json", ctx.per_item)
+              "rows": [r.to_dict() for r in rows], "rows_flat": flat}
+    atomic_write_json(run_dir / "metrics.json", record["rows"])
+    atomic_write_json(run_dir / "per_item.json", {r.key: r.per_item for r in rows if r.per_item})
     _save_examples(ctx)
     atomic_write_json(record_path, record)
     if leaderboard is not None:
@@ -314,27 +293,32 @@ def _versions(reg: Registry, config: RunConfig) -> dict[str, str | None]:
     return out
 
 
-def _flat(row: dict[str, Any], base: dict[str, Any], config: RunConfig, wall: float) -> dict[str, Any]:
+def _flat(row: ResultRow, base: dict[str, Any], config: RunConfig, wall: float) -> dict[str, Any]:
     prov = base["provenance"]
-    gen = row.get("generator", config.generator) or ""
-    dec = row.get("decoder", config.decoder) or ""
+    names, versions, options = {}, {}, {}
+    for kind in ("generator", "decoder"):
+        own = getattr(config, kind) or ""
+        name = ResultRow.REFERENCE_NAME if row.reference else (getattr(row, kind) or own)
+        mine = bool(own) and name == own
+        names[kind] = name
+        versions[kind] = (base["versions"][kind] or "") if mine else ""
+        options[kind] = _opts(getattr(config, f"{kind}_options") if mine else {})
     out = {
         "run_id": config.run_id, "utc_time": base["started_utc"], "status": "ok", "protocol": config.protocol,
-        "setting": row.get("setting", ""), "dataset": config.dataset, "dataset_hash": base["dataset"]["hash"],
-        "dataset_version": base["dataset"]["version"], "generator": gen,
-        "generator_version": row.get("generator_version", base["versions"]["generator"] if gen else ""),
-        "generator_options": _opts(row.get("generator_options", config.generator_options if gen == config.generator else {})),
-        "decoder": dec, "decoder_version": row.get("decoder_version", base["versions"]["decoder"] if dec else ""),
-        "decoder_options": _opts(row.get("decoder_options", config.decoder_options if dec == config.decoder else {})),
-        "budget": config.budget, "seed": config.seed, "fold": row.get("fold", ""), "n_items": row.get("n_items", ""),
-        "train_seconds": round(float(row.get("train_seconds", 0.0)), 3),
-        "eval_seconds": round(float(row.get("eval_seconds", 0.0)), 3),
+        "setting": row.setting, "dataset": config.dataset, "dataset_hash": base["dataset"]["hash"],
+        "dataset_version": base["dataset"]["version"], "generator": names["generator"],
+        "generator_version": versions["generator"], "generator_options": options["generator"],
+        "decoder": names["decoder"], "decoder_version": versions["decoder"], "decoder_options": options["decoder"],
+        "budget": config.budget, "budget_overrides": _opts(config.budget_overrides),
+        "protocol_options": _opts(config.protocol_options), "protocol_version": base["versions"]["protocol"],
+        "seed": config.seed, "fold": "" if row.fold is None else row.fold, "n_items": row.n_items,
+        "train_seconds": round(float(row.train_seconds), 3), "eval_seconds": round(float(row.eval_seconds), 3),
         "device": prov["device_name"], "package_version": prov["package_version"],
         "torch_version": prov["torch_version"],
         "git_commit": (prov["git_commit"] or "") + ("-dirty" if prov.get("git_dirty") else ""),
         "config_hash": config.hash, "error": "",
     }
-    out.update(row.get("metrics", {}))
+    out.update(row.metrics)
     out["row_id"] = lb.row_id(out)
     return out
 
@@ -342,7 +326,9 @@ def _flat(row: dict[str, Any], base: dict[str, Any], config: RunConfig, wall: fl
 def _flat_failed(record: dict[str, Any], config: RunConfig) -> dict[str, Any]:
     out = {"run_id": config.run_id, "utc_time": record["started_utc"], "status": "failed",
            "protocol": config.protocol, "dataset": config.dataset, "generator": config.generator or "",
-           "decoder": config.decoder or "", "budget": config.budget, "seed": config.seed,
+           "decoder": config.decoder or "", "budget": config.budget,
+           "budget_overrides": _opts(config.budget_overrides), "protocol_options": _opts(config.protocol_options),
+           "seed": config.seed,
            "config_hash": config.hash, "setting": f"failed@{record['finished_utc']}",
            "error": f"{record['error']['type']}: {record['error']['message']}"[:300]}
     out["row_id"] = lb.row_id(out)

@@ -6,11 +6,14 @@ loading never executes code from the file).
 """
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence as Seq
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence as Seq
 
 import numpy as np
 
@@ -22,6 +25,188 @@ if TYPE_CHECKING:
     import torch
 
 BUDGET_NAMES = ("smoke", "quick", "paper")
+
+
+# --------------------------------------------------------------------------- options
+_TYPE_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "text", list: "a list"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One accepted option of a component, protocol, dataset or budget.
+
+    ``type`` is ``bool``, ``int``, ``float``, ``str``, ``list`` or None (anything); ``low``/``high``
+    bound numbers (and each entry of a list of numbers), ``low_open`` makes ``low`` exclusive;
+    ``item_type`` is the type of a list's entries; ``nullable`` allows None (JSON ``null``).
+    """
+
+    name: str
+    type: type | None = None
+    default: Any = None
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    item_type: type | None = None
+    choices: tuple[Any, ...] | None = None
+    nullable: bool = False
+
+    def describe_range(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        what = _TYPE_NAMES.get(self.item_type if self.type is list else self.type, "a value")
+        if self.type is list:
+            what = f"a list of {what.removeprefix('an ').removeprefix('a ')}s"
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"<= {self.high:g}")
+        return what + (" " + " and ".join(bounds) if bounds else "")
+
+    def check(self, value: Any, owner: str) -> Any:
+        """``value`` converted to the option's type; ComponentError naming the allowed range."""
+        if value is None and (self.nullable or self.default is None):
+            return None
+        bad = ComponentError(f"{owner} option {self.name}={_show(value)} is out of range: it must be "
+                             f"{self.describe_range()}")
+        if self.type is list:
+            if not isinstance(value, (list, tuple)):
+                raise bad
+            return [self._scalar(v, self.item_type, bad) for v in value]
+        out = self._scalar(value, self.type, bad)
+        if self.choices is not None and out not in self.choices:
+            raise bad
+        return out
+
+    def _scalar(self, value: Any, typ: type | None, bad: ComponentError) -> Any:
+        if typ is None:
+            return value
+        if typ is bool:
+            if not isinstance(value, bool):
+                raise bad
+            return value
+        if typ is str:
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise bad
+            return str(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if typ is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise bad
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise bad
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            raise bad
+        if self.high is not None and value > self.high:
+            raise bad
+        return value
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+#: an option set; None means "accepts any option" (a factory taking ``**kwargs``)
+Options = Mapping[str, Option]
+
+
+def check_options(owner: str, given: Mapping[str, Any], declared: Options | None) -> dict[str, Any]:
+    """Validate ``given`` against ``declared``; returns the converted values (defaults not added).
+
+    Raises ComponentError for an unknown name (naming the closest declared one: "did you mean
+    'length'?") or a value outside the option's type/range (naming the allowed range).
+    """
+    if declared is None:
+        return dict(given)
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        opt = declared.get(key)
+        if opt is None:
+            close = difflib.get_close_matches(key, list(declared), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(sorted(declared)) or "none"
+            raise ComponentError(f"{owner} has no option {key!r}{hint} (its options: {known})")
+        out[key] = opt.check(value, owner)
+    return out
+
+
+def options_from_defaults(defaults: Mapping[str, Any], help: Mapping[str, str] | None = None) -> dict[str, Option]:
+    """An option set derived from a dict of defaults: each option takes its default's type."""
+    return {k: Option(k, _type_of(v), v, (help or {}).get(k, ""), item_type=_item_type(v))
+            for k, v in defaults.items()}
+
+
+def options_from_signature(fn: Callable[..., Any]) -> dict[str, Option] | None:
+    """An option set derived from a factory's keyword parameters.
+
+    A parameter annotated ``int``/``float``/``str``/``bool`` takes that type, any other annotation
+    (e.g. ``Any``, because strings from the command line are parsed by the factory) accepts any value.
+    ``**kwargs`` beside named parameters is taken to exist only to report unknown names; a factory
+    with nothing but ``**kwargs`` accepts any option (None).
+    """
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY)]
+    named = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    if not named and params:
+        return None
+    simple = {"int": int, "float": float, "str": str, "bool": bool, int: int, float: float, str: str, bool: bool}
+    out = {}
+    for p in named:
+        default = None if p.default is inspect.Parameter.empty else p.default
+        if p.annotation is inspect.Parameter.empty:
+            typ = _type_of(default)
+        else:
+            typ = simple.get(p.annotation) if isinstance(p.annotation, (str, type)) else None
+        out[p.name] = Option(p.name, typ, default, item_type=_item_type(default) if typ is list else None)
+    return out
+
+
+def budget_options(tables: Seq[Mapping[str, Mapping[str, Any]]]) -> dict[str, Option]:
+    """The ``--budget-opt`` overrides that the given components' budget tables accept.
+
+    Each key of any budget of any table; its type is the values' type and its range follows the
+    values' sign across budgets (all > 0: must be > 0; all >= 0: must be >= 0).
+    """
+    values: dict[str, list[Any]] = {}
+    for table in tables:
+        for budget in table.values():
+            for k, v in budget.items():
+                values.setdefault(k, []).append(v)
+    out = {}
+    for k, vs in values.items():
+        typ = _type_of(vs[0])
+        if typ is int and any(isinstance(v, float) for v in vs):
+            typ = float
+        numeric = typ in (int, float) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs)
+        low = 0.0 if numeric and all(v >= 0 for v in vs) else None
+        out[k] = Option(k, typ, vs[0], low=low, low_open=numeric and all(v > 0 for v in vs),
+                        item_type=_item_type(vs[0]))
+    return out
+
+
+def _type_of(v: Any) -> type | None:
+    if v is None:
+        return None
+    for t in (bool, int, float, str):
+        if isinstance(v, t):
+            return t
+    if isinstance(v, (list, tuple)):
+        return list
+    return None
+
+
+def _item_type(v: Any) -> type | None:
+    if isinstance(v, (list, tuple)) and v:
+        t = _type_of(v[0])
+        if t is int and any(isinstance(x, float) for x in v):
+            return float
+        return t if t is not list else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -59,15 +244,16 @@ class Component(ABC):
     conformance_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **options: Any) -> None:
-        unknown = set(options) - set(self.defaults)
-        if unknown:
-            known = ", ".join(sorted(self.defaults)) or "none"
-            raise ComponentError(f"{self.kind} {self.name!r} has no option(s) {sorted(unknown)}; "
-                                 f"its options are: {known}")
+        options = check_options(f"{self.kind} {self.name!r}", options, self.declared_options())
         self.options: dict[str, Any] = {**self.defaults, **options}
         self.topology: Topology | None = None
         self.labels: list[str] | None = None
         self.train_report: dict[str, Any] = {}
+
+    @classmethod
+    def declared_options(cls) -> dict[str, Option]:
+        """The accepted options, derived from :attr:`defaults` (each takes its default's type)."""
+        return options_from_defaults(cls.defaults)
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -259,6 +445,14 @@ class EvalContext:
 
 @dataclass
 class MetricValue:
+    """A metric's score of a set of items.
+
+    ``value`` is the metric's one definition (for the errors: the mean over every point of every
+    frame of every item) and ``std`` the standard deviation of the same population ``value`` is
+    the mean of (None where there is none). ``per_item`` holds one value per EvalItem (the same
+    definition applied to that item alone), for paired comparisons.
+    """
+
     value: float
     std: float | None = None
     per_item: np.ndarray | None = None  # one value per EvalItem, for paired comparisons
@@ -266,7 +460,13 @@ class MetricValue:
 
 
 class Metric(ABC):
-    """A named score with unit and direction."""
+    """A named score with unit and direction.
+
+    A protocol scores its items with every registered metric whose :attr:`requires` the items and
+    the evaluation context satisfy, so a metric registered by a plugin appears in every protocol
+    that produces that kind of output. ``reference`` metrics are also scored on the ground truth
+    itself (a protocol's ``gt`` row, e.g. the classifier's accuracy on real sequences).
+    """
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
@@ -275,6 +475,8 @@ class Metric(ABC):
     direction: ClassVar[str] = "lower"  # "lower" or "higher" is better
     #: what an EvalItem must carry: any of "pred_landmarks", "pred_mesh", "samples", "classifier"
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: also scored on the ground truth as a reference row
+    reference: ClassVar[bool] = False
 
     def applicable(self, items: Seq[EvalItem], ctx: EvalContext) -> bool:
         """Whether the items carry what this metric needs."""
@@ -290,20 +492,104 @@ class Metric(ABC):
     def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
         """Score the items."""
 
+    def pool(self, parts: Seq[MetricValue]) -> MetricValue | None:
+        """The score of the union of disjoint item sets from their scores (e.g. over CV folds).
+
+        None (the default) when the metric cannot be pooled from its parts; then a pooled row
+        leaves it out.
+        """
+        return None
+
+
+# --------------------------------------------------------------------------- protocols
+@dataclass
+class ResultRow:
+    """One result row of a protocol run (one line of a paper table).
+
+    ``generator``/``decoder`` None mean the run's components; a ``reference`` row scores the
+    ground truth itself (shown as generator and decoder ``gt``). ``fold`` is the CV fold of a
+    per-fold row and None otherwise (a row over all test items: a pooled or single-split row).
+    ``metrics`` maps each metric name to its value and ``<name>_std`` to its std (see
+    :class:`MetricValue`); ``per_item`` maps each metric name to ``[(item key, value), ...]``.
+    """
+
+    setting: str
+    n_items: int
+    metrics: dict[str, float]
+    generator: str | None = None
+    decoder: str | None = None
+    fold: int | None = None
+    length: int | None = None
+    reference: bool = False
+    per_item: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    REFERENCE_NAME: ClassVar[str] = "gt"
+
+    @property
+    def key(self) -> str:
+        """The row's key in ``per_item.json``: its setting, or ``gt`` for a reference row."""
+        return self.REFERENCE_NAME if self.reference else self.setting
+
+    @property
+    def pooled(self) -> bool:
+        """A row over all test items of the run (not one fold, not the reference)."""
+        return self.fold is None and not self.reference
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form kept in ``record.json`` and ``metrics.json`` (per-item values omitted)."""
+        d = {"setting": self.setting, "n_items": self.n_items, "metrics": self.metrics, "fold": self.fold,
+             "length": self.length, "reference": self.reference, "train_seconds": self.train_seconds,
+             "eval_seconds": self.eval_seconds, "details": self.details}
+        if self.reference:
+            d["generator"] = d["decoder"] = self.REFERENCE_NAME
+        else:
+            d.update({k: v for k, v in (("generator", self.generator), ("decoder", self.decoder)) if v})
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ResultRow":
+        """Inverse of :meth:`to_dict` (also reads records written before the schema was typed)."""
+        fold, length, setting = d.get("fold"), d.get("length"), str(d.get("setting", ""))
+        if length is None and setting.startswith("length=") and setting[7:].isdigit():
+            length = int(setting[7:])
+        reference = bool(d.get("reference", d.get("generator") == cls.REFERENCE_NAME))
+        return cls(setting=setting, n_items=int(d.get("n_items") or 0),
+                   metrics=dict(d.get("metrics", {})),
+                   generator=None if reference else d.get("generator"),
+                   decoder=None if reference else d.get("decoder"),
+                   fold=fold if isinstance(fold, int) else None, length=length, reference=reference,
+                   train_seconds=float(d.get("train_seconds", 0.0)),
+                   eval_seconds=float(d.get("eval_seconds", 0.0)), details=dict(d.get("details", {})))
+
 
 class Protocol(ABC):
-    """An evaluation protocol (one of the papers' tables)."""
+    """An evaluation protocol (one of the papers' tables).
+
+    ``options`` declares every accepted ``--protocol-opt`` (type, default, range); a run refuses
+    any other before doing work. ``primary_metric`` and ``direction`` say how the leaderboard
+    ranks its rows.
+    """
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     description: ClassVar[str] = ""
     #: which components the protocol uses: subset of {"generator", "decoder"}
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: the metric the leaderboard ranks by, and whether lower or higher is better
+    primary_metric: ClassVar[str] = ""
+    direction: ClassVar[str] = "lower"
+    #: the accepted protocol options
+    options: ClassVar[dict[str, Option]] = {}
+
+    @classmethod
+    def resolve_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with the validated ``given`` options; ComponentError for bad ones."""
+        checked = check_options(f"protocol {cls.name!r}", given, cls.options)
+        return {**{k: o.default for k, o in cls.options.items()}, **checked}
 
     @abstractmethod
-    def run(self, ctx: Any) -> list[dict[str, Any]]:
+    def run(self, ctx: Any) -> list[ResultRow]:
         """Run under a :class:`fc4dfs.benchmark.runner.RunContext`; return result rows."""
-
-
-def describe(obj: Any) -> str:
-    return json.dumps(getattr(obj, "config", {}), sort_keys=True)

@@ -65,6 +65,7 @@ class LandmarkClassificationAccuracy(_ClassificationAccuracy):
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "Expression classification accuracy of generated landmark sequences"
     requires: ClassVar[frozenset[str]] = frozenset({"pred_landmarks", "classifier"})
+    reference: ClassVar[bool] = True
     classifier_kind: ClassVar[str] = "landmarks"
     pred_attr: ClassVar[str] = "pred_landmarks"
 
@@ -77,6 +78,7 @@ class MeshClassificationAccuracy(_ClassificationAccuracy):
     description: ClassVar[str] = ("Expression classification accuracy of decoded mesh sequences "
                                   "(PCA + sequence model)")
     requires: ClassVar[frozenset[str]] = frozenset({"pred_mesh", "classifier"})
+    reference: ClassVar[bool] = True
     classifier_kind: ClassVar[str] = "mesh"
     pred_attr: ClassVar[str] = "pred_mesh"
 

@@ -1,44 +1,73 @@
-"""Pieces shared by the protocols: pooled statistics and building evaluation items."""
+"""Pieces shared by the protocols: scoring items with every applicable metric, pooling, rows."""
 from __future__ import annotations
+
+from typing import Any, Sequence as Seq
 
 import numpy as np
 
 from fc4dfs.datasets.base import Sequence
+from fc4dfs.plugins.contracts import EvalContext, EvalItem, Metric, MetricValue, Option, ResultRow
+
+#: the longest sequence a protocol option may ask for (frames; 333 s at 30 fps)
+MAX_LENGTH = 10_000
 
 
-def vertex_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-vertex Euclidean distances ``[..., V]`` in mm."""
-    return np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(gt, np.float64), axis=-1)
+def length_option(name: str, default: Any, help: str, many: bool = False) -> Option:
+    """A sequence-length option (frames, 2 .. MAX_LENGTH), or a list of them with ``many``."""
+    if many:
+        return Option(name, list, default, help, low=2, high=MAX_LENGTH, item_type=int)
+    return Option(name, int, default, help, low=2, high=MAX_LENGTH, nullable=True)
 
 
-class Pooled:
-    """Running mean and std over many per-vertex errors without keeping them all."""
+def _metrics(ctx: Any) -> list[tuple[str, Metric]]:
+    return [(spec.name, spec.load()()) for spec in ctx.registry.specs("metric")]
 
-    def __init__(self) -> None:
-        self.n = 0
-        self.s = 0.0
-        self.s2 = 0.0
 
-    def add(self, errors: np.ndarray) -> None:
-        e = np.asarray(errors, np.float64).ravel()
-        self.n += e.size
-        self.s += float(e.sum())
-        self.s2 += float((e * e).sum())
+def score(ctx: Any, items: Seq[EvalItem], ectx: EvalContext, reference: bool = False) -> dict[str, MetricValue]:
+    """Every registered metric whose requirements ``items`` and ``ectx`` meet, by name.
 
-    def merge(self, other: "Pooled") -> None:
-        self.n += other.n
-        self.s += other.s
-        self.s2 += other.s2
+    With ``reference`` only the metrics declared ``reference`` (scored on the ground truth itself).
+    """
+    out: dict[str, MetricValue] = {}
+    for name, metric in _metrics(ctx):
+        if reference and not metric.reference:
+            continue
+        if metric.applicable(items, ectx):
+            out[name] = metric.compute(items, ectx)
+    return out
 
-    @property
-    def mean(self) -> float:
-        return self.s / self.n if self.n else float("nan")
 
-    @property
-    def std(self) -> float:
-        if not self.n:
-            return float("nan")
-        return float(np.sqrt(max(self.s2 / self.n - self.mean**2, 0.0)))
+def pool(ctx: Any, parts: Seq[dict[str, MetricValue]]) -> dict[str, MetricValue]:
+    """The scores of the union of disjoint item sets, for every metric that every part has and that pools."""
+    out: dict[str, MetricValue] = {}
+    for name, metric in _metrics(ctx):
+        if parts and all(name in p for p in parts):
+            pooled = metric.pool([p[name] for p in parts])
+            if pooled is not None:
+                out[name] = pooled
+    return out
+
+
+def item_key(item: EvalItem) -> str:
+    """An item's key in ``per_item.json`` (identity, label, frames): the same across runs."""
+    return f"{item.identity}|{item.label}|{len(item.gt_landmarks)}"
+
+
+def make_row(setting: str, keys: Seq[str], values: dict[str, MetricValue], **fields: Any) -> ResultRow:
+    """A ResultRow with each value's mean, std and per-item values under the metric's name."""
+    metrics: dict[str, float] = {}
+    per_item: dict[str, list[tuple[str, float]]] = {}
+    for name, v in values.items():
+        metrics[name] = float(v.value)
+        if v.std is not None:
+            metrics[f"{name}_std"] = float(v.std)
+        if v.per_item is not None:
+            per_item[name] = list(zip(keys, np.asarray(v.per_item, dtype=float).tolist()))
+    return ResultRow(setting, len(keys), metrics, per_item=per_item, **fields)
+
+
+def details(values: dict[str, MetricValue]) -> dict[str, Any]:
+    return {k: v.details for k, v in values.items() if v.details}
 
 
 def neutral_inputs(dataset, seq: Sequence) -> tuple[np.ndarray, np.ndarray]:

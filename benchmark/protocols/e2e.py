@@ -2,34 +2,42 @@
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from fc4dfs.benchmark.runner import RunContext, metric_row, test_sequences
-from fc4dfs.benchmark.protocols.common import neutral_inputs
-from fc4dfs.plugins.contracts import EvalItem, Protocol
+from fc4dfs.benchmark.protocols.common import details, item_key, length_option, make_row, neutral_inputs, score
+from fc4dfs.benchmark.runner import RunContext, test_sequences
+from fc4dfs.plugins.contracts import EvalItem, Option, Protocol, ResultRow
 
 
 class EndToEnd(Protocol):
     """For each test sequence (identity, label, length T, fps): generate from its neutral landmarks, decode
-    with its identity's neutral mesh, and score everything: E_lm, E_mesh, classification accuracy and FID
-    under classifiers trained on the real training sequences, diversity and smoothness. A ``gt`` reference row
-    scores the real test sequences under the same classifiers."""
+    with its identity's neutral mesh, and score it with every applicable metric (E_lm, E_mesh,
+    classification accuracy and FID under classifiers trained on the real training sequences, diversity,
+    smoothness, and any metric a plugin adds). A reference row (generator and decoder ``gt``) scores the
+    real test sequences with the reference metrics under the same classifiers."""
 
     name: ClassVar[str] = "e2e"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     description: ClassVar[str] = "Generator + decoder on held-out identities (FC-4DFS Table 1)"
     needs: ClassVar[frozenset[str]] = frozenset({"generator", "decoder"})
     primary_metric: ClassVar[str] = "e_mesh"
+    direction: ClassVar[str] = "lower"
+    options: ClassVar[dict[str, Option]] = {
+        "length": length_option("length", None, "generate every sequence with this many frames (ground truth "
+                                "resampled to it); default: each test sequence's own length"),
+        "samples": Option("samples", int, 3, "extra samples per condition of a stochastic generator, for "
+                          "diversity", low=0, high=100),
+    }
 
-    def run(self, ctx: RunContext) -> list[dict[str, Any]]:
+    def run(self, ctx: RunContext) -> list[ResultRow]:
         ds = ctx.dataset
         train_ids, test_ids = ds.generator_split()
         gen, gen_s = ctx.fit(ctx.make("generator"), train_ids, "generator")
         dec, dec_s = ctx.fit(ctx.make("decoder"), train_ids, "decoder")
-        fixed_length = ctx.option("length", None)
-        n_samples = int(ctx.option("samples", 3)) if gen.stochastic else 0
+        fixed_length = ctx.option("length")
+        n_samples = int(ctx.option("samples")) if gen.stochastic else 0
         t0 = time.perf_counter()
         items: list[EvalItem] = []
         for i, seq in enumerate(ctx.iterate(test_sequences(ds, test_ids), "e2e")):
@@ -47,18 +55,15 @@ class EndToEnd(Protocol):
             items.append(item)
             ctx.keep_example(item, f"{ctx.config.generator}+{ctx.config.decoder}")
         ectx = ctx.eval_context(train_ids)
-        values = ctx.metrics(items, ectx, setting="e2e")
-        rows = [{"setting": "e2e" if not fixed_length else f"length={fixed_length}", "n_items": len(items),
-                 "metrics": metric_row(values), "train_seconds": gen_s + dec_s,
-                 "eval_seconds": time.perf_counter() - t0,
-                 "details": {k: v.details for k, v in values.items() if v.details}}]
+        keys = [item_key(it) for it in items]
+        setting = "e2e" if not fixed_length else f"length={fixed_length}"
+        values = score(ctx, items, ectx)
+        rows = [make_row(setting, keys, values, length=fixed_length, train_seconds=gen_s + dec_s,
+                         eval_seconds=time.perf_counter() - t0, details=details(values))]
         gt_items = [EvalItem(it.identity, it.label, it.fps, it.gt_landmarks, pred_landmarks=it.gt_landmarks,
                              gt_mesh=it.gt_mesh, pred_mesh=it.gt_mesh) for it in items]
-        gt_values = ctx.metrics(gt_items, ectx, names=["ca", "ca_mesh"], setting="gt")
+        gt_values = score(ctx, gt_items, ectx, reference=True)
         if gt_values:
-            rows.append({"setting": "e2e" if not fixed_length else f"length={fixed_length}", "generator": "gt",
-                         "generator_version": "", "generator_options": {}, "decoder": "gt",
-                         "decoder_version": "", "decoder_options": {},
-                         "n_items": len(gt_items), "metrics": metric_row(gt_values),
-                         "details": {k: v.details for k, v in gt_values.items() if v.details}})
+            rows.append(make_row(setting, keys, gt_values, length=fixed_length, reference=True,
+                                 details=details(gt_values)))
         return rows

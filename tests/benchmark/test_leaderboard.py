@@ -85,7 +85,7 @@ def test_rank_uses_direction_and_refuses_mixed_versions(tmp_path: Path):
         _row(4, generator="b", generator_version="2", ca=95.0, e_mesh=0.5),
     ])
     df = lb.load_frame(path)
-    (by_ca,) = lb.rank(df, {"ca": "higher", "e_mesh": "lower"}, {"e2e": "ca"})
+    (by_ca,) = lb.rank(df, {"ca": "higher", "e_mesh": "lower"}, {"e2e": ("ca", "higher")})
     t = by_ca.table
     assert list(t["generator"]) == ["b", "a"]  # b v2 (95) beats a (85 mean); b v1 is not ranked
     assert float(t[t.generator == "a"]["ca"].iloc[0]) == pytest.approx(85.0)

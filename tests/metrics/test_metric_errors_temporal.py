@@ -31,11 +31,23 @@ def test_landmark_error_known_answer(ctx: EvalContext) -> None:
     long_gt = np.zeros((10, 5, 3))
     v = LandmarkError().compute([_item(gt, shifted), _item(gt, half, "b"), _item(long_gt, long_gt)], ctx)
     np.testing.assert_allclose(v.per_item, [5.0, 1.0, 0.0])
-    assert v.value == pytest.approx(2.0)
-    assert v.std == pytest.approx(np.std([5.0, 1.0, 0.0]))
+    # the value is pooled over every point of every frame: (20*5 + 10*2 + 50*0) / (20 + 20 + 50)
+    every_point = np.concatenate([np.full(20, 5.0), np.full(10, 2.0), np.zeros(10), np.zeros(50)])
+    assert v.value == pytest.approx(every_point.mean()) == pytest.approx(120 / 90)
+    assert v.std == pytest.approx(every_point.std())
+    # the mean over items (each sequence weighing the same) has its own name
+    assert v.details["item_mean"] == pytest.approx(2.0)
+    assert v.details["item_std"] == pytest.approx(np.std([5.0, 1.0, 0.0]))
     assert v.details["per_label"] == {"a": 2.5, "b": 1.0}
-    # pooled over every point of every frame: (20*5 + 10*2 + 50*0) / (20 + 20 + 50)
-    assert v.details["pooled_mean"] == pytest.approx(120 / 90)
+
+
+def test_pooling_parts_equals_scoring_their_union(ctx: EvalContext) -> None:
+    rng = np.random.default_rng(0)
+    items = [_item(np.zeros((t, 5, 3)), rng.normal(size=(t, 5, 3)), lab) for t, lab in ((4, "a"), (9, "b"), (6, "a"))]
+    whole = LandmarkError().compute(items, ctx)
+    pooled = LandmarkError().pool([LandmarkError().compute(items[:1], ctx), LandmarkError().compute(items[1:], ctx)])
+    assert pooled.value == pytest.approx(whole.value) and pooled.std == pytest.approx(whole.std)
+    np.testing.assert_allclose(pooled.per_item, whole.per_item)
 
 
 def test_landmark_error_refuses_mismatched_lengths(ctx: EvalContext) -> None:
@@ -56,7 +68,8 @@ def test_mesh_error_curve_over_normalised_time(ctx: EvalContext) -> None:
     assert curve["t"][0] == 0.0 and curve["t"][-1] == 1.0
     np.testing.assert_allclose(curve["mean"], np.linspace(0, 4, len(curve["t"])), atol=1e-6)
     np.testing.assert_allclose(curve["std"], 0.0, atol=1e-6)
-    assert v.details["pooled_std"] > 0
+    # both items ramp 0 -> 4 mm: pooled mean 2 (the 31-frame item weighs more, same mean), spread > 0
+    assert v.std > 0
 
 
 def test_diversity_known_answer(ctx: EvalContext) -> None:
