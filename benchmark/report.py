@@ -34,4 +34,5 @@ def print_result(result: Any) -> None:
     print(f"\n{cfg.protocol} · {cfg.dataset} · gen={cfg.generator or '-'} · dec={cfg.decoder or '-'} · "
           f"budget={cfg.budget} · seed={cfg.seed}" + (" (reused finished run)" if result.reused else ""))
     print(result_table(result.record["rows"], cfg.generator, cfg.decoder))
+    print("± is the std over every landmark/vertex of every frame for e_lm/e_mesh, over test items otherwise")
     print(f"run directory: {result.run_dir}")
