@@ -184,6 +184,12 @@ def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | st
     out: list[RankedTable] = []
     for (proto, dset, dhash), part in df.groupby(["protocol", "dataset", "dataset_hash"], sort=True):
         notes: list[str] = []
+        pversions = sorted(set(part["protocol_version"]), key=lambda v: (v != "", _version_key(v)))
+        if len(pversions) > 1:  # rows written before the column existed count as the oldest
+            newest = pversions[-1]
+            notes.append(f"protocol {proto!r} has rows of versions {', '.join(v or '(unrecorded)' for v in pversions)}; "
+                         f"ranking only version {newest} (its metrics may be defined differently)")
+            part = part[part["protocol_version"] == newest]
         for comp in ("generator", "decoder"):
             vcol = f"{comp}_version"
             for name, sub in part.groupby(comp):

@@ -152,6 +152,14 @@ def test_rows_of_different_overrides_are_never_averaged_together(tmp_path: Path)
     assert "smoke epochs=1" in shown and "smoke protocol length=20" in shown
 
 
+def test_rows_of_an_older_protocol_version_are_not_ranked_with_newer_ones(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, [_row("old", e_mesh=0.5), _row("v2", protocol_version="2", e_mesh=1.0),
+                          _row("v3", protocol_version="3", generator="lstm", e_mesh=2.0)])
+    (table,) = lb.rank(lb.load_frame(path), {"e_mesh": "lower"}, {"e2e": ("e_mesh", "lower")})
+    assert list(table.table["generator"]) == ["lstm"] and "ranking only version 3" in table.notes[0]
+
+
 @pytest.mark.e2e
 def test_run_rows_carry_their_overrides_and_options(test_registry, tmp_path: Path):
     for overrides in ({}, {"epochs": 1}):
