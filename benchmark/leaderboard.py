@@ -210,7 +210,8 @@ def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | st
             for m in metrics:
                 vals = g[m].dropna()
                 row[m] = float(vals.mean()) if len(vals) else float("nan")
-                row[f"{m}±"] = float(vals.std(ddof=0)) if len(vals) > 1 else 0.0 if len(vals) else float("nan")
+                # ± is the std over the configuration's runs (seeds); none with a single run
+                row[f"{m}±"] = float(vals.std(ddof=0)) if len(vals) > 1 else float("nan")
             agg_rows.append(row)
         table = pd.DataFrame(agg_rows)
         declared = primary.get(proto) or (metrics[0] if metrics else None, None)
@@ -249,9 +250,16 @@ def format_table(rt: RankedTable, fmt: str = "github") -> str:
             cells[cols.index("generator") if "generator" in cols else 0] = f"{r['generator']} {opts}"
         for m in rt.metrics:
             v, s = r.get(m), r.get(f"{m}±")
-            cells.append("" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g} ± {s:.3g}")
+            cells.append(mean_pm(v, s))
         rows.append(cells)
     return tabulate(rows, headers=cols + rt.metrics, tablefmt=fmt)
+
+
+def mean_pm(v: Any, s: Any) -> str:
+    """``mean ± std`` (just the mean when there is no std, e.g. a single run; empty for no value)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{v:.4g}" if s is None or (isinstance(s, float) and math.isnan(s)) else f"{v:.4g} ± {s:.3g}"
 
 
 def config_label(budget: str, budget_overrides: str, protocol_options: str) -> str:

@@ -73,7 +73,8 @@ def publish(path: Path, out: Path, runs: Path, protocol: str | None = None,
         html_tables[key] = _display_frame(rt)
         images[key] = _example_images(df, rt, runs)
     html = build_html(html_tables, images, title="fc4dfs-bench leaderboard",
-                      notes="Mean ± std over seeds and folds; rank by each protocol's primary metric.")
+                      notes="Mean ± std over the seeds of one configuration (no ± for a single run); rank by each "
+                            "protocol's primary metric.")
     page = out / "leaderboard.html"
     atomic_write_text(page, html)
     written.append(page)
@@ -89,7 +90,7 @@ def _display_frame(rt: lb.RankedTable):
         if "budget" in row:
             row["budget"] = lb.config_label(r["budget"], r.get("budget_overrides", ""), r.get("protocol_options", ""))
         for m in rt.metrics:
-            row[m] = f"{r[m]:.4g} ± {r[m + '±']:.3g}" if r[m] == r[m] else ""
+            row[m] = lb.mean_pm(r[m], r[m + "±"])
         rows.append(row)
     return pd.DataFrame(rows)
 

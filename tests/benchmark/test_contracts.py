@@ -150,6 +150,9 @@ def test_rows_of_different_overrides_are_never_averaged_together(tmp_path: Path)
     assert list(t["e_mesh"]) == pytest.approx([1.1, 3.0, 5.0])
     shown = lb.format_table(table)
     assert "smoke epochs=1" in shown and "smoke protocol length=20" in shown
+    single = next(line for line in shown.splitlines() if "epochs=1" in line)
+    both = next(line for line in shown.splitlines() if "| 2 " in line or "|      2 |" in line)
+    assert "±" not in single and "1.1 ± 0.1" in both  # ± only over several runs of one configuration
 
 
 def test_rows_of_an_older_protocol_version_are_not_ranked_with_newer_ones(tmp_path: Path):
