@@ -136,8 +136,9 @@ def check_options(owner: str, given: Mapping[str, Any], declared: Options | None
 
 
 def options_from_defaults(defaults: Mapping[str, Any], help: Mapping[str, str] | None = None) -> dict[str, Option]:
-    """An option set derived from a dict of defaults: each option takes its default's type."""
-    return {k: Option(k, _type_of(v), v, (help or {}).get(k, ""), item_type=_item_type(v))
+    """An option set derived from a dict of defaults: each option takes its default's type (or None,
+    which components use for "off")."""
+    return {k: Option(k, _type_of(v), v, (help or {}).get(k, ""), item_type=_item_type(v), nullable=True)
             for k, v in defaults.items()}
 
 
