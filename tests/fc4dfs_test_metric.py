@@ -12,7 +12,7 @@ import numpy as np
 from fc4dfs.plugins import ComponentSpec, hookimpl
 from fc4dfs.plugins.contracts import EvalContext, EvalItem, Metric, MetricValue
 
-fc4dfs_api_version = "1.0"
+fc4dfs_api_version = "2.0"
 
 
 class MeshMaxError(Metric):
