@@ -248,6 +248,10 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
         ctx = RunContext(config, reg, dataset, run_dir, out_dir / "_components", progress=progress,
                          retrain_classifier=retrain_classifier, options=protocol_options)
         rows: list[ResultRow] = protocol.run(ctx)
+        for r in rows:
+            if not isinstance(r, ResultRow):
+                raise TypeError(f"protocol {config.protocol!r} returned a {type(r).__name__} row; Protocol.run "
+                                "must return fc4dfs.plugins.contracts.ResultRow objects")
         status, error = "ok", None
     except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - recorded, then re-raised
         rows, status = [], "failed"

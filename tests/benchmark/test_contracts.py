@@ -197,3 +197,13 @@ def test_result_rows_round_trip_and_read_old_records():
     old_len = ResultRow.from_dict({"setting": "length=25", "n_items": 3, "metrics": {}})
     assert old_pooled.pooled and old_gt.reference and not old_gt.pooled and old_gt.key == "gt"
     assert old_len.length == 25
+
+
+def test_a_protocol_returning_untyped_rows_fails_the_run_with_its_reason(test_registry, tmp_path: Path, monkeypatch):
+    from fc4dfs.benchmark.protocols.decoder_cv import DecoderCV
+
+    monkeypatch.setattr(DecoderCV, "run", lambda self, ctx: [{"setting": "fold0", "metrics": {}}])
+    cfg = RunConfig(protocol="decoder-cv", dataset="tiny", decoder="sgd_linear", budget="smoke")
+    with pytest.raises(TypeError, match="must return .*ResultRow"):
+        execute(cfg, out_dir=tmp_path, leaderboard=None, progress=False, reg=test_registry, render=False)
+    assert json.loads((tmp_path / cfg.run_id / "record.failed.json").read_text())["error"]["type"] == "TypeError"
