@@ -1,23 +1,63 @@
-"""``fc4dfs-bench``: the command-line interface."""
+"""``fc4dfs-bench``: the command-line interface.
+
+:func:`main` is the one boundary between the user and the code: a user-input error of any
+command (a bad flag value, name, option, file or destination) becomes one line
+``fc4dfs-bench: error: ...`` on stderr and exit code 2; any other exception is a bug and keeps
+its traceback. The global flags ``--strict`` and ``--no-progress`` are accepted before or after
+the sub-command.
+"""
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from fc4dfs.benchmark.commands import COMMANDS
-from fc4dfs.benchmark.errors import user_error_types
+from fc4dfs.benchmark.errors import destination_error, one_line, user_error_types
+
+PROG = "fc4dfs-bench"
+
+#: flags every (sub-)command accepts: flag -> help
+GLOBAL_FLAGS = {
+    "--strict": "treat any plugin that fails to load as an error (default: off; also FC4DFS_STRICT_PLUGINS=1)",
+    "--no-progress": "hide progress bars (default: shown)",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f" (see {self.prog} --help)"
+        self.exit(2, f"{PROG}: error: {one_line(Exception(message))}{hint}\n")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to a help text that states no default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.default in (None, argparse.SUPPRESS, False)
+                or action.option_strings == [] or action.nargs == 0):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _walk(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _walk(child)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
-    parser = argparse.ArgumentParser(
-        prog="fc4dfs-bench",
-        description="Model zoo and benchmark suite for 4D facial expression synthesis.")
-    parser.add_argument("--strict", action="store_true",
-                        help="treat any plugin that fails to load as an error (also FC4DFS_STRICT_PLUGINS=1)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser = Parser(prog=PROG, formatter_class=HelpFormatter,
+                    description="Model zoo and benchmark suite for 4D facial expression synthesis.")
+    for flag, help_ in GLOBAL_FLAGS.items():
+        parser.add_argument(flag, action="store_true", help=help_)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     handlers: dict[str, object] = {}
@@ -30,6 +70,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
             raise
         for cmd in mod.add_parser(sub) or []:
             handlers[cmd] = mod
+    for child in list(_walk(parser))[1:]:
+        if not issubclass(child.formatter_class, HelpFormatter):
+            child.formatter_class = type(child.formatter_class.__name__, (HelpFormatter, child.formatter_class), {})
+        for flag, help_ in GLOBAL_FLAGS.items():
+            # SUPPRESS: a sub-command that did not see the flag keeps the value set before it
+            child.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=help_)
     return parser, handlers
 
 
@@ -40,18 +86,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["FC4DFS_STRICT_PLUGINS"] = "1"
     if args.no_progress:
         os.environ["FC4DFS_PROGRESS"] = "0"
+    import filelock
+
     try:
         from fc4dfs.plugins.manager import registry
 
         registry()  # plugin failures are reported on every command (--strict: the first is the error)
         return int(handlers[args.command].run(args) or 0)
-    except user_error_types() as e:
-        msg = str(e).strip().strip("'\"")
-        print(f"fc4dfs-bench: error: {msg}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print("fc4dfs-bench: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BaseException as e:
+        if not (isinstance(e, user_error_types()) or destination_error(e) or isinstance(e, filelock.Timeout)):
+            raise
+        print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import numpy as np
 from fc4dfs.benchmark import leaderboard as lb
 from fc4dfs.benchmark import provenance
 from fc4dfs.benchmark.config import RunConfig, validate_options
-from fc4dfs.benchmark.errors import UserError
+from fc4dfs.benchmark.errors import UserError, user_error_types
 from fc4dfs.datasets.base import Dataset, Sequence
 from fc4dfs.datasets.storage import atomic_write_json, stable_hash
 from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, ResultRow
@@ -53,6 +53,10 @@ def load_dataset(reg: Registry, name: str, options: dict[str, Any]) -> Dataset:
         return factory(**options)
     except TypeError as e:
         raise UserError(f"dataset {name!r} rejected its options {sorted(options)}: {e}") from None
+    except ValueError as e:  # a factory checks its options and files with ValueError
+        if isinstance(e, user_error_types()):
+            raise
+        raise UserError(f"dataset {name!r}: {e}") from None
 
 
 def instantiate(reg: Registry, kind: str, name: str, options: dict[str, Any]) -> Component:
@@ -220,7 +224,8 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     out_dir = Path(out_dir)
     run_dir = out_dir / config.run_id
     record_path = run_dir / "record.json"
-    if run_dir.exists():
+    new_dir = not run_dir.exists()
+    if not new_dir:
         prev = _read_json(record_path)
         if force:
             shutil.rmtree(run_dir)
@@ -254,6 +259,9 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
                                 "must return fc4dfs.plugins.contracts.ResultRow objects")
         status, error = "ok", None
     except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - recorded, then re-raised
+        if new_dir and isinstance(e, user_error_types()):
+            shutil.rmtree(run_dir, ignore_errors=True)  # refused input: no run happened, leave nothing
+            raise
         rows, status = [], "failed"
         error = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
         record = {**base, "status": status, "error": error, "finished_utc": provenance.utc_now(),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:
@@ -9,21 +10,46 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
                        description="Train the component at the smoke budget on the kit's tiny dataset and check "
                                    "its contract (shapes, dtypes, units, determinism, save/load, topology refusal).")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--gen", metavar="NAME")
-    g.add_argument("--dec", metavar="NAME")
-    g.add_argument("--dataset", metavar="NAME")
-    g.add_argument("--metric", metavar="NAME")
-    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="component option (repeatable)")
+    g.add_argument("--gen", metavar="NAME", help="check this generator (default: none)")
+    g.add_argument("--dec", metavar="NAME", help="check this decoder (default: none)")
+    g.add_argument("--dataset", metavar="NAME", help="check this dataset (default: none)")
+    g.add_argument("--metric", metavar="NAME", help="check this metric (default: none)")
+    # one spelling for every command: --gen-opt / --dec-opt / --dataset-opt (--opt: deprecated alias)
+    for flag, what in (("--gen-opt", "generator"), ("--dec-opt", "decoder"), ("--dataset-opt", "dataset")):
+        p.add_argument(flag, action="append", metavar="KEY=VALUE",
+                       help=f"{what} option, repeatable (default: the registered variant's)")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="deprecated spelling of the --gen-opt/--dec-opt/--dataset-opt of the checked "
+                        "component (default: none)")
     return ["check"]
 
 
-def run(args: argparse.Namespace) -> int:
+def _options(args: argparse.Namespace) -> dict:
+    """The checked component's options; an option flag of another kind is refused."""
     from fc4dfs.benchmark.config import parse_options
+    from fc4dfs.benchmark.errors import UserError
+
+    own = {"gen": "--gen-opt", "dec": "--dec-opt", "dataset": "--dataset-opt"}
+    kind = next(k for k in ("gen", "dec", "dataset", "metric") if getattr(args, k))
+    for k, flag in own.items():
+        if k != kind and getattr(args, flag[2:].replace("-", "_")):
+            raise UserError(f"{flag} does not apply to check --{kind}")
+    if kind == "metric":
+        if args.opt:
+            raise UserError("--opt: metrics take no options in check")
+        return {}
+    flag = own[kind]
+    if args.opt:
+        print(f"warning: --opt is deprecated; use {flag}", file=sys.stderr)
+    return {**parse_options(args.opt, "--opt"), **parse_options(getattr(args, flag[2:].replace("-", "_")), flag)}
+
+
+def run(args: argparse.Namespace) -> int:
     from fc4dfs.plugins import testing
     from fc4dfs.plugins.manager import registry
 
+    opts = _options(args)
     reg = registry()
-    opts = parse_options(args.opt, "--opt")
     try:
         if args.gen or args.dec:
             kind, name = ("generator", args.gen) if args.gen else ("decoder", args.dec)
@@ -31,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
             check = testing.check_generator if kind == "generator" else testing.check_decoder
             report = check(spec.load(), {**spec.options, **opts})
         elif args.dataset:
-            report = testing.check_dataset(reg.load("dataset", args.dataset)(**opts))
+            from fc4dfs.benchmark.commands.dataset import load_dataset
+
+            report = testing.check_dataset(load_dataset(args.dataset, opts))
         else:
             metric = reg.load("metric", args.metric)
             ctx = None

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fc4dfs.benchmark.commands.flags import add_dataset_flags, dataset_options, first_identity, int_range
 from fc4dfs.benchmark.errors import UserError
 
 #: iBUG-68 polylines (start, end inclusive, closed)
@@ -25,28 +26,29 @@ def add_parser(subparsers: Any) -> list[str]:
     sub.required = True
     show = sub.add_parser("show", help="write a PNG of faces, landmarks and one sequence")
     show.add_argument("name", help="registered dataset name, e.g. synthetic")
-    show.add_argument("--identity", help="identity whose sequence is shown (default: the first)")
-    show.add_argument("--label", help="expression label shown (default: the first)")
-    show.add_argument("--kind", choices=("n2e", "n2e2n"), help="prefer a sequence of this kind")
-    show.add_argument("--frames", type=int, default=6, help="frames of the sequence to draw (default 6)")
-    show.add_argument("--identities", type=int, default=6, help="neutral faces to draw (default 6)")
+    show.add_argument("--identity",
+                      help="identity whose sequence is shown (default: the first test identity, as in generate)")
+    show.add_argument("--label", help="expression label shown (default: the dataset's first label)")
+    show.add_argument("--kind", choices=("n2e", "n2e2n"), help="prefer a sequence of this kind (default: any)")
+    show.add_argument("--frames", type=int_range(2, 64, "a frame count"), default=6,
+                      help="frames of the sequence to draw, 2..64 (default: 6)")
+    show.add_argument("--identities", type=int_range(1, 64, "a count"), default=6,
+                      help="neutral faces to draw, 1..64 (default: 6)")
     show.add_argument("--no-gallery", action="store_true", help="skip the apex-of-every-label rows")
     show.add_argument("--out", type=Path, help="PNG path (default: ./<dataset>_<identity>_<label>.png)")
-    _add_options(show)
+    add_dataset_flags(show, deprecated=("--option", "-o"))
     info = sub.add_parser("info", help="print the dataset's size, version and cache location")
     info.add_argument("name", help="registered dataset name, e.g. synthetic")
-    _add_options(info)
+    add_dataset_flags(info, deprecated=("--option", "-o"))
     return ["dataset"]
 
 
-def _add_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option, repeatable (synthetic: identities, expressions, repetitions, "
-                        "kinds, resolution, fps, seed, noise)")
-
-
 def run(args: argparse.Namespace) -> int:
-    ds = load_dataset(args.name, parse_options(args.option))
+    from fc4dfs.benchmark.errors import writable_file
+
+    if getattr(args, "out", None) is not None:
+        writable_file(args.out, "--out")
+    ds = load_dataset(args.name, dataset_options(args))
     if args.dataset_command == "info":
         print(describe(ds))
         return 0
@@ -54,28 +56,6 @@ def run(args: argparse.Namespace) -> int:
                n_identities=args.identities, gallery=not args.no_gallery, out=args.out)
     print(out)
     return 0
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``["a=1", "b=x,y"]`` -> ``{"a": 1, "b": "x,y"}`` (ints and floats converted)."""
-    out: dict[str, Any] = {}
-    for it in items:
-        key, sep, val = it.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--option expects KEY=VALUE, got {it!r}")
-        out[key.strip()] = _literal(val.strip())
-    return out
-
-
-def _literal(val: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(val)
-        except ValueError:
-            pass
-    if val.lower() in ("true", "false"):
-        return val.lower() == "true"
-    return val
 
 
 def load_dataset(name: str, options: dict[str, Any]):
@@ -118,7 +98,7 @@ def describe(ds) -> str:
 
 # ------------------------------------------------------------------------------ rendering
 def _pick_sequence(ds, identity: str | None, label: str | None, kind: str | None):
-    identity = identity or ds.identities[0]
+    identity = identity or first_identity(ds)
     if identity not in ds.identities:
         raise UserError(f"identity {identity!r} not in dataset {ds.name!r} "
                         f"(identities: {', '.join(ds.identities[:8])}{' ...' if len(ds.identities) > 8 else ''})")

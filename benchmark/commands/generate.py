@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fc4dfs.benchmark.errors import UserError
+from fc4dfs.benchmark.commands.flags import (FPS_MAX, LENGTH_MAX, add_component_opts, add_dataset_flags, add_device,
+                                             add_seed, dataset_options, first_identity, float_range, int_range)
+from fc4dfs.benchmark.errors import UserError, writable_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,31 +34,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--gen", help="generator name (default: the run's, with --run)")
     p.add_argument("--dec", help="decoder name (default: the run's, with --run)")
     p.add_argument("--dataset", help="dataset name (default: the run's, else synthetic)")
-    p.add_argument("--identity", help="identity whose neutral face to animate (default: the first test identity)")
+    p.add_argument("--identity", help="identity whose neutral face to animate (default: the first test identity, "
+                                      "as in dataset show)")
     p.add_argument("--from-neutral", type=Path, metavar="FILE",
-                   help="neutral mesh to animate instead (PLY, OBJ, NPY or NPZ with the dataset's topology)")
-    p.add_argument("--label", required=True, help="expression label")
-    p.add_argument("--length", type=int, default=None, help="frames T (default 30, or the --known sequence's)")
+                   help="neutral mesh to animate instead (PLY, OBJ, NPY or NPZ with the dataset's topology; "
+                        "default: the identity's neutral)")
+    p.add_argument("--label", required=True, help="expression label (required)")
+    p.add_argument("--length", type=int_range(2, LENGTH_MAX, "a frame count"), default=None,
+                   help=f"frames T, 2..{LENGTH_MAX} (default: 30, or the --known sequence's)")
     p.add_argument("--known", type=Path, metavar="FILE",
                    help="expression filling: a partial landmark sequence [T, L, 3] in mm to complete (.npy, or "
-                        ".npz with 'landmarks' and optional 'mask' [T]); NaN frames are unknown (ddpm)")
+                        ".npz with 'landmarks' and optional 'mask' [T]); NaN frames are unknown (ddpm) "
+                        "(default: none, generate from the label)")
     p.add_argument("--known-frames", metavar="LIST",
                    help="with --known: which frames are known, e.g. 0-9,29 (default: the file's mask or finite frames)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate (default: the generator's)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--run", type=Path, metavar="RUN_DIR", help="load trained checkpoints from this run directory")
+    p.add_argument("--fps", type=float_range(0.0, FPS_MAX), default=None,
+                   help=f"frame rate, (0, {FPS_MAX:g}] (default: the generator's)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (required)")
+    p.add_argument("--run", type=Path, metavar="RUN_DIR",
+                   help="load trained checkpoints from this run directory (default: train or use the cache)")
     p.add_argument("--budget", default="quick", choices=("smoke", "quick", "paper"),
-                   help="training budget when not loading from --run (default quick: minutes on a CPU)")
-    p.add_argument("--seed", type=int, default=0, help="training and sampling seed (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device for training and inference (default cpu)")
-    p.add_argument("--formats", default="ply,obj,npz,glb", help="comma-separated subset of ply,obj,npz,glb")
+                   help="training budget when not loading from --run (default: quick, minutes on a CPU)")
+    add_seed(p)
+    add_device(p)
+    p.add_argument("--formats", default="ply,obj,npz,glb",
+                   help="comma-separated subset of ply,obj,npz,glb (default: ply,obj,npz,glb)")
     p.add_argument("--morph", default="frames", choices=("frames", "basis"),
-                   help="GLB morph targets: one per frame (lossless) or a PCA basis (compact)")
-    p.add_argument("--basis", type=int, default=16, help="basis size with --morph basis (default 16)")
+                   help="GLB morph targets: one per frame (lossless) or a PCA basis (compact) (default: frames)")
+    p.add_argument("--basis", type=int_range(1, 256, "a basis size"), default=16,
+                   help="basis size with --morph basis, 1..256 (default: 16)")
     p.add_argument("--no-preview", action="store_true", help="skip the preview PNG strip and GIF")
-    p.add_argument("--gen-opt", action="append", metavar="KEY=VALUE", help="generator option (repeatable)")
-    p.add_argument("--dec-opt", action="append", metavar="KEY=VALUE", help="decoder option (repeatable)")
-    p.add_argument("--dataset-opt", action="append", metavar="KEY=VALUE", help="dataset option (repeatable)")
+    add_component_opts(p)
+    add_dataset_flags(p)
     return ["generate"]
 
 
@@ -244,10 +253,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--formats: unknown {bad or 'empty list'}; choose from {', '.join(FORMATS)}")
     if args.known_frames is not None and args.known is None:
         raise UserError("--known-frames needs --known FILE")
-    if args.length is not None and args.length < 2:
-        raise UserError(f"--length must be >= 2 frames, got {args.length}")
-    if args.fps is not None and args.fps <= 0:
-        raise UserError(f"--fps must be positive, got {args.fps}")
+    writable_dir(args.out, "--out")
 
     reg = registry()
     run_cfg = _read_run_config(args.run) if args.run is not None else {}
@@ -256,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         reg.get(kind, name)  # unknown names fail before any work
     options = {"generator": parse_options(args.gen_opt, "--gen-opt"),
                "decoder": parse_options(args.dec_opt, "--dec-opt"),
-               "dataset": parse_options(args.dataset_opt, "--dataset-opt")}
+               "dataset": dataset_options(args)}
     if names["dataset"] == run_cfg.get("dataset"):
         options["dataset"] = {**run_cfg.get("dataset_options", {}), **options["dataset"]}
 
@@ -344,7 +350,7 @@ def _choose_neutral(args: argparse.Namespace, dataset: "Dataset", ds_name: str) 
     if args.from_neutral is not None:
         return args.identity or args.from_neutral.stem, read_neutral(args.from_neutral, dataset.topology), \
             str(args.from_neutral)
-    identity = args.identity or dataset.generator_split()[1][0]  # default: the first held-out identity
+    identity = args.identity or first_identity(dataset)
     if identity not in dataset.identities:
         more = " ..." if len(dataset.identities) > 12 else ""
         raise UserError(f"identity {identity!r} not in dataset {ds_name!r}; identities: "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:
+    from fc4dfs.benchmark.commands.flags import seeds_type
     from fc4dfs.benchmark.commands.run import add_common
 
     p = sub.add_parser("reproduce", help="reproduce FC-4DFS Tables 1-4 on a dataset and judge each claim",
@@ -13,25 +14,26 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
                                    "Table 4 (alpha sweep) with every registered component, resuming finished runs, "
                                    "then write leaderboard/<dataset>/ CSV and a markdown report.")
     add_common(p)
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    p.add_argument("--tables", default="1,2,3,4", help="which tables, e.g. 2,3")
-    p.add_argument("--report-dir", type=Path, default=None, help="default: leaderboard/<dataset>/")
+    p.add_argument("--seeds", type=seeds_type, default=[0], metavar="LIST",
+                   help="comma-separated seeds (default: 0)")
+    p.add_argument("--tables", default="1,2,3,4", help="which tables, e.g. 2,3 (default: 1,2,3,4)")
+    p.add_argument("--report-dir", type=Path, default=None, help="report folder (default: leaderboard/<dataset>/)")
     p.set_defaults(leaderboard=None)  # reproduce's rows go to REPORT_DIR/leaderboard.csv unless --leaderboard
+    for action in p._actions:
+        if action.dest == "leaderboard":
+            action.help = "leaderboard CSV (default: REPORT_DIR/leaderboard.csv)"
     return ["reproduce"]
 
 
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from fc4dfs.benchmark.commands.run import dataset_options, setup_threads
-    from fc4dfs.benchmark.errors import UserError
+    from fc4dfs.benchmark.commands.flags import dataset_options
+    from fc4dfs.benchmark.commands.run import setup_threads
+    from fc4dfs.benchmark.errors import UserError, writable_dir, writable_file
     from fc4dfs.benchmark.reproduce import reproduce
 
-    setup_threads(args.threads)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds expects comma-separated integers, got {args.seeds!r}") from None
+    seeds = args.seeds
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
     bad = set(tables) - {"1", "2", "3", "4"}
     if bad:
@@ -40,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     registry().get("dataset", args.dataset)
     report_dir = args.report_dir or Path("leaderboard") / args.dataset
+    writable_dir(args.out, "--out")
+    writable_dir(report_dir, "--report-dir")
+    if args.leaderboard is not None:
+        writable_file(args.leaderboard, "--leaderboard")
+    setup_threads(args.threads)
     path = reproduce(args.dataset, args.budget, args.out, report_dir, seeds, device=args.device,
                      dataset_options=dataset_options(args), tables=tables,
                      progress=os.environ.get("FC4DFS_PROGRESS", "1") != "0",

@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
+from fc4dfs.benchmark.errors import UserError
 from fc4dfs.benchmark.protocols.common import details, item_key, make_row, neutral_inputs, pool, score
 from fc4dfs.benchmark.runner import RunContext, test_sequences
 from fc4dfs.plugins.contracts import ComponentError, EvalItem, MetricValue, Option, Protocol, ResultRow
@@ -42,6 +43,9 @@ class DecoderCV(Protocol):
         k = int(ctx.option("folds"))
         only = ctx.option("only_folds")
         ds = ctx.dataset
+        if len(ds.identities) < k:
+            raise UserError(f"{k} folds need >= {k} identities, the dataset has {len(ds.identities)} "
+                            "(--protocol-opt folds=N)")
         rows: list[ResultRow] = []
         parts: list[dict[str, MetricValue]] = []
         all_keys: list[str] = []

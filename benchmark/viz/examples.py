@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence as Seq
 
 import numpy as np
 
+from fc4dfs.benchmark.errors import UserError
 from fc4dfs.datasets.base import resample_frames
 from fc4dfs.benchmark.viz.figures import (PRED_LANDMARKS, Track, animation_frames, frame_indices, render_heatmaps,
                                           render_strip, vertex_errors)
@@ -85,16 +87,36 @@ def load_examples(run_dir: str | Path) -> tuple[np.ndarray | None, list[Example]
     for p in (npz_path, json_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p} not found: is {run_dir} a run directory with saved examples?")
-    meta = json.loads(json_path.read_text())
-    with np.load(npz_path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    try:
+        meta = json.loads(json_path.read_text())
+        if not isinstance(meta, list):
+            raise ValueError("expected a list of examples")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{json_path}: not a readable examples file ({e})") from None
+    try:
+        with np.load(npz_path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"{npz_path}: not a readable examples file ({e})") from None
     faces = arrays.get("faces")
+    for k, a in arrays.items():
+        if k != "faces" and not k.startswith(("gt_mesh_", "pred_mesh_", "gt_lm_", "pred_lm_")):
+            continue
+        ok = (a.ndim == 2 and a.shape[1] == 3 and a.dtype.kind in "iu") if k == "faces" else (
+            a.ndim == 3 and a.shape[2] == 3 and a.dtype.kind == "f")
+        if not ok:
+            raise UserError(f"{npz_path}: array {k!r} has shape {a.shape} and dtype {a.dtype}, "
+                            f"expected {'[F, 3] integers' if k == 'faces' else '[T, N, 3] floats'}")
     out = []
     for m in meta:
-        i = int(m["index"])
-        out.append(Example(i, str(m.get("identity", "")), str(m.get("label", "")), float(m.get("fps") or 30.0),
-                           str(m.get("method", run_dir.name)), arrays.get(f"gt_mesh_{i}"),
-                           arrays.get(f"pred_mesh_{i}"), arrays.get(f"gt_lm_{i}"), arrays.get(f"pred_lm_{i}")))
+        try:
+            i = int(m["index"])
+            out.append(Example(i, str(m.get("identity", "")), str(m.get("label", "")),
+                               float(m.get("fps") or 30.0), str(m.get("method", run_dir.name)),
+                               arrays.get(f"gt_mesh_{i}"), arrays.get(f"pred_mesh_{i}"), arrays.get(f"gt_lm_{i}"),
+                               arrays.get(f"pred_lm_{i}")))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"{json_path}: unreadable example entry {m!r} ({type(e).__name__}: {e})") from None
     return faces, out
 
 
