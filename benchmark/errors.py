@@ -42,7 +42,7 @@ def one_line(e: BaseException) -> str:
     """The message of ``e`` on one line, quotes kept as written.
 
     ``KeyError`` quotes its argument in ``str()``; its argument is used as is. An OSError names its
-    path: ``cannot write PATH: reason``. Line breaks (``\\n``, ``\\r``) become ``; ``.
+    path: ``PATH: reason``. Line breaks (``\\n``, ``\\r``) become ``; ``.
     """
     import filelock
 
@@ -53,7 +53,7 @@ def one_line(e: BaseException) -> str:
                "wait for that process or, if none is running, delete the lock file")
     elif isinstance(e, OSError) and e.filename is not None and not isinstance(e, FileNotFoundError):
         where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
-        msg = f"cannot write {where}: {e.strerror or e}"
+        msg = f"{where}: {e.strerror or e}"
     else:
         msg = str(e)
     parts = [p.strip() for p in msg.replace("\r\n", "\n").replace("\r", "\n").split("\n")]

@@ -15,21 +15,33 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
                           ("publish", "write markdown and a self-contained HTML page into leaderboard/"),
                           ("rebuild", "re-derive the CSV from the run records under a runs directory")):
         a = lsub.add_parser(action, help=help_, description=help_)
-        a.add_argument("--leaderboard", type=Path, default=DEFAULT_LEADERBOARD, help="CSV file")
+        a.add_argument("--leaderboard", type=Path, default=DEFAULT_LEADERBOARD,
+                       help=f"leaderboard CSV (default: {DEFAULT_LEADERBOARD})")
         if action != "rebuild":
-            a.add_argument("--protocol")
-            a.add_argument("--dataset")
+            a.add_argument("--protocol", help="only this protocol (default: all)")
+            a.add_argument("--dataset", help="only this dataset (default: all)")
         if action == "publish":
-            a.add_argument("--out", type=Path, default=Path("leaderboard"), help="output folder")
-            a.add_argument("--runs", type=Path, default=Path("runs"), help="run directories (for example images)")
+            a.add_argument("--out", type=Path, default=Path("leaderboard"), help="output folder (default: leaderboard)")
+            a.add_argument("--runs", type=Path, default=Path("runs"),
+                           help="run directories, for example images (default: runs)")
         if action == "rebuild":
-            a.add_argument("--runs", type=Path, default=Path("runs"))
+            a.add_argument("--runs", type=Path, default=Path("runs"),
+                           help="runs directory whose records are read (default: runs)")
     return ["leaderboard"]
 
 
 def run(args: argparse.Namespace) -> int:
     from fc4dfs.benchmark import publishing
+    from fc4dfs.benchmark.errors import UserError, writable_dir, writable_file
 
+    if args.leaderboard.is_dir():
+        raise UserError(f"--leaderboard {args.leaderboard}: is a folder, expected a CSV file")
+    if args.action == "publish":
+        writable_dir(args.out, "--out")
+    if args.action == "rebuild":
+        if not args.runs.is_dir():
+            raise UserError(f"--runs {args.runs}: no such folder")
+        writable_file(args.leaderboard, "--leaderboard")
     if args.action == "show":
         text = publishing.markdown(args.leaderboard, args.protocol, args.dataset)
         print(text)

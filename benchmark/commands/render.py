@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fc4dfs.benchmark.errors import UserError
+from fc4dfs.benchmark.commands.flags import float_range, int_range
+from fc4dfs.benchmark.errors import UserError, writable_dir, writable_file
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
@@ -18,16 +19,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default RUN_DIR/render; with --compare: a PNG path, "
                         "default ./compare.png)")
-    p.add_argument("--max-examples", type=int, default=4, help="examples per run (default 4)")
-    p.add_argument("--time-budget", type=float, default=120.0,
-                   help="seconds per run; animations are thinned to fit (default 120)")
-    p.add_argument("--height", type=int, default=200, help="panel height in pixels (default 200)")
+    p.add_argument("--max-examples", type=int_range(1, 1000, "a count"), default=4,
+                   help="examples per run, 1..1000 (default: 4)")
+    p.add_argument("--time-budget", type=float_range(0.0, 86400.0), default=120.0,
+                   help="seconds per run, (0, 86400]; animations are thinned to fit (default: 120)")
+    p.add_argument("--height", type=int_range(32, 4096, "a pixel count"), default=200,
+                   help="panel height in pixels, 32..4096 (default: 200)")
     p.add_argument("--no-gif", action="store_true", help="skip the GIF animations")
     p.add_argument("--mp4", action="store_true", help="also write MP4 (needs ffmpeg or imageio-ffmpeg)")
     p.add_argument("--compare", action="store_true",
                    help="one heatmap grid comparing the runs on a test sequence they share")
-    p.add_argument("--example", type=int, default=None, help="with --compare: which example index")
-    p.add_argument("--frames", type=int, default=4, help="with --compare: rows (frames) to show (default 4)")
+    p.add_argument("--example", type=int_range(0, None, "an example index"), default=None,
+                   help="with --compare: which example index (default: the first the runs share)")
+    p.add_argument("--frames", type=int_range(1, 64, "a frame count"), default=4,
+                   help="with --compare: rows (frames) to show, 1..64 (default: 4)")
     return ["render"]
 
 
@@ -37,12 +42,11 @@ def run(args: argparse.Namespace) -> int:
     for rd in args.run_dirs:
         if not rd.is_dir():
             raise UserError(f"run directory {rd} does not exist")
-    if args.max_examples < 1 or args.height < 32 or args.frames < 1:
-        raise UserError("--max-examples and --frames must be >= 1 and --height >= 32")
     if args.compare:
         out = args.out or Path("compare.png")
         if out.suffix.lower() != ".png":
             out = out / "compare.png"
+        writable_file(out, "--out")
         try:
             path = viz.compare_runs(args.run_dirs, out, n_frames=args.frames, example=args.example,
                                     height=args.height)
@@ -52,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.mp4 and viz.ffmpeg_executable() is None:
         print("note: no ffmpeg found (pip install imageio-ffmpeg); writing no MP4")
+    for rd in args.run_dirs:
+        writable_dir(args.out if args.out is not None else rd / "render", "--out")
     for rd in args.run_dirs:
         out_dir = args.out if args.out is not None and len(args.run_dirs) == 1 else (
             args.out / rd.name if args.out is not None else None)
