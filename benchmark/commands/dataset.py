@@ -59,16 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_dataset(name: str, options: dict[str, Any]):
-    """Build a registered dataset, turning bad options into a one-line user error."""
+    """Build a registered dataset (the runner's loader: bad options are a one-line user error)."""
+    from fc4dfs.benchmark.runner import load_dataset as load_registered
     from fc4dfs.plugins import registry
 
-    factory = registry().load("dataset", name)
-    try:
-        return factory(**options)
-    except TypeError as e:
-        raise UserError(f"dataset {name!r}: {e}") from None
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    return load_registered(registry(), name, options)
 
 
 def describe(ds) -> str:

@@ -267,7 +267,9 @@ def run(args: argparse.Namespace) -> int:
         options["dataset"] = {**run_cfg.get("dataset_options", {}), **options["dataset"]}
 
     t0 = time.perf_counter()
-    dataset = load_dataset(reg, names["dataset"], options["dataset"])
+    from fc4dfs.benchmark.runner import load_dataset as load_registered
+
+    dataset = load_registered(reg, names["dataset"], options["dataset"])
     topo = dataset.topology
     if args.label not in dataset.labels:
         raise UserError(f"label {args.label!r} not in dataset {names['dataset']!r}; labels: "

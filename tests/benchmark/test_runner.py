@@ -13,6 +13,7 @@ import pytest
 
 from fc4dfs.benchmark.cli import main
 from fc4dfs.benchmark.config import RunConfig
+from fc4dfs.benchmark.errors import UserError
 from fc4dfs.benchmark.runner import execute
 from fc4dfs.plugins import CheckpointMismatchError
 from fc4dfs.plugins.testing import ConformanceError, check_decoder
@@ -58,16 +59,30 @@ def test_unknown_name_is_a_one_line_error_with_exit_2(test_registry, capsys):
     assert code == 2 and "\n" not in err and "Did you mean 'sgd_linear'" in err and "Traceback" not in err
 
 
-def test_crashed_run_is_recorded_with_its_error(test_registry, tmp_path: Path):
-    cfg = RunConfig(protocol="decoder-cv", dataset="tiny", decoder="sgd_linear", budget="smoke",
-                    dataset_options={"n_identities": 2})
-    with pytest.raises(ValueError):
+def test_crashed_run_is_recorded_with_its_error(test_registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from fc4dfs.benchmark.protocols.decoder_cv import DecoderCV
+
+    def crash(self, ctx):
+        raise RuntimeError("crashed in fold 0")
+
+    monkeypatch.setattr(DecoderCV, "run", crash)
+    cfg = RunConfig(protocol="decoder-cv", dataset="tiny", decoder="sgd_linear", budget="smoke")
+    with pytest.raises(RuntimeError):
         execute(cfg, out_dir=tmp_path, leaderboard=tmp_path / "lb.csv", progress=False, reg=test_registry)
     rec = json.loads((tmp_path / cfg.run_id / "record.failed.json").read_text())
-    assert rec["status"] == "failed" and "folds" in rec["error"]["message"]
+    assert rec["status"] == "failed" and "fold 0" in rec["error"]["message"]
     from fc4dfs.benchmark.leaderboard import read_rows
 
     assert read_rows(tmp_path / "lb.csv")[1][0]["status"] == "failed"
+
+
+def test_run_refused_on_user_input_leaves_no_folder_and_no_row(test_registry, tmp_path: Path):
+    """Too few identities for the folds is the user's input: one error naming the option, nothing written."""
+    cfg = RunConfig(protocol="decoder-cv", dataset="tiny", decoder="sgd_linear", budget="smoke",
+                    dataset_options={"n_identities": 2})
+    with pytest.raises(UserError, match=r"4 folds need >= 4 identities, the dataset has 2 \(--protocol-opt folds=N\)"):
+        execute(cfg, out_dir=tmp_path / "runs", leaderboard=tmp_path / "lb.csv", progress=False, reg=test_registry)
+    assert not (tmp_path / "runs" / cfg.run_id).exists() and not (tmp_path / "lb.csv").exists()
 
 
 def test_checkpoint_for_another_topology_or_config_is_refused(test_registry, tmp_path: Path):

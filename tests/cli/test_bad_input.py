@@ -61,6 +61,8 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     ([*GEN, "--out", "{w}/g"], "--label"),
     ([*GEN, "--label", "eyebrow", "--out", "{w}/g", "--run", "{w}/norun"], "norun"),
     ([*GEN, "--label", "nosuchlabel", "--out", "{w}/g", *SMALL], "nosuchlabel"),
+    ([*GEN, "--label", "eyebrow", "--out", "{w}/g", "--dataset-opt", "identities=2"], "identities"),
+    ([*GEN, "--label", "eyebrow", "--out", "{w}/g", "--device", "cuda:99"], "--device"),
     # render
     (["render", "{w}/norun"], "norun"),
     (["render", "{w}/corrupt_npz"], "examples.npz"),
