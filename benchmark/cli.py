@@ -81,7 +81,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a refused command line (2, message already printed)
+        return e.code if isinstance(e.code, int) else 2
     if args.strict:
         os.environ["FC4DFS_STRICT_PLUGINS"] = "1"
     if args.no_progress:
