@@ -108,6 +108,10 @@ def _snapshot(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a finished-looking run, a leaderboard, a plain file and three broken run folders."""
+    from fc4dfs.benchmark.commands.dataset import load_dataset
+
+    # built (or repaired, with its own stderr line) here, not inside a swept command
+    load_dataset("synthetic", {"resolution": "small", "identities": 4, "expressions": 3})
     w = tmp_path_factory.mktemp("bad-input")
     run = w / "runs" / "e2e_synthetic_mlp_pca_smoke_s0_00000000"
     run.mkdir(parents=True)
