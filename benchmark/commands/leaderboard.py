@@ -39,8 +39,6 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "publish":
         writable_dir(args.out, "--out")
     if args.action == "rebuild":
-        if not args.runs.is_dir():
-            raise UserError(f"--runs {args.runs}: no such folder")
         writable_file(args.leaderboard, "--leaderboard")
     if args.action == "show":
         text = publishing.markdown(args.leaderboard, args.protocol, args.dataset)
