@@ -17,4 +17,8 @@ SPECS: list[ComponentSpec] = [
     ComponentSpec("decoder", "s2d+mesh-n", f"{_M}.miadnet:MIADNetDecoder",
                   "MIADNet ablation: identity-aware mesh path only (FC-4DFS Table 2)",
                   options={"landmark_decomposition": False, "identity_mesh": True}),
+    ComponentSpec("decoder", "lgmd", f"{_M}.lgmd:LGMDDecoder",
+                  "Landmark-guided mesh decoder: spiral backbone + landmark-queried cross-attention (Zou et al.)"),
+    ComponentSpec("decoder", "linear", f"{_M}.linear:LinearDecoder",
+                  "Linear baseline: closed-form least-squares map from landmark to vertex displacements"),
 ]
