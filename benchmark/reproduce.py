@@ -2,7 +2,8 @@
 
 The plan is a list of RunConfigs (Table 1: every generator x {s2d, miadnet} in ``e2e``; Table 2:
 ``decoder-cv`` for every decoder and the MIADNet ablations; Table 3: the generator ablation in
-``length-ablation``; Table 4: the alpha sweep). Runs execute one after another; finished runs are
+``length-ablation``; Table 4: the alpha sweep; Table 5: Zou et al.'s decoder comparison, ``decoder-cv``
+for lgmd, s2d, neural3dmm and linear, the same runs as their Table 2 rows). Runs execute one after another; finished runs are
 reused, so an interrupted reproduction resumes where it stopped. The report puts each measured
 table beside the paper's and judges each claim with a paired bootstrap 95 % interval: a claim
 holds only where the interval of the difference excludes zero in the claimed direction.
@@ -55,7 +56,7 @@ class Plan:
 
 
 def make_plan(reg: Registry, dataset: str, budget: str, seeds: list[int], device: str,
-              dataset_options: dict[str, Any], tables: tuple[str, ...] = ("1", "2", "3", "4")) -> Plan:
+              dataset_options: dict[str, Any], tables: tuple[str, ...] = ("1", "2", "3", "4", "5")) -> Plan:
     gens, decs = set(reg.names("generator")), set(reg.names("decoder"))
     plan = Plan()
     base = dict(dataset=dataset, budget=budget, device=device, dataset_options=dataset_options)
@@ -73,6 +74,12 @@ def make_plan(reg: Registry, dataset: str, budget: str, seeds: list[int], device
                 plan.missing.append(f"Table 2: decoder {d!r} is not registered")
         for d in sorted(decs - set(builtin_decs)):
             add("2", d, protocol="decoder-cv", decoder=d)
+    if "5" in tables:
+        for d in paper.ZOU_TABLE5["Identity split"]:
+            if d in decs:
+                add("5", d, protocol="decoder-cv", decoder=d)
+            else:
+                plan.missing.append(f"Table 5 (Zou et al.): decoder {d!r} is not registered")
     if "1" in tables:
         for d in TABLE1_DECODERS:
             if d not in decs:
@@ -208,21 +215,25 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
         lines += ["**Failed runs** (recorded in their run directories):", ""]
         lines += [f"- Table {p.table} {p.label} seed {p.config.seed}: {p.error}" for p in failed] + [""]
 
-    # Table 2
-    labels2 = list(dict.fromkeys(p.label for p in plan.runs if p.table == "2"))
-    if labels2:
-        lines += ["## Table 2 — decoders, 4-fold identity cross-validation", "",
-                  f"| decoder | measured E_mesh (pooled) | per-fold means | paper ({col12}) |", "|---|---|---|---|"]
-        for lab in labels2:
-            runs = by("2", lab)
+    def decoder_table(table: str, ref: dict, column: str, digits: int) -> None:
+        lines.extend([f"| decoder | measured E_mesh (pooled) | per-fold means | paper ({column}) |", "|---|---|---|---|"])
+        for lab in dict.fromkeys(p.label for p in plan.runs if p.table == table):
+            runs = by(table, lab)
             pooled = [r for pr in runs for r in _rows(pr) if r.pooled]
             folds = [r.metrics["e_mesh"] for pr in runs for r in _rows(pr) if r.fold is not None]
             m = _agg([r.metrics["e_mesh"] for r in pooled])[0]
             s = _agg([r.metrics["e_mesh_std"] for r in pooled])[0]
-            ref = paper.TABLE2[col12].get(lab)
             lines.append(f"| {lab} | {_fmt(m, s)} | {', '.join(f'{x:.3f}' for x in folds)} | "
-                         f"{_fmt(*ref) if ref else '—'} |")
+                         f"{_fmt(*ref[lab], digits=digits) if lab in ref else '—'} |")
         lines.append("")
+
+    if any(p.table == "2" for p in plan.runs):
+        lines += ["## Table 2 — decoders, 4-fold identity cross-validation", ""]
+        decoder_table("2", paper.TABLE2[col12], col12, 3)
+    if any(p.table == "5" for p in plan.runs):
+        lines += ["## Table 5 (Zou et al. 2023) — landmark-guided decoders, 4-fold identity cross-validation", "",
+                  "The paper's column is its identity split on CoMA; its \"CoMA\" row is compared with `neural3dmm`.", ""]
+        decoder_table("5", paper.ZOU_TABLE5["Identity split"], "identity split, CoMA", 2)
 
     # Table 1
     labels1 = list(dict.fromkeys(p.label for p in plan.runs if p.table == "1"))
@@ -291,6 +302,10 @@ def claims_for(plan: Plan, by: Callable[[str, str], list[PlannedRun]]) -> list[C
         a, b = _pair(ra, rb, metric, settings)
         out.append(judge(text, a, b, direction))
 
+    claim("lgmd beats S2D on unseen identities (Zou et al. Table 5)", "5", "lgmd", "5", "s2d", "e_mesh", "lower")
+    claim("S2D beats the CoMA-style autoencoder (Zou et al. Table 5)", "5", "s2d", "5", "neural3dmm", "e_mesh", "lower")
+    claim("The CoMA-style autoencoder beats Linear (Zou et al. Table 5)", "5", "neural3dmm", "5", "linear", "e_mesh",
+          "lower")
     claim("MIADNet beats S2D on unseen identities (Table 2)", "2", "miadnet", "2", "s2d", "e_mesh", "lower")
     claim("S2D beats PCA-3DMM (Table 2)", "2", "s2d", "2", "pca", "e_mesh", "lower")
     claim("PCA-3DMM beats Neural3DMM (Table 2)", "2", "pca", "2", "neural3dmm", "e_mesh", "lower")
@@ -323,7 +338,7 @@ def claims_for(plan: Plan, by: Callable[[str, str], list[PlannedRun]]) -> list[C
 
 
 def reproduce(dataset: str, budget: str, out_dir: Path, report_dir: Path, seeds: list[int], device: str = "cpu",
-              dataset_options: dict[str, Any] | None = None, tables: tuple[str, ...] = ("1", "2", "3", "4"),
+              dataset_options: dict[str, Any] | None = None, tables: tuple[str, ...] = ("1", "2", "3", "4", "5"),
               progress: bool = True, retrain_classifier: bool = False, reg: Registry | None = None,
               log: Callable[[str], None] = print, leaderboard: Path | None = None) -> Path:
     """Plan, run (resuming finished runs) and report; returns the report's path.
