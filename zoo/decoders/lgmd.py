@@ -15,6 +15,8 @@ Sec. 3.3, Eq. 11, Table 5 "Ours").
   [128, 64, 32, 32, 16] -> 3) maps ``z`` to the per-vertex displacement ``Delta M_f``;
   ``M_f = M + Delta M_f``. Loss: S2D's L1 on the displacements. ``paper`` budget: S2D's
   settings (Adam 1e-3, decay 0.99 per epoch, 300 epochs, batch 16); the paper gives no others.
+  ``quick`` (S2D's: 5 epochs over 800 frames) trains one ``synthetic`` decoder-cv fold in 35-70 s
+  on one thread of a shared 2-core CPU (the whole 4-fold protocol in ~5 min).
 
 Where this departs from the paper (which leaves the backbone's resolution and widths unstated):
 
