@@ -13,4 +13,10 @@ SPECS: list[ComponentSpec] = [
                   "Landmark-guided conditional WGAN-GP over whole sequences (LM-4DGAN-style)"),
     ComponentSpec("generator", "ddpm", f"{_M}.ddpm:DDPMGenerator",
                   "4D facial expression diffusion model with classifier guidance (Zou et al.)"),
+    ComponentSpec("generator", "motion3dgan", f"{_M}.motion3dgan:Motion3DGANGenerator",
+                  "Conditional WGAN-GP on the SRVF hypersphere of landmark motions (Motion3DGAN)"),
+    ComponentSpec("generator", "actor", f"{_M}.actor:ActorGenerator",
+                  "Transformer conditional VAE with per-label distribution tokens (ACTOR)"),
+    ComponentSpec("generator", "action2motion", f"{_M}.action2motion:Action2MotionGenerator",
+                  "GRU conditional VAE with per-frame latent and learned prior (Action2Motion)"),
 ]
