@@ -152,6 +152,7 @@ class Motion3DGANGenerator(Generator):
     """Motion3DGAN: conditional WGAN-GP on the SRVF hypersphere, integrated from the neutral landmarks."""
 
     name: ClassVar[str] = "motion3dgan"
+    version: ClassVar[str] = "1"
     description: ClassVar[str] = "Conditional WGAN-GP on the SRVF hypersphere of landmark motions (Motion3DGAN)"
     stochastic: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
