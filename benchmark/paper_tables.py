@@ -1,5 +1,5 @@
 """The published numbers the reproduction report puts beside the measured ones (FC-4DFS, Tables 1-4;
-Zou et al. 2023, Table 5).
+Zou et al. 2023, Tables 1 and 5).
 
 Values are copied from the paper's tables: errors in mm, accuracy in %. ``None`` marks cells the paper
 leaves empty.
@@ -17,6 +17,22 @@ TABLE1 = {
         "FC-LSTM+S2D": (7.496, 6.642, 76.45), "FC-LSTM+MIADNet (ours)": (7.496, 6.215, 78.93),
     },
 }
+
+#: FC-4DFS Table 1 row of a measured Table 1 run (``generator+decoder``), where the paper has one.
+#: Motion3D is decoded with S2D, as published.
+TABLE1_RUNS = {"motion3dgan+s2d": "Motion3D", "fc_lstm+s2d": "FC-LSTM+S2D", "fc_lstm+miadnet": "FC-LSTM+MIADNet (ours)"}
+
+#: Zou et al. 2023 (the diffusion paper), Table 1 — label control: (accuracy %, FID) of the
+#: independent landmark-sequence classifier, per method, per dataset column.
+ZOU_TABLE1 = {
+    "CoMA": {"Ground truth": (83.78, 2.77), "A2M": (52.36, 29.44), "MoGAN": (80.76, 7.72),
+             "ACTOR": (81.40, 7.11), "Ours": (84.97, 6.79)},
+    "BU-4DFE": {"Ground truth": (99.51, 6.02), "A2M": (80.83, 19.64), "MoGAN": (99.26, 13.29),
+                "ACTOR": (99.13, 14.56), "Ours": (99.89, 12.37)},
+}
+#: Zou et al.'s Table 1 row of each generator.
+ZOU_TABLE1_GENERATORS = {"action2motion": "A2M", "motion3dgan": "MoGAN", "actor": "ACTOR", "ddpm": "Ours"}
+
 
 #: Table 2 — decoders, 4-fold identity CV: per-vertex error mean ± std (mm).
 TABLE2 = {
@@ -72,3 +88,8 @@ def column_for(dataset: str) -> tuple[str, str]:
     if dataset.startswith("florence"):
         return "Florence4D", "Florence4D"
     return "CoMA", "Aligned CoMA"
+
+
+def zou_column_for(dataset: str) -> str | None:
+    """Zou et al.'s Table 1 column for a dataset: CoMA (and the synthetic stand-in), none for Florence4D."""
+    return None if dataset.startswith("florence") else "CoMA"

@@ -254,6 +254,7 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
             lines.append(f"| {lab} | " + " | ".join(cells) + " |")
         lines += ["", f"Paper ({col12}; E_lm, E_mesh, CA): " + "; ".join(
             f"{k}: {', '.join('—' if v is None else str(v) for v in vals)}" for k, vals in paper.TABLE1[col12].items()), ""]
+        lines += _table1_beside_papers(by, labels1, gt_rows, col12, paper.zou_column_for(dataset))
 
     def length_table(table: str, labels: list[str], ref: dict) -> None:
         lines.append("| row | " + " | ".join(f"T={L} measured | T={L} paper" for L in paper.LENGTHS) + " |")
@@ -287,6 +288,36 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
               "| claim | verdict | effect A − B | 95 % CI |", "|---|---|---|---|"]
     lines += [f"| {c.text} | **{c.verdict}** | {c.effect} | {c.ci} |" for c in claims]
     return "\n".join(lines) + "\n"
+
+
+def _table1_beside_papers(by: Callable[[str, str], list[PlannedRun]], labels1: list[str], gt_rows: list[dict],
+                          col12: str, zou_col: str | None) -> list[str]:
+    """FC-4DFS Table 1 rows (E_lm, E_mesh, CA) and Zou et al.'s Table 1 (CA, FID) beside the measured values."""
+    def mean(label: str, metric: str) -> str:
+        rows = [r for pr in by("1", label) for r in _rows(pr) if r.get("generator") != "gt"]
+        return _fmt(_agg([r["metrics"].get(metric, float("nan")) for r in rows])[0])
+
+    out = ["### Table 1 beside FC-4DFS (measured / paper)", "", "| run | paper row | E_lm | E_mesh | CA |",
+           "|---|---|---|---|---|"]
+    for label, row in paper.TABLE1_RUNS.items():
+        ref = paper.TABLE1[col12].get(row)
+        if label in labels1 and ref:
+            out.append(f"| {label} | {row} | " + " | ".join(
+                f"{mean(label, m)} / {'—' if v is None else v}" for m, v in zip(("e_lm", "e_mesh", "ca"), ref)) + " |")
+    out.append("")
+    if zou_col is None:
+        return out
+    zou = paper.ZOU_TABLE1[zou_col]
+    out += [f"### Table 1 beside Zou et al. ({zou_col}; CA on landmark sequences, measured / paper)", "",
+            "| generator | paper row | CA | FID |", "|---|---|---|---|"]
+    if gt_rows:
+        ca = _fmt(_agg([r["metrics"].get("ca", float("nan")) for r in gt_rows[:1]])[0])
+        out.append(f"| gt | Ground truth | {ca} / {zou['Ground truth'][0]} | — / {zou['Ground truth'][1]} |")
+    for gen, row in paper.ZOU_TABLE1_GENERATORS.items():
+        label = next((f"{gen}+{d}" for d in TABLE1_DECODERS if f"{gen}+{d}" in labels1), None)
+        if label:
+            out.append(f"| {gen} | {row} | {mean(label, 'ca')} / {zou[row][0]} | {mean(label, 'fid')} / {zou[row][1]} |")
+    return out + ["", "FID is a set statistic (no per-item values), so the claims below pair CA only.", ""]
 
 
 def claims_for(plan: Plan, by: Callable[[str, str], list[PlannedRun]]) -> list[Claim]:
@@ -334,6 +365,11 @@ def claims_for(plan: Plan, by: Callable[[str, str], list[PlannedRun]]) -> list[C
     claim("FC-LSTM beats LM-4DGAN end to end, CA (Table 1)", "1", "fc_lstm+miadnet", "1", "lm4dgan+miadnet", "ca",
           "higher")
     claim("DDPM accuracy ≥ GAN accuracy (Zou et al.)", "1", "ddpm+miadnet", "1", "lm4dgan+miadnet", "ca", "higher")
+    for metric, direction in (("e_lm", "lower"), ("e_mesh", "lower"), ("ca", "higher")):
+        claim(f"FC-LSTM beats Motion3DGAN end to end, {metric} (FC-4DFS Table 1, both with S2D)", "1", "fc_lstm+s2d",
+              "1", "motion3dgan+s2d", metric, direction)
+    for gen, name in (("actor", "ACTOR"), ("action2motion", "Action2Motion"), ("motion3dgan", "Motion3DGAN")):
+        claim(f"The DDPM beats {name}, CA (Zou et al. Table 1)", "1", "ddpm+s2d", "1", f"{gen}+s2d", "ca", "higher")
     return out
 
 
