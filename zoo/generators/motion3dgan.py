@@ -162,7 +162,7 @@ class Motion3DGANGenerator(Generator):
     }
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"hidden": 64, "z_dim": 8, "iterations": 20, "batch": 16, "lr": 5e-4, "block": 10},
-        "quick": {"hidden": 256, "z_dim": 32, "iterations": 600, "batch": 32, "lr": 2e-4, "block": 50},
+        "quick": {"hidden": 256, "z_dim": 32, "iterations": 500, "batch": 32, "lr": 2e-4, "block": 50},
         "paper": {"hidden": 512, "z_dim": 64, "iterations": 20_000, "batch": 64, "lr": 1e-4, "block": 500},
     }
 
