@@ -1,20 +1,20 @@
-"""``action2motion``: the GRU conditional VAE of Action2Motion (Guo et al., ACM MM 2020, §3.2), on landmarks.
+"""``action2motion``: the GRU conditional VAE of Action2Motion (Guo et al., ACM MM 2020), on landmarks.
 
 Every frame has its own latent. At step t, with ``c`` the one-hot label and ``phi_t = t / (T - 1)``
-the time counter (§3.2, the phase of the sequence), three GRU cells with their own states run:
+the time counter (the phase of the sequence), three GRU cells with their own states run:
 
     prior      p(z_t | x_<t)  :  GRU_p([x_{t-1}, c, phi_t])  -> (mu_p, logvar_p)
     posterior  q(z_t | x_<=t) :  GRU_q([x_t,     c, phi_t])  -> (mu_q, logvar_q)
     generator  x_t            :  GRU_g([x_{t-1}, z_t, c, phi_t]) -> linear head
 
-Loss: ``sum_t ||x_t - x^_t||^2 + lambda_KL sum_t KL(q_t || p_t)`` (Eq. 3), averaged over real frames.
+Loss: ``sum_t ||x_t - x^_t||^2 + lambda_KL sum_t KL(q_t || p_t)``, averaged over real frames.
 ``x_{t-1}`` is the ground-truth frame with probability ``teacher_forcing`` per step and the model's own
 output otherwise (the published training uses teacher forcing with a probability). Generation draws
 ``z_t`` from the learned prior and feeds back its own frames, for any length.
 
 The body model's Lie-algebra pose parametrisation does not apply to faces: ``x_t`` are landmark
 displacements from the neutral (in units of the training displacements' RMS), frame 0 is zero.
-``kl_weight`` defaults to 1e-3; the paper's text gives no value.
+``kl_weight`` defaults to 1e-3, this module's choice (not a value restated from the paper).
 """
 from __future__ import annotations
 

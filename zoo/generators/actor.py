@@ -1,16 +1,15 @@
-"""``actor``: the transformer conditional VAE of ACTOR (Petrovich et al., ICCV 2021, §3), on landmarks.
+"""``actor``: the transformer conditional VAE of ACTOR (Petrovich et al., ICCV 2021), on landmarks.
 
 Encoder: the frames (per-frame landmark displacements from the neutral, linearly embedded, plus a
 sinusoidal encoding of the frame index) are preceded by two learnable *distribution tokens* of the
 sequence's label, ``mu_token[a]`` and ``sigma_token[a]``; a transformer encoder reads all of them
-and its outputs at the two token positions are the posterior's mean and log-variance (§3.1).
+and its outputs at the two token positions are the posterior's mean and log-variance.
 
 Decoder: the latent plus a learnable per-label bias, ``z + b_a``, is the memory of a transformer
 decoder whose queries are the sinusoidal encodings of the frame indices 0..T-1, one per output
-frame, so the number of queries sets the duration and any length can be generated (§3.2).
+frame, so the number of queries sets the duration and any length can be generated.
 
-Loss: ``L_rec + lambda_KL * KL(q(z|x, a) || N(0, I))`` with ``lambda_KL = 1e-5`` as published
-(§4, implementation details). ACTOR's SMPL vertex loss has no counterpart on landmarks; the
+Loss: ``L_rec + lambda_KL * KL(q(z|x, a) || N(0, I))`` with ``lambda_KL = 1e-5`` as published. ACTOR's SMPL vertex loss has no counterpart on landmarks; the
 reconstruction term is the MSE of the displacements. Generation samples ``z ~ N(0, I)``.
 """
 from __future__ import annotations
@@ -88,7 +87,7 @@ class ActorGenerator(CVAEGenerator):
                   "clip": 1.0, "one_length_per_epoch": True},
         "quick": {"d_model": 64, "layers": 2, "heads": 4, "ff": 128, "epochs": 120, "lr": 5e-4, "batch_size": 32,
                   "clip": 1.0, "one_length_per_epoch": True},
-        # ACTOR §4: latent/model size 256, 8 layers, 4 heads, feed-forward 1024, Adam lr 1e-4
+        # ACTOR's published settings: latent/model size 256, 8 layers, 4 heads, feed-forward 1024, Adam lr 1e-4
         "paper": {"d_model": 256, "layers": 8, "heads": 4, "ff": 1024, "epochs": 2000, "lr": 1e-4, "batch_size": 20,
                   "clip": 0.0, "one_length_per_epoch": False},
     }

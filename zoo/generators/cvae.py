@@ -1,7 +1,7 @@
 """Shared parts of the conditional-VAE generators (``actor``, ``action2motion``).
 
 - :func:`gaussian_kl`: the closed-form KL divergence between diagonal Gaussians (Kingma & Welling
-  2014, App. B; against a learned prior as in Action2Motion, Guo et al. 2020, Eq. 3);
+  2014, App. B; against a learned prior as in Action2Motion, Guo et al. 2020);
 - :class:`SequenceCVAE`: the network interface (reconstruction and KL terms of a padded batch;
   sampling from the prior);
 - :class:`CVAEGenerator`: the Generator base that trains such a network on per-frame landmark

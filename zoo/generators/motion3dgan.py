@@ -1,9 +1,9 @@
 """``motion3dgan``: landmark motions as square-root velocity functions on a hypersphere, generated
 by a conditional WGAN-GP (Otberdout et al., "Sparse to dense dynamic 3D facial expression
-generation", CVPR 2022 — Motion3DGAN — after MotionGAN, TPAMI 2022, §3).
+generation", CVPR 2022 — Motion3DGAN — after MotionGAN, TPAMI 2022).
 
 A landmark motion is the curve ``x: [0, 1] -> R^{3L}`` of displacements from the neutral. Its
-square-root velocity function (SRVF; Srivastava et al., TPAMI 2011, Def. 1) is
+square-root velocity function (SRVF; Srivastava et al., TPAMI 2011) is
 
     q(t) = x'(t) / sqrt(||x'(t)||)             (q = 0 where x' = 0)
 
@@ -18,7 +18,7 @@ onto the sphere (``q / ||q||_L2``), and it also emits ``log ell``: the sphere al
 of the motion, which the published model takes from its training data; here it is generated with
 the shape. The critic judges (q, log ell) with the label (projection conditioning); training is
 WGAN-GP (Gulrajani et al. 2017, the penalty of :mod:`.lm4dgan`). As published, the condition is the
-label only (no neutral landmarks, the limitation FC-4DFS §1 points out); ``fps`` is not used.
+label only (no neutral landmarks, the limitation FC-4DFS points out in its introduction); ``fps`` is not used.
 
 Discretisation: x at ``K + 1`` equally spaced parameter values gives q on the K interval
 midpoints (finite differences), for which the round trip x -> q -> x is exact; resampling to
