@@ -9,8 +9,9 @@ Decoder: the latent plus a learnable per-label bias, ``z + b_a``, is the memory 
 decoder whose queries are the sinusoidal encodings of the frame indices 0..T-1, one per output
 frame, so the number of queries sets the duration and any length can be generated.
 
-Loss: ``L_rec + lambda_KL * KL(q(z|x, a) || N(0, I))`` with ``lambda_KL = 1e-5`` as published. ACTOR's SMPL vertex loss has no counterpart on landmarks; the
-reconstruction term is the MSE of the displacements. Generation samples ``z ~ N(0, I)``.
+Loss: ``L_rec + lambda_KL * KL(q(z|x, a) || N(0, I))`` with ``lambda_KL = 1e-5`` as published.
+ACTOR's SMPL vertex loss has no counterpart on landmarks; the reconstruction term is the MSE of
+the displacements. Generation samples ``z ~ N(0, I)``.
 """
 from __future__ import annotations
 
