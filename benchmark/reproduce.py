@@ -290,12 +290,12 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _table1_beside_papers(by: Callable[[str, str], list[PlannedRun]], labels1: list[str], gt_rows: list[dict],
+def _table1_beside_papers(by: Callable[[str, str], list[PlannedRun]], labels1: list[str], gt_rows: list[ResultRow],
                           col12: str, zou_col: str | None) -> list[str]:
     """FC-4DFS Table 1 rows (E_lm, E_mesh, CA) and Zou et al.'s Table 1 (CA, FID) beside the measured values."""
     def mean(label: str, metric: str) -> str:
-        rows = [r for pr in by("1", label) for r in _rows(pr) if r.get("generator") != "gt"]
-        return _fmt(_agg([r["metrics"].get(metric, float("nan")) for r in rows])[0])
+        rows = [r for pr in by("1", label) for r in _rows(pr) if r.pooled]
+        return _fmt(_agg([r.metrics.get(metric, float("nan")) for r in rows])[0])
 
     out = ["### Table 1 beside FC-4DFS (measured / paper)", "", "| run | paper row | E_lm | E_mesh | CA |",
            "|---|---|---|---|---|"]
@@ -311,7 +311,7 @@ def _table1_beside_papers(by: Callable[[str, str], list[PlannedRun]], labels1: l
     out += [f"### Table 1 beside Zou et al. ({zou_col}; CA on landmark sequences, measured / paper)", "",
             "| generator | paper row | CA | FID |", "|---|---|---|---|"]
     if gt_rows:
-        ca = _fmt(_agg([r["metrics"].get("ca", float("nan")) for r in gt_rows[:1]])[0])
+        ca = _fmt(_agg([r.metrics.get("ca", float("nan")) for r in gt_rows[:1]])[0])
         out.append(f"| gt | Ground truth | {ca} / {zou['Ground truth'][0]} | — / {zou['Ground truth'][1]} |")
     for gen, row in paper.ZOU_TABLE1_GENERATORS.items():
         label = next((f"{gen}+{d}" for d in TABLE1_DECODERS if f"{gen}+{d}" in labels1), None)

@@ -10,6 +10,7 @@ from fc4dfs.benchmark import paper_tables as paper
 from fc4dfs.benchmark.config import RunConfig
 from fc4dfs.benchmark.reproduce import Plan, PlannedRun, build_report
 from fc4dfs.benchmark.runner import RunResult
+from fc4dfs.plugins.contracts import ResultRow
 
 
 def fake_run(tmp: Path, gen: str, dec: str, per_item: dict[str, np.ndarray], fid: float) -> PlannedRun:
@@ -20,8 +21,9 @@ def fake_run(tmp: Path, gen: str, dec: str, per_item: dict[str, np.ndarray], fid
     items = {m: [[f"item{i}", float(v)] for i, v in enumerate(vals)] for m, vals in per_item.items()}
     (run_dir / "per_item.json").write_text(json.dumps({"e2e": items}))
     metrics = {m: float(np.mean(v)) for m, v in per_item.items()} | {"fid": fid}
-    rows = [{"setting": "e2e", "generator": gen, "decoder": dec, "metrics": metrics},
-            {"setting": "gt", "generator": "gt", "decoder": "gt", "metrics": {"ca": 100.0, "ca_mesh": 100.0}}]
+    rows = [ResultRow("e2e", n_items=len(per_item["ca"]), metrics=metrics, generator=gen, decoder=dec).to_dict(),
+            ResultRow("e2e", n_items=len(per_item["ca"]), metrics={"ca": 100.0, "ca_mesh": 100.0},
+                      reference=True).to_dict()]
     return PlannedRun("1", f"{gen}+{dec}", cfg, RunResult(cfg, run_dir, {"status": "ok", "rows": rows}))
 
 
