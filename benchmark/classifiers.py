@@ -14,9 +14,9 @@ Both accept sequences of any length (packed LSTM inputs). At the quick and paper
 training sequence is resampled to a random length within ±30 % each epoch (``time_jitter``), so
 the classifiers judge the expression rather than the length — the generators are scored at
 lengths (20/25/30 frames) that differ from the real sequences'. :class:`ClassifierBank` trains each
-classifier once per (dataset fingerprint, training identities, classifier version, seed, budget),
-caches it under ``cache_dir("classifiers", ...)`` and records its held-out accuracy on the real
-test sequences; use it as ``EvalContext(classifier=bank.get)``.
+classifier once per (dataset fingerprint, training identities, classifier version, seed, budget with
+its overrides) through the component store (:func:`fc4dfs.zoo.training.train_or_load`) and records
+its held-out accuracy on the real test sequences; use it as ``EvalContext(classifier=bank.get)``.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from fc4dfs.benchmark.stats import classification_report
 from fc4dfs.datasets.base import Dataset, Sequence, resample_frames
-from fc4dfs.datasets.storage import atomic_write_json, cache_dir, stable_hash
+from fc4dfs.datasets.storage import stable_hash
 from fc4dfs.plugins.contracts import Budget, Component
 from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.training import TrainLoop, seed_everything
@@ -330,20 +330,32 @@ def _time_jitter(x: np.ndarray, rng: np.random.Generator, amount: float) -> np.n
 CLASSIFIERS: dict[str, type[SequenceClassifier]] = {"landmarks": LandmarkClassifier, "mesh": MeshClassifier}
 
 
+def classifier_budget(budget: Budget) -> Budget:
+    """The budget the evaluation classifiers of a run at ``budget`` train at.
+
+    ``smoke`` stays ``smoke``; ``quick`` and ``paper`` both train the classifiers at ``quick`` so that
+    runs at those two budgets are scored by the same judges. ``--budget-opt`` overrides are kept (they
+    reach every trained thing) and, like the budget name, are part of the classifiers' store key.
+    """
+    return Budget("smoke" if budget.name == "smoke" else "quick", dict(budget.overrides))
+
+
 class ClassifierBank:
-    """Trains each expression classifier once per dataset version and caches it.
+    """Each expression classifier trained once per dataset, split, budget and seed, through the component
+    store (:func:`fc4dfs.zoo.training.train_or_load`).
 
     ``get(kind)`` (kind ``"landmarks"`` or ``"mesh"``) returns a trained classifier with
     ``predict``, ``features`` and ``test_accuracy`` (held-out accuracy in % on the real
-    sequences of the identities outside ``train_ids``). The cache key covers the dataset
-    fingerprint, the training identities, the classifier's name and version, the seed and the
-    budget's resolved hyper-parameters; ``retrain=True`` trains again and overwrites the cached
-    model.
+    sequences of the identities outside ``train_ids``, kept in the checkpoint's ``train_report``).
+    The store key (:func:`fc4dfs.zoo.training.store_key`) covers the dataset fingerprint, the
+    training identities, the classifier's name and version, the seed, the budget with its overrides
+    and the hyper-parameters they resolve to; ``retrain=True`` trains again and overwrites the stored
+    model. ``store`` overrides the store folder (default ``$FC4DFS_CACHE/components``).
     """
 
     def __init__(self, dataset: Dataset, train_ids: Seq[str] | None = None, seed: int = 0,
                  device: str = "cpu", retrain: bool = False, budget: str | Budget = "quick",
-                 progress: bool = False) -> None:
+                 progress: bool = False, store: Path | None = None) -> None:
         self.dataset = dataset
         self.train_ids = list(train_ids) if train_ids is not None else dataset.generator_split()[0]
         unknown = set(self.train_ids) - set(dataset.identities)
@@ -355,8 +367,10 @@ class ClassifierBank:
         self.retrain = retrain
         self.budget = budget if isinstance(budget, Budget) else Budget(budget)
         self.progress = progress
+        self.store = store
         self._loaded: dict[str, SequenceClassifier] = {}
-        #: kinds this bank trained (rather than loaded from the cache)
+        self._paths: dict[str, Path] = {}
+        #: kinds this bank trained (rather than loaded from the store)
         self.trained: list[str] = []
 
     def _cls(self, kind: str) -> type[SequenceClassifier]:
@@ -365,73 +379,41 @@ class ClassifierBank:
         return CLASSIFIERS[kind]
 
     def key(self, kind: str) -> str:
-        """Cache key of the ``kind`` classifier for this dataset, split, seed and budget."""
-        cls = self._cls(kind)
-        return stable_hash({"dataset": self.dataset.fingerprint, "train_ids": sorted(self.train_ids),
-                            "classifier": cls.name, "version": cls.version, "seed": self.seed,
-                            "budget": self.budget.name, "hyper_parameters": self.budget.pick(cls.budgets),
-                            "labels": self.dataset.labels})
+        """Store key of the ``kind`` classifier for this dataset, split, seed and budget."""
+        from fc4dfs.zoo.training import store_key
 
-    def directory(self, kind: str) -> Path:
-        return cache_dir("classifiers", self.dataset.name or "unnamed", f"{kind}-{self.key(kind)}")
+        return store_key(self._cls(kind)(), self.dataset.fingerprint, self.train_ids, self.budget, self.seed)
+
+    def path(self, kind: str) -> Path:
+        """The stored checkpoint of the ``kind`` classifier (after :meth:`get`)."""
+        if kind not in self._paths:
+            self.get(kind)
+        return self._paths[kind]
 
     def get(self, kind: str) -> SequenceClassifier:
-        """The trained ``kind`` classifier (trained now and cached, or loaded from the cache)."""
+        """The trained ``kind`` classifier (trained now and stored, or loaded from the store)."""
         if kind in self._loaded:
             return self._loaded[kind]
-        from filelock import FileLock
+        from fc4dfs.zoo.training import train_or_load
 
         cls = self._cls(kind)
-        folder = self.directory(kind)
-        model_path, manifest_path = folder / "model.safetensors", folder / "manifest.json"
-        with FileLock(str(folder / ".lock")):
-            clf = None if self.retrain else self._load(cls, model_path, manifest_path)
-            if clf is None:
-                clf = self._train(cls, kind, folder, model_path, manifest_path)
-        self._loaded[kind] = clf
+        test = self.dataset.subset(self.test_ids).sequences if self.test_ids else []
+
+        def held_out(clf: Component) -> None:
+            assert isinstance(clf, SequenceClassifier)
+            clf.train_report["test_report"] = clf.evaluate(test) if test else {}
+            clf.train_report["test_ids"] = self.test_ids
+
+        trained = train_or_load(cls(), self.dataset, self.train_ids, self.budget, self.seed, device=self.device,
+                                progress=self.progress, finish=held_out, retrain=self.retrain, store=self.store)
+        clf = trained.component
+        assert isinstance(clf, SequenceClassifier)
+        clf.test_report = clf.train_report.get("test_report", {})
+        clf.test_accuracy = clf.test_report.get("accuracy")
+        clf.loaded_from_cache = trained.cached
+        if not trained.cached:
+            self.trained.append(kind)
+        self._loaded[kind], self._paths[kind] = clf, trained.path
         return clf
 
     __call__ = get
-
-    def _load(self, cls: type[SequenceClassifier], model_path: Path,
-              manifest_path: Path) -> SequenceClassifier | None:
-        import json
-
-        from fc4dfs.plugins.checkpoint import CheckpointError
-        from fc4dfs.plugins.errors import CheckpointMismatchError
-
-        if not (model_path.is_file() and manifest_path.is_file()):
-            return None
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            clf = cls.load(model_path, self.dataset.topology, device=self.device)
-        except (CheckpointError, CheckpointMismatchError, json.JSONDecodeError, KeyError):
-            return None
-        if manifest.get("key") != self.key(cls.name) or clf.labels != self.dataset.labels:
-            return None
-        clf.test_accuracy = manifest.get("test_accuracy")
-        clf.test_report = manifest.get("test_report", {})
-        clf.loaded_from_cache = True
-        return clf
-
-    def _train(self, cls: type[SequenceClassifier], kind: str, folder: Path, model_path: Path,
-               manifest_path: Path) -> SequenceClassifier:
-        clf = cls()
-        work = folder / "work"
-        if self.retrain and work.exists():
-            for f in work.iterdir():
-                f.unlink()
-        clf.fit(self.dataset.subset(self.train_ids), self.budget, seed=self.seed, device=self.device,
-                workdir=work, progress=self.progress)
-        test = self.dataset.subset(self.test_ids).sequences if self.test_ids else []
-        clf.test_report = clf.evaluate(test) if test else {}
-        clf.test_accuracy = clf.test_report.get("accuracy")
-        clf.save(model_path)
-        atomic_write_json(manifest_path, {
-            "key": self.key(kind), "classifier": cls.name, "version": cls.version,
-            "dataset": self.dataset.name, "dataset_fingerprint": self.dataset.fingerprint,
-            "train_ids": self.train_ids, "test_ids": self.test_ids, "seed": self.seed,
-            "budget": self.budget.name, "test_accuracy": clf.test_accuracy, "test_report": clf.test_report,
-            "n_test": len(test), "train_report": clf.train_report})
-        self.trained.append(kind)
-        return clf

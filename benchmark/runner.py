@@ -10,9 +10,13 @@ Run directory (``OUT/<run_id>/``)::
     train/             training states for --resume
     examples.npz/json  a few evaluated test sequences (what `fc4dfs-bench render` draws)
 
-Trained components are also kept content-addressed in ``OUT/_components/`` so that other runs
-with the same component, data, budget and seed reuse them (the length ablation decodes every
-generator with one decoder).
+Trained components come from :func:`fc4dfs.zoo.training.train_or_load`: they are kept content-addressed
+in the shared store ``$FC4DFS_CACHE/components/`` (the same one ``generate`` uses), so other runs and
+commands with the same component, data, budget (with overrides) and seed reuse them; each run folder
+keeps its own hard link (or copy) in ``checkpoints/`` so that it stays self-contained.
+
+A run folder is owned by one live process at a time through the lock file ``OUT/.<run_id>.lock``:
+a second identical run started meanwhile waits for the first one and then reuses its record.
 """
 from __future__ import annotations
 
@@ -35,7 +39,6 @@ from fc4dfs.benchmark.errors import UserError, user_error_types
 from fc4dfs.datasets.base import Dataset, Sequence
 from fc4dfs.datasets.storage import atomic_write_json, stable_hash
 from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, ResultRow
-from fc4dfs.plugins.errors import CheckpointMismatchError
 from fc4dfs.plugins.manager import Registry, registry as global_registry
 
 DEFAULT_OUT = Path("runs")
@@ -43,15 +46,24 @@ DEFAULT_LEADERBOARD = Path("leaderboard") / "leaderboard.csv"
 
 
 class RunExistsError(UserError):
-    pass
+    """The run folder exists from an unfinished run whose process has ended."""
 
 
-def load_dataset(reg: Registry, name: str, options: dict[str, Any]) -> Dataset:
-    """Build a registered dataset from its factory with ``options``."""
-    factory = reg.load("dataset", name)
+class RunBusyError(UserError):
+    """Another live process holds the run folder's lock."""
+
+
+def load_dataset(name: str, options: dict[str, Any] | None = None, reg: Registry | None = None) -> Dataset:
+    """The registered dataset ``name`` built with ``options`` (the one way every command loads a dataset).
+
+    Raises :class:`UserError` (one line, naming the dataset) when the dataset rejects its options
+    (``TypeError``/``ValueError`` from its factory), and ``UnknownComponentError`` for an unknown name.
+    """
+    options = dict(options or {})
+    factory = (reg or global_registry()).load("dataset", name)
     try:
         return factory(**options)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise UserError(f"dataset {name!r} rejected its options {sorted(options)}: {e}") from None
     except ValueError as e:  # a factory checks its options and files with ValueError
         if isinstance(e, user_error_types()):
@@ -74,10 +86,11 @@ class RunContext:
     registry: Registry
     dataset: Dataset
     run_dir: Path
-    components_dir: Path
+    #: the component store (None: ``$FC4DFS_CACHE/components``, shared with ``generate``)
+    components_dir: Path | None = None
     progress: bool = True
     retrain_classifier: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
+    resume: bool = False
     _banks: dict[str, Any] = field(default_factory=dict)
     examples: list[tuple[EvalItem, str]] = field(default_factory=list)
     #: the protocol's options: its declared defaults overlaid with the validated --protocol-opt values
@@ -112,33 +125,24 @@ class RunContext:
         return instantiate(self.registry, kind, name, opts)
 
     def fit(self, component: Component, train_ids: Seq[str], tag: str) -> tuple[Component, float]:
-        """Train ``component`` on ``train_ids`` (or reuse an identical earlier training)."""
-        key = stable_hash({"component": component.config, "dataset": self.dataset.fingerprint,
-                           "train": sorted(train_ids), "budget": self.config.budget,
-                           "overrides": self.config.budget_overrides, "seed": self.seed})
-        shared = self.components_dir / f"{component.kind}-{component.name.replace('+', 'p')}-{key}.safetensors"
-        local = self.run_dir / "checkpoints" / f"{tag}.safetensors"
-        for path in (local, shared):
-            if path.is_file():
-                try:
-                    loaded = type(component).load(path, self.dataset.topology, device=self.device,
-                                                  expect_config_hash=component.config_hash)
-                except CheckpointMismatchError:
-                    continue
-                if path is shared:
-                    _link_or_copy(shared, local)
-                return loaded, 0.0
-        data = self.dataset.subset(train_ids)
-        t0 = time.perf_counter()
+        """Train ``component`` on ``train_ids`` through :func:`fc4dfs.zoo.training.train_or_load` (or load the
+        identical training from the store); the checkpoint is linked into ``checkpoints/<tag>.safetensors``.
+
+        Returns the trained component and the seconds this call spent training (0 when loaded).
+        """
+        from fc4dfs.zoo.training import TrainStateError, read_train_state, train_or_load
+
         workdir = self.run_dir / "train" / tag
-        workdir.mkdir(parents=True, exist_ok=True)
-        component.train_report = component.fit(data, self.budget, seed=self.seed, device=self.device,
-                                               workdir=workdir, progress=self.progress) or {}
-        seconds = time.perf_counter() - t0
-        component.train_report["seconds"] = seconds
-        component.save(local)
-        _link_or_copy(local, shared)
-        return component, seconds
+        if self.resume:  # a resumed run's own states are verified even when the store already has the result
+            for state in sorted(workdir.glob("*.train_state.pt")) if workdir.is_dir() else []:
+                try:
+                    read_train_state(state)
+                except TrainStateError as e:
+                    raise UserError(str(e)) from None
+        trained = train_or_load(component, self.dataset, train_ids, self.budget, self.seed, device=self.device,
+                                progress=self.progress, workdir=workdir, store=self.components_dir)
+        _link_or_copy(trained.path, self.run_dir / "checkpoints" / f"{tag}.safetensors")
+        return trained.component, trained.seconds
 
     # -- evaluation ------------------------------------------------------------------------
     def eval_context(self, train_ids: Seq[str], classifiers: bool = True) -> EvalContext:
@@ -151,11 +155,11 @@ class RunContext:
         def classifier(kind: str) -> Any:
             bank = self._banks.get(key)
             if bank is None:
-                from fc4dfs.benchmark.classifiers import ClassifierBank
+                from fc4dfs.benchmark.classifiers import ClassifierBank, classifier_budget
 
                 bank = ClassifierBank(self.dataset, list(train_ids), seed=0, device=self.device,
-                                      retrain=self.retrain_classifier,
-                                      budget="smoke" if self.config.budget == "smoke" else "quick")
+                                      retrain=self.retrain_classifier, budget=classifier_budget(self.budget),
+                                      store=self.components_dir)
                 self._banks[key] = bank
             return bank.get(kind)
 
@@ -180,7 +184,8 @@ def _has_classifiers() -> bool:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    if dst.exists() or not src.exists():
+    """Make ``dst`` the same file as ``src`` (a hard link, else a copy), replacing what was there atomically."""
+    if not src.exists() or (dst.exists() and os.path.samefile(src, dst)):
         return
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
@@ -206,9 +211,15 @@ class RunResult:
 
 def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | None = DEFAULT_LEADERBOARD,
             resume: bool = False, force: bool = False, progress: bool = True, reg: Registry | None = None,
-            retrain_classifier: bool = False, render: bool = True,
+            retrain_classifier: bool = False, render: bool = True, components_dir: Path | None = None,
+            lock_timeout: float | None = None,
             log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> RunResult:
-    """Run one config end to end and return its record. A crash is recorded, then re-raised."""
+    """Run one config end to end and return its record. A crash is recorded, then re-raised.
+
+    ``components_dir`` overrides the component store (default ``$FC4DFS_CACHE/components``). While
+    another live process writes the same run, this one waits (``lock_timeout`` s at most, None =
+    unbounded) and then reuses the finished record; :class:`RunBusyError` when the wait times out.
+    """
     reg = reg or global_registry()
     spec = reg.get("protocol", config.protocol)
     for kind in ("generator", "decoder", "dataset"):
@@ -222,6 +233,37 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
             raise UserError(f"protocol {config.protocol!r} needs --{need[:3]} NAME "
                             f"(available: {', '.join(reg.names(need))})")
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = _acquire_run_lock(out_dir / f".{config.run_id}.lock", config.run_id, lock_timeout, log)
+    try:
+        return _execute_locked(config, protocol, protocol_options, reg, out_dir, leaderboard, resume, force,
+                               progress, retrain_classifier, render, components_dir, log)
+    finally:
+        lock.release()
+
+
+def _acquire_run_lock(path: Path, run_id: str, timeout: float | None, log: Callable[[str], None]) -> Any:
+    """Hold ``path`` for this process; wait (up to ``timeout`` s, None = as long as it takes) while another
+    live process holds it. A dead owner's lock is released by the operating system."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+        return lock
+    except Timeout:
+        log(f"run {run_id} is being written by another live process (lock {path}); waiting for it to finish")
+    try:
+        lock.acquire(timeout=-1 if timeout is None else timeout)
+    except Timeout:
+        raise RunBusyError(f"run {run_id} is still being written by another live process after {timeout:g} s "
+                           f"(lock {path}); wait for it to finish, then run again to reuse its record") from None
+    return lock
+
+
+def _execute_locked(config: RunConfig, protocol: Any, protocol_options: dict[str, Any], reg: Registry,
+                    out_dir: Path, leaderboard: Path | None, resume: bool, force: bool, progress: bool, retrain_classifier: bool, render: bool,
+                    components_dir: Path | None, log: Callable[[str], None]) -> RunResult:
     run_dir = out_dir / config.run_id
     record_path = run_dir / "record.json"
     new_dir = not run_dir.exists()
@@ -235,8 +277,8 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
                 lb.append_rows(leaderboard, prev["rows_flat"])
             return RunResult(config, run_dir, prev, reused=True)
         elif not resume:
-            raise RunExistsError(f"run directory {run_dir} exists from an unfinished run; pass --resume to "
-                                 "continue it or --force to start over")
+            raise RunExistsError(f"run directory {run_dir} exists from an unfinished run whose process has "
+                                 "ended; pass --resume to continue it or --force to start over")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config.to_dict())
     started, t0 = provenance.utc_now(), time.perf_counter()
@@ -247,11 +289,11 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     }
     ctx: RunContext | None = None
     try:
-        dataset = load_dataset(reg, config.dataset, config.dataset_options)
+        dataset = load_dataset(config.dataset, config.dataset_options, reg)
         base["dataset"] = {"name": dataset.name, "hash": dataset.fingerprint, "version": dataset.version,
                            "topology": dataset.topology.hash}
-        ctx = RunContext(config, reg, dataset, run_dir, out_dir / "_components", progress=progress,
-                         retrain_classifier=retrain_classifier, options=protocol_options)
+        ctx = RunContext(config, reg, dataset, run_dir, components_dir, progress=progress,
+                         retrain_classifier=retrain_classifier, resume=resume, options=protocol_options)
         rows: list[ResultRow] = protocol.run(ctx)
         for r in rows:
             if not isinstance(r, ResultRow):

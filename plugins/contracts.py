@@ -384,9 +384,12 @@ class Generator(Component):
             raise ComponentError(f"neutral_landmarks must be a [B, L, 3] array, got "
                                  f"{getattr(neutral_landmarks, 'shape', type(neutral_landmarks))}")
         topo.check_landmarks(neutral_landmarks, "neutral_landmarks")
+        _check_finite(neutral_landmarks, "neutral_landmarks")
         if len(labels) != neutral_landmarks.shape[0]:
             raise ComponentError(f"labels has {len(labels)} entries but neutral_landmarks has batch "
                                  f"{neutral_landmarks.shape[0]}")
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
+            raise ComponentError(f"length must be an integer number of frames, got {length!r}")
         if int(length) < 2:
             raise ComponentError(f"length must be >= 2 frames, got {length}")
 
@@ -411,10 +414,21 @@ class Decoder(Component):
         topo.check_vertices(neutral_mesh, "neutral_mesh")
         topo.check_landmarks(neutral_landmarks, "neutral_landmarks")
         topo.check_landmarks(landmarks, "landmarks")
+        for arr, what in ((neutral_mesh, "neutral_mesh"), (neutral_landmarks, "neutral_landmarks"),
+                          (landmarks, "landmarks")):
+            _check_finite(arr, what)
         b = neutral_mesh.shape[0]
         if neutral_landmarks.shape[0] != b or landmarks.shape[0] != b:
             raise ComponentError(f"batch sizes differ: neutral_mesh {b}, neutral_landmarks "
                                  f"{neutral_landmarks.shape[0]}, landmarks {landmarks.shape[0]}")
+
+
+def _check_finite(arr: np.ndarray, what: str) -> None:
+    """Refuse NaN or Inf in an input array, naming the argument and the first bad batch entry."""
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ComponentError(f"{what} contains NaN or Inf ({int(bad.sum())} value(s), first in batch entry "
+                             f"{int(np.argwhere(bad)[0][0])})")
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
             check = testing.check_generator if kind == "generator" else testing.check_decoder
             report = check(spec.load(), {**spec.options, **opts})
         elif args.dataset:
-            from fc4dfs.benchmark.commands.dataset import load_dataset
+            from fc4dfs.benchmark.runner import load_dataset
 
-            report = testing.check_dataset(load_dataset(args.dataset, opts))
+            report = testing.check_dataset(load_dataset(args.dataset, opts, reg))
         else:
             metric = reg.load("metric", args.metric)
             ctx = None

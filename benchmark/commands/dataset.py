@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     if getattr(args, "out", None) is not None:
         writable_file(args.out, "--out")
+    from fc4dfs.benchmark.runner import load_dataset
+
     ds = load_dataset(args.name, dataset_options(args))
     if args.dataset_command == "info":
         print(describe(ds))
@@ -58,12 +60,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_dataset(name: str, options: dict[str, Any]):
-    """Build a registered dataset (the runner's loader: bad options are a one-line user error)."""
-    from fc4dfs.benchmark.runner import load_dataset as load_registered
-    from fc4dfs.plugins import registry
-
-    return load_registered(registry(), name, options)
 
 
 def describe(ds) -> str:

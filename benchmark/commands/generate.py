@@ -1,8 +1,9 @@
 """``fc4dfs-bench generate``: synthesise one expression sequence and export it in every format.
 
 Components come from a finished run (``--run RUN_DIR``: its trained checkpoints) or are trained
-here on the dataset's generator split at ``--budget``; trained components are cached (keyed by
-component config, dataset fingerprint, budget and seed), so a second call is immediate.
+here on the dataset's generator split at ``--budget`` through the component store that ``run`` uses
+too (:func:`fc4dfs.zoo.training.train_or_load`), so a second call, or a call after a ``run`` of the
+same configuration, is immediate.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from fc4dfs.datasets.base import Dataset, Topology
-    from fc4dfs.plugins.contracts import Component
+    from fc4dfs.plugins.contracts import Budget
     from fc4dfs.plugins.manager import Registry
+    from fc4dfs.zoo.training import Trained
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
@@ -173,49 +175,17 @@ def read_known(path: Path, frames: str | None, num_landmarks: int) -> tuple["np.
     return np.where(mask[:, None, None], np.nan_to_num(seq), 0.0).astype(np.float32), mask
 
 
-def load_dataset(reg: "Registry", name: str, options: dict[str, Any] | None = None) -> "Dataset":
-    factory = reg.load("dataset", name)
-    try:
-        return factory(**(options or {}))
-    except TypeError as e:
-        raise UserError(f"dataset {name!r} rejected options {sorted(options or {})}: {e}") from None
+def trained(reg: "Registry", kind: str, name: str, dataset: "Dataset", budget: "Budget", seed: int,
+            device: str = "cpu", progress: bool = True, options: dict[str, Any] | None = None) -> "Trained":
+    """The registered ``kind`` component ``name`` (with ``options``) trained on ``dataset``'s generator split,
+    through :func:`fc4dfs.zoo.training.train_or_load` (the store ``run`` uses too, so either reuses the
+    other's training)."""
+    from fc4dfs.benchmark.runner import instantiate
+    from fc4dfs.zoo.training import train_or_load
 
-
-def trained_component(reg: "Registry", kind: str, name: str, dataset: "Dataset", budget: str, seed: int,
-                      device: str = "cpu", progress: bool = True, options: dict[str, Any] | None = None,
-                      cache: Path | None = None) -> tuple["Component", Path, bool]:
-    """A ``kind`` component trained on ``dataset``'s generator split, from the cache when possible.
-
-    Returns (component, checkpoint path, whether it was loaded from the cache).
-    """
-    from filelock import FileLock
-
-    from fc4dfs.datasets.storage import cache_dir, stable_hash
-    from fc4dfs.plugins.contracts import Budget
-    from fc4dfs.plugins.errors import CheckpointMismatchError
-
-    spec = reg.get(kind, name)
-    cls = spec.load()
-    component = cls(**{**spec.options, **(options or {})})
     train_ids, _ = dataset.generator_split()
-    key = stable_hash({"component": component.config, "dataset": dataset.fingerprint, "train": sorted(train_ids),
-                       "budget": budget, "seed": seed})
-    folder = cache if cache is not None else cache_dir("trained")
-    ckpt = folder / f"{kind}-{name.replace('+', 'p')}-{key}.safetensors"
-    with FileLock(str(ckpt) + ".lock"):  # a second process waits for the first one's training
-        if ckpt.is_file():
-            try:
-                return cls.load(ckpt, dataset.topology, device=device,
-                                expect_config_hash=component.config_hash), ckpt, True
-            except CheckpointMismatchError:
-                pass
-        workdir = folder / f"{ckpt.stem}.train"
-        workdir.mkdir(parents=True, exist_ok=True)
-        report = component.fit(dataset.subset(train_ids), Budget(budget), seed=seed, device=device,
-                               workdir=workdir, progress=progress)
-        component.train_report = report or {}
-        component.save(ckpt)
-    return component, ckpt, False
+    return train_or_load(instantiate(reg, kind, name, options or {}), dataset, train_ids, budget, seed,
+                         device=device, progress=progress)
 
 
 def _run_checkpoint(run_dir: Path, kind: str) -> Path:
@@ -244,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fc4dfs.benchmark.config import parse_options
     from fc4dfs.benchmark.export import FORMATS, export_sequence, write_file
+    from fc4dfs.benchmark.runner import load_dataset
     from fc4dfs.plugins.manager import registry
 
     progress = os.environ.get("FC4DFS_PROGRESS", "1") != "0"
@@ -262,14 +233,13 @@ def run(args: argparse.Namespace) -> int:
         reg.get(kind, name)  # unknown names fail before any work
     options = {"generator": parse_options(args.gen_opt, "--gen-opt"),
                "decoder": parse_options(args.dec_opt, "--dec-opt"),
-               "dataset": dataset_options(args)}
+               "dataset": dataset_options(args),
+               "budget": parse_options(getattr(args, "budget_opt", None), "--budget-opt")}
     if names["dataset"] == run_cfg.get("dataset"):
         options["dataset"] = {**run_cfg.get("dataset_options", {}), **options["dataset"]}
 
     t0 = time.perf_counter()
-    from fc4dfs.benchmark.runner import load_dataset as load_registered
-
-    dataset = load_registered(reg, names["dataset"], options["dataset"])
+    dataset = load_dataset(names["dataset"], options["dataset"], reg)
     topo = dataset.topology
     if args.label not in dataset.labels:
         raise UserError(f"label {args.label!r} not in dataset {names['dataset']!r}; labels: "
@@ -296,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
             "dataset_hash": dataset.fingerprint, "topology": topo.hash, "identity": identity,
             "neutral_source": source, "label": args.label, "length": int(length), "fps": fps,
             "seed": int(args.seed), "budget": None if args.run is not None else args.budget,
+            "budget_overrides": None if args.run is not None else options["budget"],
             "options": options, "checkpoints": loaded, "run": str(args.run) if args.run is not None else None}
     if args.known is not None:
         meta["known"] = {"file": str(args.known), "frames": [int(i) for i in np.flatnonzero(mask)]}
@@ -372,11 +343,13 @@ def _components(args: argparse.Namespace, reg: "Registry", names: dict[str, str]
             comps[kind] = reg.load(kind, name).load(path, dataset.topology, device=args.device)
             loaded[kind] = f"{path} (from run)"
         else:
-            print(f"{kind} {name}: training at budget {args.budget} (cached for later calls) ...")
-            comp, path, cached = trained_component(reg, kind, name, dataset, args.budget, args.seed, args.device,
-                                                   progress=progress, options=options[kind])
-            comps[kind] = comp
-            loaded[kind] = f"{path} ({'cache' if cached else 'trained now'})"
+            from fc4dfs.plugins.contracts import Budget
+
+            print(f"{kind} {name}: training at budget {args.budget} (stored for later calls) ...")
+            got = trained(reg, kind, name, dataset, Budget(args.budget, options["budget"]), args.seed,
+                          args.device, progress=progress, options=options[kind])
+            comps[kind] = got.component
+            loaded[kind] = f"{got.path} ({'store' if got.cached else 'trained now'})"
         print(f"{kind} {name}: {loaded[kind]}")
     return comps["generator"], comps["decoder"], loaded
 

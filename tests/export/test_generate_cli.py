@@ -88,7 +88,8 @@ def test_generate_user_errors(tmp_path, capsys, extra, needle):
 
 
 def test_generate_from_run_checkpoints(tmp_path, capsys):
-    from fc4dfs.benchmark.commands.generate import trained_component
+    from fc4dfs.benchmark.commands.generate import trained
+    from fc4dfs.plugins.contracts import Budget
     from fc4dfs.plugins.manager import registry
 
     reg = registry()
@@ -96,7 +97,7 @@ def test_generate_from_run_checkpoints(tmp_path, capsys):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     for kind, name in (("generator", "h6_meancurve"), ("decoder", "h6_ridge")):
-        comp, _, _ = trained_component(reg, kind, name, ds, "smoke", 0, progress=False)
+        comp = trained(reg, kind, name, ds, Budget("smoke"), 0, progress=False).component
         comp.save(run_dir / "checkpoints" / f"{kind}.safetensors")
     (run_dir / "config.json").write_text(json.dumps(
         {"protocol": "e2e", "dataset": "h6_tiny", "generator": "h6_meancurve", "decoder": "h6_ridge",

@@ -1,15 +1,14 @@
 """Expression classifiers: training, any-length inputs, caching and versioning of ClassifierBank."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from fc4dfs.benchmark.classifiers import ClassifierBank, LandmarkClassifier, MeshClassifier
+from fc4dfs.datasets.fixtures import tiny_dataset
+from fc4dfs.plugins.checkpoint import read_checkpoint
 from fc4dfs.plugins.contracts import Budget
 from fc4dfs.plugins.errors import ComponentError
-from fc4dfs.datasets.fixtures import tiny_dataset
 
 CHEAP = Budget("smoke", overrides={"epochs": 2})
 
@@ -72,8 +71,8 @@ def test_second_get_loads_from_cache_without_training(cache, monkeypatch) -> Non
     assert again.test_accuracy == clf.test_accuracy
     seqs = ds.sequences[:5]
     np.testing.assert_allclose(again.logits(seqs), clf.logits(seqs), atol=1e-6)
-    manifest = json.loads((second.directory("landmarks") / "manifest.json").read_text())
-    assert manifest["test_accuracy"] == clf.test_accuracy and manifest["dataset_fingerprint"] == ds.fingerprint
+    stored = read_checkpoint(second.path("landmarks"))[1]["train_report"]
+    assert stored["test_report"]["accuracy"] == clf.test_accuracy and stored["test_ids"] == second.test_ids
 
 
 def test_changed_version_dataset_split_seed_or_retrain_trains_again(cache, monkeypatch) -> None:
@@ -100,7 +99,7 @@ def test_corrupt_cache_is_retrained(cache) -> None:
     ds = tiny_dataset()
     bank = ClassifierBank(ds, budget=CHEAP)
     bank.get("landmarks")
-    (bank.directory("landmarks") / "model.safetensors").write_bytes(b"not a checkpoint")
+    bank.path("landmarks").write_bytes(b"not a checkpoint")
     again = ClassifierBank(ds, budget=CHEAP)
     again.get("landmarks")
     assert again.trained == ["landmarks"]
@@ -131,3 +130,24 @@ def test_changed_hyper_parameters_change_the_key(cache) -> None:
     ds = tiny_dataset()
     assert ClassifierBank(ds, budget=CHEAP).key("landmarks") != ClassifierBank(ds, budget="smoke").key("landmarks")
     assert ClassifierBank(ds, budget="smoke").key("landmarks") != ClassifierBank(ds, budget="smoke").key("mesh")
+
+
+def test_budget_overrides_change_the_key_and_reach_the_classifier(cache, monkeypatch) -> None:
+    from fc4dfs.benchmark.classifiers import classifier_budget
+
+    ds = tiny_dataset()
+    assert ClassifierBank(ds, budget=Budget("smoke", {"epochs": 3})).key("mesh") != \
+        ClassifierBank(ds, budget=Budget("smoke", {"epochs": 4})).key("mesh")
+    # quick and paper runs are judged by the same (quick) classifiers, overrides kept
+    assert classifier_budget(Budget("paper", {"epochs": 3})) == Budget("quick", {"epochs": 3})
+    assert classifier_budget(Budget("smoke")) == Budget("smoke")
+    seen = []
+    real_fit = LandmarkClassifier.fit
+
+    def fit(self, data, budget, **kw):
+        seen.append(budget.pick(type(self).budgets)["epochs"])
+        return real_fit(self, data, budget, **kw)
+
+    monkeypatch.setattr(LandmarkClassifier, "fit", fit)
+    ClassifierBank(ds, budget=Budget("smoke", {"epochs": 1})).get("landmarks")
+    assert seen == [1]
