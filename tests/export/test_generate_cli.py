@@ -51,7 +51,7 @@ def test_generate_writes_every_format(tmp_path, capsys):
     rc = main(BASE + ["--identity", "id07", "--label", "expr1", "--length", "12", "--out", str(tmp_path / "o2"),
                       "--no-preview", "--formats", "npz"])
     assert rc == 0
-    assert "(cache)" in capsys.readouterr().out
+    assert "(store)" in capsys.readouterr().out
     assert not (tmp_path / "o2" / "ply").exists()
 
 
