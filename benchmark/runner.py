@@ -138,7 +138,7 @@ class RunContext:
                 try:
                     read_train_state(state)
                 except TrainStateError as e:
-                    raise UserError(str(e)) from None
+                    raise UserError(f"{e}; delete it, or pass --force to start the run over") from None
         trained = train_or_load(component, self.dataset, train_ids, self.budget, self.seed, device=self.device,
                                 progress=self.progress, workdir=workdir, store=self.components_dir)
         _link_or_copy(trained.path, self.run_dir / "checkpoints" / f"{tag}.safetensors")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import random
 import shutil
 import sys
@@ -142,14 +143,15 @@ def read_train_state(path: Path) -> dict[str, Any]:
     """
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise TrainStateError(f"training state {path} is damaged or not an fc4dfs training state (it holds "
+                              "something other than tensors and plain data; it was not executed)") from None
     except Exception as e:  # noqa: BLE001 - any unreadable state is reported the same way
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise TrainStateError(f"training state {path} is damaged or not an fc4dfs training state "
-                              f"({type(e).__name__}: {first[:120]}); delete it, or pass --force to "
-                              "start the run over") from None
+                              f"({type(e).__name__}: {first[:120]})") from None
     if not isinstance(blob, dict) or not {"config_hash", "epoch", "states"} <= set(blob):
-        raise TrainStateError(f"training state {path} is not an fc4dfs training state (missing fields); "
-                              "delete it, or pass --force to start the run over")
+        raise TrainStateError(f"training state {path} is not an fc4dfs training state (missing fields)")
     return blob
 
 
@@ -216,6 +218,9 @@ def train_or_load(component: Component, dataset: Dataset, train_ids: Seq[str], b
                 say(f"warning: stored {component.kind} {component.name!r} is damaged, retraining it: {e}")
             except CheckpointMismatchError as e:
                 say(f"warning: stored {component.kind} {component.name!r} does not match, retraining it: {e}")
+            except (KeyError, RuntimeError) as e:  # a well-formed file this code cannot restore
+                say(f"warning: stored {component.kind} {component.name!r} at {path} cannot be restored "
+                    f"({type(e).__name__}: {e}), retraining it")
         work = Path(workdir) if workdir is not None else folder / f"{path.stem}.train"
         work.mkdir(parents=True, exist_ok=True)
         for state in sorted(work.glob(f"*.{STATE_FILE}")):
