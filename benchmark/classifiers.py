@@ -15,7 +15,7 @@ training sequence is resampled to a random length within ±30 % each epoch (``ti
 the classifiers judge the expression rather than the length — the generators are scored at
 lengths (20/25/30 frames) that differ from the real sequences'. :class:`ClassifierBank` trains each
 classifier once per (dataset fingerprint, training identities, classifier version, seed, budget with
-its overrides) through the component store (:func:`fc4dfs.zoo.training.train_or_load`) and records
+its overrides) through the component store (:func:`fc4dfs.zoo.store.train_or_load`) and records
 its held-out accuracy on the real test sequences; use it as ``EvalContext(classifier=bank.get)``.
 """
 from __future__ import annotations
@@ -342,12 +342,12 @@ def classifier_budget(budget: Budget) -> Budget:
 
 class ClassifierBank:
     """Each expression classifier trained once per dataset, split, budget and seed, through the component
-    store (:func:`fc4dfs.zoo.training.train_or_load`).
+    store (:func:`fc4dfs.zoo.store.train_or_load`).
 
     ``get(kind)`` (kind ``"landmarks"`` or ``"mesh"``) returns a trained classifier with
     ``predict``, ``features`` and ``test_accuracy`` (held-out accuracy in % on the real
     sequences of the identities outside ``train_ids``, kept in the checkpoint's ``train_report``).
-    The store key (:func:`fc4dfs.zoo.training.store_key`) covers the dataset fingerprint, the
+    The store key (:func:`fc4dfs.zoo.store.store_key`) covers the dataset fingerprint, the
     training identities, the classifier's name and version, the seed, the budget with its overrides
     and the hyper-parameters they resolve to; ``retrain=True`` trains again and overwrites the stored
     model. ``store`` overrides the store folder (default ``$FC4DFS_CACHE/components``).
@@ -380,7 +380,7 @@ class ClassifierBank:
 
     def key(self, kind: str) -> str:
         """Store key of the ``kind`` classifier for this dataset, split, seed and budget."""
-        from fc4dfs.zoo.training import store_key
+        from fc4dfs.zoo.store import store_key
 
         return store_key(self._cls(kind)(), self.dataset.fingerprint, self.train_ids, self.budget, self.seed)
 
@@ -394,7 +394,7 @@ class ClassifierBank:
         """The trained ``kind`` classifier (trained now and stored, or loaded from the store)."""
         if kind in self._loaded:
             return self._loaded[kind]
-        from fc4dfs.zoo.training import train_or_load
+        from fc4dfs.zoo.store import train_or_load
 
         cls = self._cls(kind)
         test = self.dataset.subset(self.test_ids).sequences if self.test_ids else []

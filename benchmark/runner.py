@@ -10,7 +10,7 @@ Run directory (``OUT/<run_id>/``)::
     train/             training states for --resume
     examples.npz/json  a few evaluated test sequences (what `fc4dfs-bench render` draws)
 
-Trained components come from :func:`fc4dfs.zoo.training.train_or_load`: they are kept content-addressed
+Trained components come from :func:`fc4dfs.zoo.store.train_or_load`: they are kept content-addressed
 in the shared store ``$FC4DFS_CACHE/components/`` (the same one ``generate`` uses), so other runs and
 commands with the same component, data, budget (with overrides) and seed reuse them; each run folder
 keeps its own hard link (or copy) in ``checkpoints/`` so that it stays self-contained.
@@ -125,12 +125,13 @@ class RunContext:
         return instantiate(self.registry, kind, name, opts)
 
     def fit(self, component: Component, train_ids: Seq[str], tag: str) -> tuple[Component, float]:
-        """Train ``component`` on ``train_ids`` through :func:`fc4dfs.zoo.training.train_or_load` (or load the
+        """Train ``component`` on ``train_ids`` through :func:`fc4dfs.zoo.store.train_or_load` (or load the
         identical training from the store); the checkpoint is linked into ``checkpoints/<tag>.safetensors``.
 
         Returns the trained component and the seconds this call spent training (0 when loaded).
         """
-        from fc4dfs.zoo.training import TrainStateError, read_train_state, train_or_load
+        from fc4dfs.zoo.store import train_or_load
+        from fc4dfs.zoo.training import TrainStateError, read_train_state
 
         workdir = self.run_dir / "train" / tag
         if self.resume:  # a resumed run's own states are verified even when the store already has the result

@@ -2,7 +2,7 @@
 
 Components come from a finished run (``--run RUN_DIR``: its trained checkpoints) or are trained
 here on the dataset's generator split at ``--budget`` through the component store that ``run`` uses
-too (:func:`fc4dfs.zoo.training.train_or_load`), so a second call, or a call after a ``run`` of the
+too (:func:`fc4dfs.zoo.store.train_or_load`), so a second call, or a call after a ``run`` of the
 same configuration, is immediate.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from fc4dfs.datasets.base import Dataset, Topology
     from fc4dfs.plugins.contracts import Budget
     from fc4dfs.plugins.manager import Registry
-    from fc4dfs.zoo.training import Trained
+    from fc4dfs.zoo.store import Trained
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
@@ -178,10 +178,10 @@ def read_known(path: Path, frames: str | None, num_landmarks: int) -> tuple["np.
 def trained(reg: "Registry", kind: str, name: str, dataset: "Dataset", budget: "Budget", seed: int,
             device: str = "cpu", progress: bool = True, options: dict[str, Any] | None = None) -> "Trained":
     """The registered ``kind`` component ``name`` (with ``options``) trained on ``dataset``'s generator split,
-    through :func:`fc4dfs.zoo.training.train_or_load` (the store ``run`` uses too, so either reuses the
+    through :func:`fc4dfs.zoo.store.train_or_load` (the store ``run`` uses too, so either reuses the
     other's training)."""
     from fc4dfs.benchmark.runner import instantiate
-    from fc4dfs.zoo.training import train_or_load
+    from fc4dfs.zoo.store import train_or_load
 
     train_ids, _ = dataset.generator_split()
     return train_or_load(instantiate(reg, kind, name, options or {}), dataset, train_ids, budget, seed,

@@ -17,7 +17,8 @@ from fc4dfs.plugins.checkpoint import CheckpointError, read_checkpoint, save_che
 from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.plugins.contracts import Budget
 from fc4dfs.plugins.errors import ComponentError
-from fc4dfs.zoo.training import TrainStateError, read_train_state, store_key, train_or_load
+from fc4dfs.zoo.store import store_key, train_or_load
+from fc4dfs.zoo.training import TrainStateError, read_train_state
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
 import h6_fixture_plugin  # noqa: E402
