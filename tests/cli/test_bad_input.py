@@ -108,7 +108,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a finished-looking run, a leaderboard, a plain file and three broken run folders."""
-    from fc4dfs.benchmark.commands.dataset import load_dataset
+    from fc4dfs.benchmark.runner import load_dataset
 
     # built (or repaired, with its own stderr line) here, not inside a swept command
     load_dataset("synthetic", {"resolution": "small", "identities": 4, "expressions": 3})

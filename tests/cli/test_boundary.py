@@ -173,7 +173,9 @@ def test_first_identity_is_the_same_in_generate_and_dataset_show():
     from fc4dfs.benchmark.commands import dataset as dataset_cmd
     from fc4dfs.benchmark.commands import generate as generate_cmd
 
-    ds = dataset_cmd.load_dataset("synthetic", {"resolution": "small", "identities": 4, "expressions": 3})
+    from fc4dfs.benchmark.runner import load_dataset
+
+    ds = load_dataset("synthetic", {"resolution": "small", "identities": 4, "expressions": 3})
     shown = dataset_cmd._pick_sequence(ds, None, None, None).identity
     args = argparse.Namespace(from_neutral=None, identity=None)
     generated, _, _ = generate_cmd._choose_neutral(args, ds, "synthetic")
