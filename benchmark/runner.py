@@ -15,7 +15,7 @@ in the shared store ``$FC4DFS_CACHE/components/`` (the same one ``generate`` use
 commands with the same component, data, budget (with overrides) and seed reuse them; each run folder
 keeps its own hard link (or copy) in ``checkpoints/`` so that it stays self-contained.
 
-A run folder is owned by one live process at a time through the lock file ``OUT/.<run_id>.lock``:
+A run folder is owned by one live process at a time through a lock file (:func:`run_lock_path`):
 a second identical run started meanwhile waits for the first one and then reuses its record.
 """
 from __future__ import annotations
@@ -234,13 +234,20 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
             raise UserError(f"protocol {config.protocol!r} needs --{need[:3]} NAME "
                             f"(available: {', '.join(reg.names(need))})")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock = _acquire_run_lock(out_dir / f".{config.run_id}.lock", config.run_id, lock_timeout, log)
+    lock = _acquire_run_lock(run_lock_path(out_dir / config.run_id), config.run_id, lock_timeout, log)
     try:
         return _execute_locked(config, protocol, protocol_options, reg, out_dir, leaderboard, resume, force,
                                progress, retrain_classifier, render, components_dir, log)
     finally:
         lock.release()
+
+
+def run_lock_path(run_dir: Path) -> Path:
+    """The lock file of a run folder: in the cache (``$FC4DFS_CACHE/locks/``), keyed by the folder's absolute
+    path, so that taking it writes nothing into the runs folder."""
+    from fc4dfs.datasets.storage import cache_dir
+
+    return cache_dir("locks") / f"run-{stable_hash(str(Path(run_dir).resolve()))}.lock"
 
 
 def _acquire_run_lock(path: Path, run_id: str, timeout: float | None, log: Callable[[str], None]) -> Any:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fc4dfs.benchmark.config import RunConfig
-from fc4dfs.benchmark.runner import RunBusyError, RunContext, execute, instantiate
+from fc4dfs.benchmark.runner import RunBusyError, RunContext, execute, instantiate, run_lock_path
 from fc4dfs.plugins.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.plugins.contracts import Budget
@@ -201,7 +201,7 @@ def test_an_identical_run_waits_for_a_live_owner_and_names_its_lock(reg, tmp_pat
                     budget="smoke", seed=0)
     out = tmp_path / "runs"
     out.mkdir()
-    lock = out / f".{cfg.run_id}.lock"
+    lock = run_lock_path(out / cfg.run_id)
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from filelock import FileLock; l = FileLock(sys.argv[1]); l.acquire(); "
         "print('held', flush=True); time.sleep(60)"), str(lock)], stdout=subprocess.PIPE, text=True)
