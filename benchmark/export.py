@@ -10,7 +10,12 @@ play: the base mesh is frame 0 and either
   (compact for long sequences; exact when ``n_basis`` >= the motion's rank).
 
 Keyframe times are ``k / fps``, so the animation runs at the sequence's frame rate. Positions are
-stored in millimetres (the suite's unit); the node carries a 0.001 scale so tools show metres.
+stored in the sequence's units (millimetres, the suite's unit, unless ``units`` says otherwise:
+a user's own mesh is written back in its own units); the node carries the scale to metres so tools
+show metres. :func:`write_morph_glb` writes any base mesh + named morph targets + weight curves
+(the blendshape export uses it directly). Texture coordinates (``TexCoords``, OBJ-style: one UV
+index per face corner) are written to OBJ as ``vt`` and to glTF as ``TEXCOORD_0``, splitting
+vertices at UV seams as glTF requires.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import json
 import os
 import struct
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal, Sequence as Seq
 
 import numpy as np
@@ -26,6 +32,8 @@ from fc4dfs.datasets.storage import atomic_write_bytes
 
 FORMATS = ("ply", "obj", "npz", "glb")
 MM_TO_M = 0.001
+#: metres per unit of the units a sequence may be written in
+METRES_PER_UNIT: dict[str, float] = {"mm": 0.001, "cm": 0.01, "m": 1.0}
 
 # glTF constants
 _FLOAT, _UINT = 5126, 5125
@@ -50,6 +58,36 @@ def _umask() -> int:
     except OSError:
         pass
     return 0o022
+
+
+@dataclass(frozen=True, eq=False)
+class TexCoords:
+    """Texture coordinates of a mesh, OBJ style: ``uv [W, 2]`` (origin bottom-left, as OBJ ``vt``)
+    and ``faces [F, 3]``: the UV index of each face corner (differs from the vertex index at seams)."""
+
+    uv: np.ndarray
+    faces: np.ndarray
+
+    def __post_init__(self) -> None:
+        uv = np.asarray(self.uv, dtype=np.float32)
+        f = np.asarray(self.faces, dtype=np.int64)
+        if uv.ndim != 2 or uv.shape[1] != 2 or f.ndim != 2 or f.shape[1] != 3:
+            raise ValueError(f"texcoords must be uv [W, 2] and faces [F, 3], got {uv.shape} and {f.shape}")
+        if f.size and (f.min() < 0 or f.max() >= len(uv)):
+            raise ValueError(f"texcoord faces index outside [0, {len(uv)})")
+        object.__setattr__(self, "uv", uv)
+        object.__setattr__(self, "faces", f)
+
+
+def _check_units(units: str) -> float:
+    if units not in METRES_PER_UNIT:
+        raise ValueError(f"units must be one of {', '.join(METRES_PER_UNIT)}, got {units!r}")
+    return METRES_PER_UNIT[units]
+
+
+def _check_texcoords(tex: TexCoords | None, faces: np.ndarray) -> None:
+    if tex is not None and tex.faces.shape != faces.shape:
+        raise ValueError(f"texcoords cover {len(tex.faces)} faces, the mesh has {len(faces)}")
 
 
 # --------------------------------------------------------------------------- validation
@@ -80,10 +118,11 @@ def _check_sequence(frames: np.ndarray, faces: np.ndarray, fps: float) -> tuple[
 
 
 # --------------------------------------------------------------------------- PLY / OBJ
-def write_ply(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> Path:
+def write_ply(path: str | Path, verts: np.ndarray, faces: np.ndarray, units: str = "mm") -> Path:
     """Binary little-endian PLY: float vertices, uchar-counted int face lists."""
     v, f = _check_mesh(verts, faces)
-    header = (f"ply\nformat binary_little_endian 1.0\ncomment fc4dfs-bench export, units mm\n"
+    _check_units(units)
+    header = (f"ply\nformat binary_little_endian 1.0\ncomment fc4dfs-bench export, units {units}\n"
               f"element vertex {len(v)}\nproperty float x\nproperty float y\nproperty float z\n"
               f"element face {len(f)}\nproperty list uchar int vertex_indices\nend_header\n").encode("ascii")
     face_rec = np.empty(len(f), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
@@ -92,27 +131,42 @@ def write_ply(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> Path:
     return write_file(path, header + v.astype("<f4").tobytes() + face_rec.tobytes())
 
 
-def write_obj(path: str | Path, verts: np.ndarray, faces: np.ndarray, comment: str = "") -> Path:
-    """Wavefront OBJ (1-based indices), vertices with 6 decimals (micrometre precision in mm)."""
+def write_obj(path: str | Path, verts: np.ndarray, faces: np.ndarray, comment: str = "",
+              texcoords: TexCoords | None = None, units: str = "mm") -> Path:
+    """Wavefront OBJ (1-based indices), vertices with 6 decimals (micrometre precision in mm);
+    with ``texcoords`` also ``vt`` lines and ``f v/vt`` corners."""
     v, f = _check_mesh(verts, faces)
-    lines = ["# fc4dfs-bench export, units mm"] + [f"# {c}" for c in comment.splitlines() if c]
+    _check_units(units)
+    _check_texcoords(texcoords, f)
+    lines = [f"# fc4dfs-bench export, units {units}"] + [f"# {c}" for c in comment.splitlines() if c]
     body = "\n".join(lines) + "\n"
-    vtxt = ("v %.6f %.6f %.6f\n" * len(v)) % tuple(v.astype(np.float64).ravel().tolist())
-    ftxt = ("f %d %d %d\n" * len(f)) % tuple((f + 1).ravel().tolist())
+    digits = {"mm": 6, "cm": 7, "m": 9}[units]
+    vtxt = (f"v %.{digits}f %.{digits}f %.{digits}f\n" * len(v)) % tuple(v.astype(np.float64).ravel().tolist())
+    if texcoords is None:
+        ftxt = ("f %d %d %d\n" * len(f)) % tuple((f + 1).ravel().tolist())
+    else:
+        vt = ("vt %.6f %.6f\n" * len(texcoords.uv)) % tuple(texcoords.uv.astype(np.float64).ravel().tolist())
+        corners = np.stack([f + 1, texcoords.faces + 1], axis=-1)  # [F, 3, 2]
+        ftxt = vt + ("f %d/%d %d/%d %d/%d\n" * len(f)) % tuple(corners.ravel().tolist())
     return write_file(path, (body + vtxt + ftxt).encode("ascii"))
 
 
 def write_frames(out_dir: str | Path, frames: np.ndarray, faces: np.ndarray, fmt: str = "ply",
-                 stem: str = "frame") -> list[Path]:
-    """One mesh file per frame: ``out_dir/{stem}_{t:04d}.{fmt}`` (fmt: ply or obj)."""
+                 stem: str = "frame", texcoords: TexCoords | None = None, units: str = "mm") -> list[Path]:
+    """One mesh file per frame: ``out_dir/{stem}_{t:04d}.{fmt}`` (fmt: ply or obj; OBJ keeps ``texcoords``)."""
     fr, f = _check_sequence(frames, faces, 1.0)
-    writer = {"ply": write_ply, "obj": write_obj}.get(fmt)
-    if writer is None:
+    if fmt == "ply":
+        def writer(p: Path, v: np.ndarray) -> Path:
+            return write_ply(p, v, f, units=units)
+    elif fmt == "obj":
+        def writer(p: Path, v: np.ndarray) -> Path:
+            return write_obj(p, v, f, texcoords=texcoords, units=units)
+    else:
         raise ValueError(f"per-frame format must be 'ply' or 'obj', got {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     width = max(4, len(str(len(fr) - 1)))
-    return [writer(out / f"{stem}_{t:0{width}d}.{fmt}", fr[t], f) for t in range(len(fr))]
+    return [writer(out / f"{stem}_{t:0{width}d}.{fmt}", fr[t]) for t in range(len(fr))]
 
 
 # --------------------------------------------------------------------------- NPZ
@@ -187,7 +241,7 @@ class _GlbBuilder:
             view["target"] = target
         self.blob += arr.tobytes()
         self.views.append(view)
-        ncomp = {"SCALAR": 1, "VEC3": 3}[type_]
+        ncomp = {"SCALAR": 1, "VEC2": 2, "VEC3": 3}[type_]
         acc: dict[str, Any] = {"bufferView": len(self.views) - 1, "componentType": comp,
                                "count": int(arr.size // ncomp), "type": type_}
         if minmax:
@@ -200,7 +254,8 @@ class _GlbBuilder:
 
 def write_glb(path: str | Path, frames: np.ndarray, faces: np.ndarray, fps: float, name: str = "sequence",
               metadata: dict[str, Any] | None = None, morph: Literal["frames", "basis"] = "frames",
-              n_basis: int = 16, normals: bool = True, color: Seq[float] = (0.86, 0.74, 0.66)) -> Path:
+              n_basis: int = 16, normals: bool = True, color: Seq[float] = (0.86, 0.74, 0.66),
+              texcoords: TexCoords | None = None, units: str = "mm") -> Path:
     """glTF 2.0 binary with the sequence as a morph-target animation at ``fps`` (see module doc)."""
     fr, f = _check_sequence(frames, faces, fps)
     t_len = fr.shape[0]
@@ -210,43 +265,89 @@ def write_glb(path: str | Path, frames: np.ndarray, faces: np.ndarray, fps: floa
         weights = np.zeros((t_len, t_len - 1), dtype=np.float32)
         weights[np.arange(1, t_len), np.arange(t_len - 1)] = 1.0
         target_names = [f"frame_{t:04d}" for t in range(1, t_len)]
+        target_normals = [vertex_normals(fr[k], f) for k in range(1, t_len)] if normals else None
     elif morph == "basis":
         targets, weights = morph_basis(fr, n_basis)
         target_names = [f"basis_{k:02d}" for k in range(len(targets))]
+        target_normals = None
     else:
         raise ValueError(f"morph must be 'frames' or 'basis', got {morph!r}")
+    return write_morph_glb(path, base, f, targets, target_names, weights, fps, name=name,
+                           metadata={"frames": int(t_len), "morph": morph, **(metadata or {})},
+                           normals=normals, target_normals=target_normals, color=color, texcoords=texcoords,
+                           units=units)
+
+
+def write_morph_glb(path: str | Path, base: np.ndarray, faces: np.ndarray, targets: np.ndarray,
+                    target_names: Seq[str], weights: np.ndarray, fps: float, name: str = "sequence",
+                    metadata: dict[str, Any] | None = None, normals: bool = True,
+                    target_normals: Seq[np.ndarray] | None = None, color: Seq[float] = (0.86, 0.74, 0.66),
+                    texcoords: TexCoords | None = None, units: str = "mm") -> Path:
+    """glTF 2.0 binary: mesh ``base [V, 3]`` with morph ``targets [K, V, 3]`` (displacements, named
+    ``target_names``) and a LINEAR weights animation ``weights [T, K]`` keyed at ``t / fps`` seconds.
+
+    ``target_normals`` (optional, ``K`` arrays ``[V, 3]``) are the targets' absolute vertex normals;
+    the file stores their difference to the base's. ``units`` (mm, cm, m) sets the node's scale to
+    metres. With ``texcoords`` vertices are split at UV seams (glTF has one UV per vertex) and
+    ``TEXCOORD_0`` is written with the vertical axis flipped (glTF's origin is top-left).
+    Raises ``ValueError`` on inconsistent shapes, NaN/Inf or a bad unit.
+    """
+    v, f = _check_mesh(base, faces, "base")
+    to_m = _check_units(units)
+    _check_texcoords(texcoords, f)
+    tg = np.asarray(targets, dtype=np.float32).reshape(-1, len(v), 3)
+    w = np.asarray(weights, dtype=np.float32)
+    if w.ndim != 2 or w.shape[1] != len(tg) or len(target_names) != len(tg) or not len(w):
+        raise ValueError(f"weights must be [T >= 1, K={len(tg)}] and names K long, got {w.shape} and "
+                         f"{len(target_names)}")
+    if not (np.isfinite(tg).all() and np.isfinite(w).all()):
+        raise ValueError("morph targets or weights contain NaN or Inf")
+    if not fps or fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    n_base = vertex_normals(v, f) if normals else None
+    n_targets = None if target_normals is None or not normals else [np.asarray(n) - n_base for n in target_normals]
+    if texcoords is not None:  # one glTF vertex per distinct (vertex, uv) corner pair
+        pairs = np.stack([f.ravel(), texcoords.faces.ravel()], axis=1)
+        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        keep, f = uniq[:, 0], inverse.reshape(-1, 3)
+        v, tg = v[keep], tg[:, keep]
+        n_base = None if n_base is None else n_base[keep]
+        n_targets = None if n_targets is None else [n[keep] for n in n_targets]
+        uv = texcoords.uv[uniq[:, 1]] * np.array([1.0, -1.0], np.float32) + np.array([0.0, 1.0], np.float32)
     b = _GlbBuilder()
     idx_acc = b.add(f.astype(np.uint32).ravel(), "SCALAR", _ELEMENT_ARRAY_BUFFER)
-    attributes = {"POSITION": b.add(base, "VEC3", _ARRAY_BUFFER, minmax=True)}
-    n_base = vertex_normals(base, f) if normals else None
-    if normals:
+    attributes = {"POSITION": b.add(v, "VEC3", _ARRAY_BUFFER, minmax=True)}
+    if n_base is not None:
         attributes["NORMAL"] = b.add(n_base, "VEC3", _ARRAY_BUFFER)
+    if texcoords is not None:
+        attributes["TEXCOORD_0"] = b.add(uv, "VEC2", _ARRAY_BUFFER)
     gl_targets = []
-    for k, d in enumerate(targets):
+    for k, d in enumerate(tg):
         tgt = {"POSITION": b.add(d, "VEC3", _ARRAY_BUFFER, minmax=True)}
-        if normals and morph == "frames":
-            tgt["NORMAL"] = b.add(vertex_normals(fr[k + 1], f) - n_base, "VEC3", _ARRAY_BUFFER)
+        if n_targets is not None:
+            tgt["NORMAL"] = b.add(n_targets[k], "VEC3", _ARRAY_BUFFER)
         gl_targets.append(tgt)
     primitive: dict[str, Any] = {"attributes": attributes, "indices": idx_acc, "mode": 4, "material": 0}
     mesh: dict[str, Any] = {"name": name, "primitives": [primitive]}
     animations = []
+    t_len = len(w)
     if gl_targets:
         primitive["targets"] = gl_targets
-        mesh["weights"] = [float(w) for w in weights[0]]
-        mesh["extras"] = {"targetNames": target_names}
+        mesh["weights"] = [float(x) for x in w[0]]
+        mesh["extras"] = {"targetNames": list(map(str, target_names))}
         times = np.arange(t_len, dtype=np.float32) / np.float32(fps)
         t_acc = b.add(times, "SCALAR", minmax=True)
-        w_acc = b.add(weights.ravel(), "SCALAR")
+        w_acc = b.add(w.ravel(), "SCALAR")
         animations.append({"name": name, "samplers": [{"input": t_acc, "output": w_acc,
                                                         "interpolation": "LINEAR"}],
                            "channels": [{"sampler": 0, "target": {"node": 0, "path": "weights"}}]})
     gltf: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": "fc4dfs-bench",
-                  "extras": {"fps": float(fps), "frames": int(t_len), "units": "mm (node scale 0.001 -> m)",
-                             "morph": morph, **(metadata or {})}},
+                  "extras": {"fps": float(fps), "units": f"{units} (node scale {to_m:g} -> m)",
+                             **(metadata or {})}},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
-        "nodes": [{"name": name, "mesh": 0, "scale": [MM_TO_M] * 3}],
+        "nodes": [{"name": name, "mesh": 0, "scale": [to_m] * 3}],
         "meshes": [mesh],
         "materials": [{"name": "skin", "doubleSided": True,
                        "pbrMetallicRoughness": {"baseColorFactor": [*map(float, color), 1.0],
@@ -281,10 +382,12 @@ def export_sequence(out_dir: str | Path, frames: np.ndarray, faces: np.ndarray, 
                     landmarks: np.ndarray | None = None, metadata: dict[str, Any] | None = None,
                     formats: Seq[str] = FORMATS, stem: str = "sequence",
                     lmk_face_idx: np.ndarray | None = None, lmk_bary: np.ndarray | None = None,
-                    morph: Literal["frames", "basis"] = "frames", n_basis: int = 16) -> dict[str, list[Path]]:
+                    morph: Literal["frames", "basis"] = "frames", n_basis: int = 16,
+                    texcoords: TexCoords | None = None, units: str = "mm") -> dict[str, list[Path]]:
     """Write ``frames`` in every requested format under ``out_dir``; returns ``{format: [files]}``.
 
     Layout: ``ply/frame_0000.ply ...``, ``obj/frame_0000.obj ...``, ``{stem}.npz``, ``{stem}.glb``.
+    ``frames`` are in ``units`` (recorded in every file); ``texcoords`` go to OBJ and GLB.
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
@@ -293,13 +396,13 @@ def export_sequence(out_dir: str | Path, frames: np.ndarray, faces: np.ndarray, 
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, list[Path]] = {}
     if "ply" in formats:
-        written["ply"] = write_frames(out / "ply", frames, faces, "ply")
+        written["ply"] = write_frames(out / "ply", frames, faces, "ply", units=units)
     if "obj" in formats:
-        written["obj"] = write_frames(out / "obj", frames, faces, "obj")
+        written["obj"] = write_frames(out / "obj", frames, faces, "obj", texcoords=texcoords, units=units)
     if "npz" in formats:
-        written["npz"] = [write_npz(out / f"{stem}.npz", frames, faces, fps, landmarks, metadata,
-                                    lmk_face_idx, lmk_bary)]
+        written["npz"] = [write_npz(out / f"{stem}.npz", frames, faces, fps, landmarks,
+                                    {"units": units, **(metadata or {})}, lmk_face_idx, lmk_bary)]
     if "glb" in formats:
         written["glb"] = [write_glb(out / f"{stem}.glb", frames, faces, fps, name=stem, metadata=metadata,
-                                    morph=morph, n_basis=n_basis)]
+                                    morph=morph, n_basis=n_basis, texcoords=texcoords, units=units)]
     return written
