@@ -406,3 +406,27 @@ def export_sequence(out_dir: str | Path, frames: np.ndarray, faces: np.ndarray, 
         written["glb"] = [write_glb(out / f"{stem}.glb", frames, faces, fps, name=stem, metadata=metadata,
                                     morph=morph, n_basis=n_basis, texcoords=texcoords, units=units)]
     return written
+
+
+# --------------------------------------------------------------------------- blendshape weight curves
+def write_weight_curves(stem: str | Path, names: Seq[str], weights: np.ndarray, fps: float,
+                        metadata: dict[str, Any] | None = None) -> list[Path]:
+    """Morph-target weight curves ``weights [T, K]`` as ``{stem}.csv`` (columns ``frame, time_s`` and
+    one per target name) and ``{stem}.json`` (``fps``, ``targets``, ``times``, ``weights`` per target
+    and ``metadata``); returns both paths."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != len(names):
+        raise ValueError(f"weights must be [T, K={len(names)}], got {w.shape}")
+    if not fps or fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    stem = Path(stem)
+    times = np.arange(len(w)) / float(fps)
+    header = ",".join(["frame", "time_s", *names])
+    rows = [",".join([str(t), f"{times[t]:.6f}", *(f"{x:.6f}" for x in w[t])]) for t in range(len(w))]
+    csv = write_file(stem.with_suffix(".csv"), ("\n".join([header, *rows]) + "\n").encode("utf-8"))
+    doc = {"fps": float(fps), "targets": list(names), "times": [round(float(t), 6) for t in times],
+           "weights": {n: [round(float(x), 6) for x in w[:, k]] for k, n in enumerate(names)},
+           "metadata": metadata or {}}
+    js = write_file(stem.with_suffix(".json"),
+                    (json.dumps(doc, indent=1, default=_json_default) + "\n").encode("utf-8"))
+    return [csv, js]

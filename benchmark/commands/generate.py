@@ -20,6 +20,7 @@ from fc4dfs.benchmark.errors import UserError, writable_dir
 if TYPE_CHECKING:
     import numpy as np
 
+    from fc4dfs.benchmark.ownface import FaceFit
     from fc4dfs.datasets.base import Dataset, Topology
     from fc4dfs.plugins.contracts import Budget
     from fc4dfs.plugins.manager import Registry
@@ -39,8 +40,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--identity", help="identity whose neutral face to animate (default: the first test identity, "
                                       "as in dataset show)")
     p.add_argument("--from-neutral", type=Path, metavar="FILE",
-                   help="neutral mesh to animate instead (PLY, OBJ, NPY or NPZ with the dataset's topology; "
-                        "default: the identity's neutral)")
+                   help="neutral mesh to animate instead: OBJ, PLY or GLB of any topology, units and pose (the "
+                        "dataset's template is registered to it; output on its own vertices, UVs and units), or "
+                        "NPY / NPZ vertices with the dataset's topology (default: the identity's neutral)")
+    p.add_argument("--landmarks-file", type=Path, metavar="FILE",
+                   help="with --from-neutral: its 68 landmarks as vertex indices or points in the mesh's units "
+                        "(.txt one per line, or .npy) (default: automatic alignment with a printed confidence)")
+    p.add_argument("--units", choices=("mm", "cm", "m"),
+                   help="with --from-neutral: the mesh's units (default: detected from the face's size)")
+    p.add_argument("--blendshapes", action="store_true",
+                   help="also export engine blendshapes: one morph target per label apex + non-negative weight "
+                        "curves (GLB, CSV, JSON), with the reconstruction error (default: off)")
     p.add_argument("--label", required=True, help="expression label (required)")
     p.add_argument("--length", type=int_range(2, LENGTH_MAX, "a frame count"), default=None,
                    help=f"frames T, 2..{LENGTH_MAX} (default: 30, or the --known sequence's)")
@@ -73,21 +83,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
 
 # --------------------------------------------------------------------------- helpers
 def read_neutral(path: Path, topology: "Topology") -> "np.ndarray":
-    """Vertices ``[V, 3]`` of a neutral mesh file; refuses another vertex count, naming the file."""
+    """Vertices ``[V, 3]`` of a neutral array file (.npy, .npz) on ``topology``; refuses another vertex
+    count, naming the file. Mesh files go through :func:`fc4dfs.benchmark.ownface.load_own_face`."""
     import numpy as np
 
     if not path.is_file():
         raise FileNotFoundError(f"neutral mesh {path} not found")
     suffix = path.suffix.lower()
-    if suffix in (".ply", ".obj"):
-        import trimesh
-
-        try:
-            mesh = trimesh.load(path, process=False, force="mesh")  # process=False keeps vertex order
-        except Exception as e:  # noqa: BLE001 - any parser failure is a bad file
-            raise UserError(f"cannot read neutral mesh {path}: {e}") from None
-        verts = np.asarray(mesh.vertices, dtype=np.float32)
-    elif suffix == ".npy":
+    if suffix == ".npy":
         verts = np.load(path, allow_pickle=False)
     elif suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
@@ -98,7 +101,7 @@ def read_neutral(path: Path, topology: "Topology") -> "np.ndarray":
             if verts.ndim == 3:  # an exported sequence: its first frame is the neutral
                 verts = verts[0]
     else:
-        raise UserError(f"neutral mesh {path}: unsupported file type {suffix!r} (use .ply, .obj, .npy or .npz)")
+        raise UserError(f"neutral mesh {path}: unsupported file type {suffix!r} (use .obj, .ply, .glb, .npy or .npz)")
     verts = np.asarray(verts, dtype=np.float32)
     if verts.ndim != 2 or verts.shape[1] != 3:
         raise UserError(f"neutral mesh {path} must hold [V, 3] vertices, got shape {verts.shape}")
@@ -215,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
     from fc4dfs.benchmark.config import parse_options
     from fc4dfs.benchmark.export import FORMATS, export_sequence, write_file
     from fc4dfs.benchmark.runner import load_dataset
+    from fc4dfs.benchmark.ownface import export_blendshapes, to_user_output
     from fc4dfs.plugins.manager import registry
 
     progress = os.environ.get("FC4DFS_PROGRESS", "1") != "0"
@@ -224,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--formats: unknown {bad or 'empty list'}; choose from {', '.join(FORMATS)}")
     if args.known_frames is not None and args.known is None:
         raise UserError("--known-frames needs --known FILE")
+    if (args.landmarks_file is not None or args.units is not None) and args.from_neutral is None:
+        raise UserError("--landmarks-file and --units need --from-neutral FILE")
     writable_dir(args.out, "--out")
 
     reg = registry()
@@ -244,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
     if args.label not in dataset.labels:
         raise UserError(f"label {args.label!r} not in dataset {names['dataset']!r}; labels: "
                         f"{', '.join(dataset.labels)}")
-    identity, neutral, source = _choose_neutral(args, dataset, names["dataset"])
+    identity, neutral, source, fit = _choose_neutral(args, dataset, names["dataset"])
     known, mask = _known_sequence(args, reg, names["generator"], topo.num_landmarks)
     length = known.shape[0] if known is not None else (args.length or 30)
     gen, dec, loaded = _components(args, reg, names, options, dataset, progress)
@@ -272,11 +278,18 @@ def run(args: argparse.Namespace) -> int:
         meta["known"] = {"file": str(args.known), "frames": [int(i) for i in np.flatnonzero(mask)]}
     out: Path = args.out
     stem = f"{identity}_{args.label}".replace("/", "_").replace(" ", "_")
-    written = export_sequence(out, meshes, topo.faces, fps, landmarks=landmarks, metadata=meta, formats=formats,
-                              stem=stem, lmk_face_idx=topo.lmk_face_idx, lmk_bary=topo.lmk_bary,
-                              morph=args.morph, n_basis=args.basis)
+    if fit is not None:
+        meta["own_face"] = fit.info
+    user = to_user_output(fit, meshes, landmarks, topo)
+    written = export_sequence(out, user["frames"], user["faces"], fps, landmarks=user["landmarks"], metadata=meta,
+                              formats=formats, stem=stem, lmk_face_idx=user["lmk_face_idx"],
+                              lmk_bary=user["lmk_bary"], morph=args.morph, n_basis=args.basis,
+                              texcoords=user["texcoords"], units=user["units"])
+    if args.blendshapes:
+        written["blendshapes"], meta["blendshape_error_mm"] = export_blendshapes(
+            out, stem, gen, dec, topo, neutral, list(dataset.labels), meshes, length, fps, args.seed, fit)
     if not args.no_preview:
-        written["preview"] = _preview(out, meshes, landmarks, topo.faces, fps,
+        written["preview"] = _preview(out, user["frames"], user["landmarks"], user["faces"], fps,
                                       f"{names['generator']} + {names['decoder']}: {identity} / {args.label} "
                                       f"({length} frames, {fps:g} fps)")
     summary = {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}}
@@ -318,17 +331,22 @@ def _resolve_names(args: argparse.Namespace, run_cfg: dict[str, Any]) -> dict[st
     return names
 
 
-def _choose_neutral(args: argparse.Namespace, dataset: "Dataset", ds_name: str) -> tuple[str, "np.ndarray", str]:
-    """(identity name, neutral vertices [V, 3], where the neutral came from)."""
+def _choose_neutral(args: argparse.Namespace, dataset: "Dataset",
+                    ds_name: str) -> tuple[str, "np.ndarray", str, "FaceFit | None"]:
+    """(identity name, neutral vertices [V, 3] on the dataset's topology, where the neutral came from,
+    the fit to the user's own mesh when --from-neutral is a mesh file)."""
     if args.from_neutral is not None:
-        return args.identity or args.from_neutral.stem, read_neutral(args.from_neutral, dataset.topology), \
-            str(args.from_neutral)
+        from fc4dfs.benchmark.ownface import load_own_face
+
+        fit = load_own_face(args.from_neutral, dataset, args.landmarks_file, args.units)
+        neutral = fit.registered if fit is not None else read_neutral(args.from_neutral, dataset.topology)
+        return args.identity or args.from_neutral.stem, neutral, str(args.from_neutral), fit
     identity = args.identity or first_identity(dataset)
     if identity not in dataset.identities:
         more = " ..." if len(dataset.identities) > 12 else ""
         raise UserError(f"identity {identity!r} not in dataset {ds_name!r}; identities: "
                         f"{', '.join(dataset.identities[:12])}{more}")
-    return identity, dataset.neutral(identity), f"{ds_name}:{identity}"
+    return identity, dataset.neutral(identity), f"{ds_name}:{identity}", None
 
 
 def _components(args: argparse.Namespace, reg: "Registry", names: dict[str, str], options: dict[str, dict],

@@ -83,3 +83,51 @@ def load_own_face(path: Path, dataset: "Dataset", landmarks_file: Path | None = 
     log(f"{path.name}: {why} (dataset topology: {topo.num_vertices} vertices, {topo.num_faces} faces): "
         "registering the template to it")
     return fit_face(mesh, dataset_template(dataset), topo, landmarks=lms, units=units, log=log)
+
+
+def to_user_output(fit: FaceFit | None, frames: np.ndarray, landmarks: np.ndarray,
+                   topology: "Topology") -> dict:
+    """Export arguments for frames ``[T, V, 3]`` and landmarks ``[T, L, 3]`` decoded on the template
+    topology: on the user's mesh (vertices, faces, UVs, units, pose) when ``fit`` is given, else as they are."""
+    if fit is None:
+        return {"frames": frames, "landmarks": landmarks, "faces": topology.faces, "texcoords": None,
+                "units": "mm", "lmk_face_idx": topology.lmk_face_idx, "lmk_bary": topology.lmk_bary}
+    return {"frames": fit.to_user(frames, topology.faces),
+            "landmarks": fit.to_user_points(landmarks).astype(np.float32), "faces": fit.user.faces,
+            "texcoords": fit.user.texcoords, "units": fit.units, "lmk_face_idx": None, "lmk_bary": None}
+
+
+def export_blendshapes(out: Path, stem: str, gen, dec, topology: "Topology", neutral: np.ndarray,
+                       labels: list[str], frames: np.ndarray, length: int, fps: float, seed: int,
+                       fit: FaceFit | None = None, log: Callable[[str], None] = print) -> tuple[list[Path], dict]:
+    """Blendshape export of the generated ``frames [T, V, 3]`` (template topology, mm): one apex
+    target per label in ``labels`` (each generated on ``neutral`` with the same length, fps, seed),
+    non-negative per-frame weights; writes ``{stem}_blendshapes.glb`` / ``.csv`` / ``.json`` on the
+    user's mesh when ``fit`` is given. Returns the files and the reconstruction error (mm)."""
+    from fc4dfs.benchmark.export import write_morph_glb, write_weight_curves
+    from fc4dfs.benchmark.ownface.blendshapes import apex_targets, fit_weights
+
+    nlm = topology.landmarks(neutral[None])
+    b_nlm = np.repeat(nlm, len(labels), 0)
+    lms = gen.generate(b_nlm, labels, length, fps=fps, seed=seed)
+    decoded = dec.decode(np.repeat(neutral[None], len(labels), 0), b_nlm, lms)
+    dummy_lm = np.zeros((length, topology.num_landmarks, 3), np.float32)
+
+    def on_user(fr: np.ndarray) -> np.ndarray:
+        return to_user_output(fit, fr, dummy_lm[:len(fr)], topology)["frames"]
+
+    shapes = apex_targets({lab: on_user(decoded[k]) for k, lab in enumerate(labels)})
+    seq = on_user(frames)
+    weights, _, err = fit_weights(seq, shapes)
+    scale = fit.mm_per_unit if fit is not None else 1.0
+    err_mm = {k: v * scale for k, v in err.items()}
+    args = to_user_output(fit, frames[:1], dummy_lm[:1], topology)
+    meta = {"blendshapes": "label apex targets, non-negative least-squares weights",
+            "reconstruction_error_mm": err_mm}
+    files = [write_morph_glb(out / f"{stem}_blendshapes.glb", seq[0], args["faces"], shapes.targets, shapes.names,
+                             weights, fps, name=f"{stem}_blendshapes", metadata=meta,
+                             texcoords=args["texcoords"], units=args["units"])]
+    files += write_weight_curves(out / f"{stem}_blendshapes", shapes.names, weights, fps, meta)
+    log(f"blendshapes: {len(shapes.names)} targets; reconstruction error {err_mm['mean']:.3f} mm mean, "
+        f"{err_mm['max']:.3f} mm max (motion {err_mm['motion_mean']:.3f} mm mean)")
+    return files, err_mm

@@ -56,8 +56,12 @@ def read_user_mesh(path: Path) -> UserMesh:
         if suffix == ".obj":
             mesh = _read_obj(path)
         elif suffix == ".ply":
-            from fc4dfs.datasets.ply import read_ply
+            from fc4dfs.datasets.ply import read_header, read_ply
 
+            counts = {el.name: el.count for el in read_header(path).elements}
+            if not counts.get("vertex") or not counts.get("face"):
+                raise UserError(f"mesh {path} is empty ({counts.get('vertex', 0)} vertices, "
+                                f"{counts.get('face', 0)} faces)")
             ply = read_ply(path)
             mesh = UserMesh(ply.vertices.astype(np.float64), ply.faces, None, path)
         elif suffix == ".glb":
@@ -73,34 +77,42 @@ def read_user_mesh(path: Path) -> UserMesh:
     return mesh
 
 
-def _trimesh_obj(text: str) -> dict:
+def _trimesh_obj(text: str, maintain_order: bool) -> dict:
     import io
 
     from trimesh.exchange.obj import load_obj
 
-    loaded = load_obj(io.StringIO(text), maintain_order=True, group_material=False, split_object=False,
+    loaded = load_obj(io.StringIO(text), maintain_order=maintain_order, group_material=False, split_object=False,
                       split_groups=False)
     geoms = list(loaded["geometry"].values())
     if len(geoms) != 1:
         raise UserError(f"OBJ holds {len(geoms)} meshes; give one mesh")
-    return geoms[0]
+    geom = dict(geoms[0])
+    faces = np.asarray(geom.get("faces", np.zeros((0, 3))), dtype=np.int64)
+    if faces.ndim == 2 and faces.shape[1] == 4:  # quads: two triangles each, same split in both reads
+        from trimesh.geometry import triangulate_quads
+
+        faces = triangulate_quads(faces)
+    geom["faces"] = faces.reshape(-1, 3)
+    return geom
 
 
 def _read_obj(path: Path) -> UserMesh:
     text = path.read_text(encoding="utf-8", errors="replace")
     # without vt/vn indices trimesh keeps every ``v`` in file order (maintain_order)
-    plain = _trimesh_obj(re.sub(r"(?m)^(f\s.*)$", lambda m: re.sub(r"/\S*", "", m.group(1)), text))
+    plain = _trimesh_obj(re.sub(r"(?m)^(f\s.*)$", lambda m: re.sub(r"/\S*", "", m.group(1)), text),
+                         maintain_order=True)
     verts = np.asarray(plain["vertices"], dtype=np.float64)
-    faces = np.asarray(plain["faces"], dtype=np.int64).reshape(-1, 3)
+    faces = plain["faces"]
     if not re.search(r"(?m)^vt\s", text) or not re.search(r"(?m)^f\s+\S*/\d", text):
         return UserMesh(verts, faces, None, path)
-    split = _trimesh_obj(text)  # vertices split at UV seams, faces in the same order
-    sfaces = np.asarray(split["faces"], dtype=np.int64).reshape(-1, 3)
+    split = _trimesh_obj(text, maintain_order=False)  # vertices split at UV seams, faces in the same order
+    sfaces = split["faces"]
     visual = split.get("visual")
     uv = getattr(visual, "uv", None)
     if sfaces.shape != faces.shape or uv is None or len(uv) != len(split["vertices"]) or \
             not np.allclose(np.asarray(split["vertices"])[sfaces], verts[faces]):
-        raise UserError("its texture coordinates do not index every face corner consistently")
+        raise UserError(f"mesh {path}: its texture coordinates do not index every face corner consistently")
     return UserMesh(verts, faces, TexCoords(np.asarray(uv, dtype=np.float32), sfaces), path)
 
 
