@@ -77,7 +77,7 @@ def read_user_mesh(path: Path) -> UserMesh:
     return mesh
 
 
-def _trimesh_obj(text: str, maintain_order: bool) -> dict:
+def _trimesh_obj(text: str, maintain_order: bool, path: Path) -> dict:
     import io
 
     from trimesh.exchange.obj import load_obj
@@ -85,8 +85,10 @@ def _trimesh_obj(text: str, maintain_order: bool) -> dict:
     loaded = load_obj(io.StringIO(text), maintain_order=maintain_order, group_material=False, split_object=False,
                       split_groups=False)
     geoms = list(loaded["geometry"].values())
+    if not geoms:
+        raise UserError(f"mesh {path} is empty (no faces)")
     if len(geoms) != 1:
-        raise UserError(f"OBJ holds {len(geoms)} meshes; give one mesh")
+        raise UserError(f"mesh {path} holds {len(geoms)} meshes; give one mesh")
     geom = dict(geoms[0])
     faces = np.asarray(geom.get("faces", np.zeros((0, 3))), dtype=np.int64)
     if faces.ndim == 2 and faces.shape[1] == 4:  # quads: two triangles each, same split in both reads
@@ -101,12 +103,12 @@ def _read_obj(path: Path) -> UserMesh:
     text = path.read_text(encoding="utf-8", errors="replace")
     # without vt/vn indices trimesh keeps every ``v`` in file order (maintain_order)
     plain = _trimesh_obj(re.sub(r"(?m)^(f\s.*)$", lambda m: re.sub(r"/\S*", "", m.group(1)), text),
-                         maintain_order=True)
+                         maintain_order=True, path=path)
     verts = np.asarray(plain["vertices"], dtype=np.float64)
     faces = plain["faces"]
     if not re.search(r"(?m)^vt\s", text) or not re.search(r"(?m)^f\s+\S*/\d", text):
         return UserMesh(verts, faces, None, path)
-    split = _trimesh_obj(text, maintain_order=False)  # vertices split at UV seams, faces in the same order
+    split = _trimesh_obj(text, maintain_order=False, path=path)  # vertices split at UV seams, faces in the same order
     sfaces = split["faces"]
     visual = split.get("visual")
     uv = getattr(visual, "uv", None)
