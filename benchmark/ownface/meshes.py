@@ -108,11 +108,13 @@ def _read_obj(path: Path) -> UserMesh:
     faces = plain["faces"]
     if not re.search(r"(?m)^vt\s", text) or not re.search(r"(?m)^f\s+\S*/\d", text):
         return UserMesh(verts, faces, None, path)
-    split = _trimesh_obj(text, maintain_order=False, path=path)  # vertices split at UV seams, faces in the same order
+    # vertices split at UV seams, faces in the same order
+    split = _trimesh_obj(text, maintain_order=False, path=path)
     sfaces = split["faces"]
-    visual = split.get("visual")
-    uv = getattr(visual, "uv", None)
-    if sfaces.shape != faces.shape or uv is None or len(uv) != len(split["vertices"]) or \
+    uv = getattr(split.get("visual"), "uv", None)
+    if uv is None:  # vt lines that no face uses
+        return UserMesh(verts, faces, None, path)
+    if sfaces.shape != faces.shape or len(uv) != len(split["vertices"]) or \
             not np.allclose(np.asarray(split["vertices"])[sfaces], verts[faces]):
         raise UserError(f"mesh {path}: its texture coordinates do not index every face corner consistently")
     return UserMesh(verts, faces, TexCoords(np.asarray(uv, dtype=np.float32), sfaces), path)

@@ -39,7 +39,8 @@ def test_obj_with_uv_seams_keeps_file_order_and_every_uv(tmp_path):
     tex = mesh.texcoords
     assert tex is not None and tex.faces.shape == mesh.faces.shape
     # vertex 2 (index 1) carries uv (0.5, 0) in the left quad and (0.6, 0) in the right one
-    uv_of_v1 = {tuple(np.round(tex.uv[tex.faces[f, k]].astype(float), 3).tolist()) for f, k in zip(*np.nonzero(mesh.faces == 1))}
+    corners = zip(*np.nonzero(mesh.faces == 1))
+    uv_of_v1 = {tuple(np.round(tex.uv[tex.faces[f, k]].astype(float), 3).tolist()) for f, k in corners}
     assert uv_of_v1 == {(0.5, 0.0), (0.6, 0.0)}
 
 
