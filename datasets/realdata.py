@@ -197,6 +197,21 @@ def _open_raw_store(info: RealDatasetInfo, root: Path, *, units: str, skip_bad: 
                           progress=progress, **kwargs)
 
 
+def face_extent(vertices: np.ndarray) -> float:
+    """The size :func:`check_face_size` judges: the bounding-box diagonal of ``vertices [V, 3]`` (their units)."""
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    return float(np.linalg.norm(v.max(0) - v.min(0))) if len(v) else 0.0
+
+
+def units_for_extent(extent: float) -> str | None:
+    """The unit (m, cm, mm) under which a mesh of bounding-box diagonal ``extent`` (in its own units)
+    has the size of a face: of those putting it inside :data:`FACE_EXTENT_MM`, the one nearest
+    :data:`TYPICAL_FACE_MM` (log scale); ``None`` when none does."""
+    lo, hi = FACE_EXTENT_MM
+    fits = [u for u, s in UNITS.items() if lo <= extent * s <= hi]
+    return min(fits, key=lambda u: abs(np.log(extent * UNITS[u] / TYPICAL_FACE_MM)), default=None)
+
+
 def check_face_size(vertices_mm: np.ndarray, units: str, where: str) -> None:
     """Raise :class:`RealDataError` unless a mesh read in ``units`` has the size of a face.
 
@@ -205,14 +220,12 @@ def check_face_size(vertices_mm: np.ndarray, units: str, where: str) -> None:
     here, before any training, with the units under which the size would be a face's (a true
     extent of 100-500 mm is never plausible under two of m/cm/mm, which differ by 10x or more).
     """
-    v = np.asarray(vertices_mm, dtype=np.float64)
-    extent = float(np.linalg.norm(v.max(0) - v.min(0)))
+    extent = face_extent(vertices_mm)
     lo, hi = FACE_EXTENT_MM
     if lo <= extent <= hi:
         return
     raw = extent / units_scale(units)
-    fits = [u for u, s in UNITS.items() if lo <= raw * s <= hi]
-    guess = min(fits, key=lambda u: abs(np.log(raw * UNITS[u] / TYPICAL_FACE_MM)), default=None)
+    guess = units_for_extent(raw)
     advice = (f"the files look to be in {guess}: set the dataset option units={guess} (--dataset-opt units={guess})"
               if guess else "set the dataset option units=m|cm|mm (--dataset-opt units=...) to the files' units")
     raise RealDataError(f"{where} spans {raw:.3g} {str(units).lower()} = {extent:.3g} mm, not the size of a face "

@@ -78,7 +78,7 @@ def read_source(path: Path, topology: "Topology") -> tuple["np.ndarray", float |
             if "vertices" in z.files and z["vertices"].ndim == 3 and z["vertices"].shape[1] == topology.num_vertices:
                 lms = topology.landmarks(np.asarray(z["vertices"], np.float32))
             elif "landmarks" in z.files:
-                from fc4dfs.benchmark.ownface.meshes import UNITS
+                from fc4dfs.datasets.realdata import UNITS
 
                 lms = np.asarray(z["landmarks"], np.float32) * UNITS.get(meta.get("units", "mm"), 1.0)
             else:

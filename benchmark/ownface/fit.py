@@ -200,7 +200,7 @@ def fit_face(user: UserMesh, template: np.ndarray, topology: Topology, landmarks
 
     scale, unit, detected = mm_per_unit(user, units)
     log(f"units: {unit} ({'detected from the face size' if detected else 'from --units'}: "
-        f"{user.extent * scale:.0f} mm across)")
+        f"bounding-box diagonal {user.extent * scale:.0f} mm)")
     user_mm = user.vertices * scale
     template = np.asarray(template, np.float64)
     tpl_lm = topology.landmarks(template[None])[0].astype(np.float64)

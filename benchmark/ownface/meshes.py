@@ -18,11 +18,8 @@ import numpy as np
 from fc4dfs.benchmark.errors import UserError
 from fc4dfs.benchmark.export import TexCoords
 
-#: millimetres per file unit
-UNITS: dict[str, float] = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
-#: plausible largest bounding-box extent of a face or head, in mm (a face-only scan of a small child
-#: is ~100 mm across, a head with neck and shoulders ~400 mm)
-PLAUSIBLE_EXTENT_MM: tuple[float, float] = (60.0, 600.0)
+from fc4dfs.datasets.realdata import FACE_EXTENT_MM, UNITS, face_extent, units_for_extent
+
 MESH_SUFFIXES = (".obj", ".ply", ".glb")
 
 
@@ -38,8 +35,8 @@ class UserMesh:
 
     @property
     def extent(self) -> float:
-        """Largest side of the axis-aligned bounding box, in file units."""
-        return float(np.ptp(self.vertices, axis=0).max()) if len(self.vertices) else 0.0
+        """Bounding-box diagonal in file units (the size the dataset readers' face-size check judges)."""
+        return face_extent(self.vertices)
 
 
 def read_user_mesh(path: Path) -> UserMesh:
@@ -151,26 +148,26 @@ def check_mesh(mesh: UserMesh) -> None:
                         "faces")
 
 
-def mm_per_unit(mesh: UserMesh, units: str | None, size: float | None = None) -> tuple[float, str, bool]:
+def mm_per_unit(mesh: UserMesh, units: str | None) -> tuple[float, str, bool]:
     """(millimetres per file unit, unit name, whether it was detected) for ``mesh``.
 
-    ``size`` is the face's largest extent in file units (default: the mesh's bounding box). Without
-    ``units`` the unit is the one of mm / cm / m that puts ``size`` inside
-    :data:`PLAUSIBLE_EXTENT_MM`; a size that fits none, or a given unit that puts it outside, is a
-    :class:`UserError`.
+    The same face-size rule as the real-data readers (:func:`fc4dfs.datasets.realdata.units_for_extent`):
+    without ``units`` the unit is the one of mm / cm / m under which the bounding-box diagonal lies in
+    ``FACE_EXTENT_MM`` (nearest the typical size when two do); a size that fits none, or a given unit
+    that puts it outside, is a :class:`UserError` naming the file.
     """
-    size = mesh.extent if size is None else float(size)
-    lo, hi = PLAUSIBLE_EXTENT_MM
+    size = mesh.extent
+    lo, hi = FACE_EXTENT_MM
     if units is not None:
         if units not in UNITS:
             raise UserError(f"--units: unknown unit {units!r}; choose from {', '.join(UNITS)}")
         mm = size * UNITS[units]
         if not lo <= mm <= hi:
-            raise UserError(f"mesh {mesh.path} is {mm:.4g} mm across in {units}: not a face "
-                            f"(plausible {lo:g}-{hi:g} mm); check --units")
+            raise UserError(f"mesh {mesh.path} spans {mm:.4g} mm in {units}: not the size of a face "
+                            f"({lo:g}-{hi:g} mm); check --units")
         return UNITS[units], units, False
-    for name, scale in UNITS.items():
-        if lo <= size * scale < hi:
-            return scale, name, True
-    raise UserError(f"mesh {mesh.path} is {size:.4g} units across: not a face in mm, cm or m (plausible "
-                    f"{lo:g}-{hi:g} mm); give --units if it is one")
+    unit = units_for_extent(size)
+    if unit is None:
+        raise UserError(f"mesh {mesh.path} spans {size:.4g} units: not the size of a face in mm, cm or m "
+                        f"({lo:g}-{hi:g} mm); give --units if it is one")
+    return UNITS[unit], unit, True

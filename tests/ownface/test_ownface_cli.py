@@ -91,7 +91,7 @@ def _run_err(args, capsys):
 
 
 @pytest.mark.parametrize("case, needle", [
-    ("metres_as_mm", "check --units"), ("implausible", "not a face"), ("landmark_range", "out of range"),
+    ("metres_as_mm", "check --units"), ("implausible", "not the size of a face"), ("landmark_range", "out of range"),
     ("nonmanifold", "non-manifold"), ("empty", "is empty"), ("landmarks_without_mesh", "need --from-neutral"),
 ])
 def test_bad_own_faces_fail_in_one_line_and_write_nothing(tmp_path, capsys, foreign, case, needle):

@@ -118,8 +118,8 @@ def test_units_detected_from_face_size(tmp_path, unit, scale):
 
 def test_implausible_sizes_are_refused(tmp_path):
     v, f = _grid()
-    tiny = read_user_mesh(write_ply(tmp_path / "tiny.ply", v * 0.02, f))  # 3.6 units: no unit makes it a face
-    with pytest.raises(UserError, match="not a face"):
+    tiny = read_user_mesh(write_ply(tmp_path / "tiny.ply", v * 0.01, f))  # 2.5 units: no unit makes it a face
+    with pytest.raises(UserError, match="not the size of a face"):
         mm_per_unit(tiny, None)
     metres = read_user_mesh(write_ply(tmp_path / "m.ply", v * 0.001, f))
     with pytest.raises(UserError, match="check --units"):
