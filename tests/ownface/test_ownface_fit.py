@@ -143,3 +143,28 @@ def test_template_is_the_training_mean(data):
     ds = data[0]
     train = ds.generator_split()[0]
     np.testing.assert_allclose(dataset_template(ds), np.mean([ds.neutral(i) for i in train], 0), atol=1e-5)
+
+
+def test_measure_compares_foreign_and_same_topology_paths(data):
+    """The issue's measurement, on one identity and two labels with least-squares components."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
+    import h6_fixture_plugin
+
+    from fc4dfs.benchmark.ownface.evaluate import VARIANTS, measure
+    from fc4dfs.plugins.contracts import Budget
+
+    ds = data[0]
+    train = ds.subset(ds.generator_split()[0])
+    gen, dec = h6_fixture_plugin.MeanCurveGenerator(), h6_fixture_plugin.RidgeDecoder()
+    gen.fit(train, Budget("smoke"))
+    dec.fit(train, Budget("smoke"))
+    name = next(iter(VARIANTS))
+    rows = measure(ds, gen, dec, labels=["mouth_open", "high_smile"], length=12,
+                   identities=ds.generator_split()[1][:1], variants={name: VARIANTS[name]})
+    (row,) = rows
+    assert row["variant"] == name and row["vertices"] > ds.topology.num_vertices
+    limit = 0.1 * row["motion_mm"]
+    assert row["error_mm"] < limit, f"error {row['error_mm']:.3f} mm, limit {limit:.3f} mm"
