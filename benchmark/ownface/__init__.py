@@ -111,22 +111,21 @@ def export_blendshapes(out: Path, stem: str, gen, dec, topology: "Topology", neu
     b_nlm = np.repeat(nlm, len(labels), 0)
     lms = gen.generate(b_nlm, labels, length, fps=fps, seed=seed)
     decoded = dec.decode(np.repeat(neutral[None], len(labels), 0), b_nlm, lms)
-    dummy_lm = np.zeros((length, topology.num_landmarks, 3), np.float32)
 
     def on_user(fr: np.ndarray) -> np.ndarray:
-        return to_user_output(fit, fr, dummy_lm[:len(fr)], topology)["frames"]
+        return fr if fit is None else fit.to_user(fr, topology.faces)
 
     shapes = apex_targets({lab: on_user(decoded[k]) for k, lab in enumerate(labels)})
     seq = on_user(frames)
     weights, _, err = fit_weights(seq, shapes)
     scale = fit.mm_per_unit if fit is not None else 1.0
     err_mm = {k: v * scale for k, v in err.items()}
-    args = to_user_output(fit, frames[:1], dummy_lm[:1], topology)
     meta = {"blendshapes": "label apex targets, non-negative least-squares weights",
             "reconstruction_error_mm": err_mm}
-    files = [write_morph_glb(out / f"{stem}_blendshapes.glb", seq[0], args["faces"], shapes.targets, shapes.names,
-                             weights, fps, name=f"{stem}_blendshapes", metadata=meta,
-                             texcoords=args["texcoords"], units=args["units"])]
+    files = [write_morph_glb(out / f"{stem}_blendshapes.glb", seq[0], topology.faces if fit is None else fit.user.faces,
+                             shapes.targets, shapes.names, weights, fps, name=f"{stem}_blendshapes", metadata=meta,
+                             texcoords=None if fit is None else fit.user.texcoords,
+                             units="mm" if fit is None else fit.units)]
     files += write_weight_curves(out / f"{stem}_blendshapes", shapes.names, weights, fps, meta)
     log(f"blendshapes: {len(shapes.names)} targets; reconstruction error {err_mm['mean']:.3f} mm mean, "
         f"{err_mm['max']:.3f} mm max (motion {err_mm['motion_mean']:.3f} mm mean)")

@@ -51,8 +51,8 @@ def _seam_uvs(vertices: np.ndarray, faces: np.ndarray) -> TexCoords:
     return TexCoords(uv.astype(np.float32), tex_faces)
 
 
-def write_variant(folder: Path, rt: Retriangulated, landmarks: np.ndarray, how: tuple[str, str, str, bool],
-                  seed: int = 0) -> tuple[Path, Path | None, np.ndarray, float]:
+def write_variant(folder: Path, rt: Retriangulated, landmarks: np.ndarray,
+                  how: tuple[str, str, str, bool]) -> tuple[Path, Path | None, np.ndarray, float]:
     """Write one variant: (mesh file, landmarks file or None, rotation applied, mm per unit)."""
     ftype, lm_kind, unit, move = how
     scale = {"mm": 1.0, "cm": 10.0, "m": 1000.0}[unit]
@@ -107,7 +107,7 @@ def measure(dataset: Any, gen: Any, dec: Any, labels: list[str] | None = None, l
         rt = retriangulate(neutral, topo.faces, reduction=reduction, seed=seed)
         for vname, how in variants.items():
             with tempfile.TemporaryDirectory() as tmp:
-                mesh_path, lm_path, rot, scale = write_variant(Path(tmp), rt, nlm[0].astype(np.float64), how, seed)
+                mesh_path, lm_path, rot, scale = write_variant(Path(tmp), rt, nlm[0].astype(np.float64), how)
                 try:
                     fit = load_own_face(mesh_path, dataset, lm_path, log=log)
                 except Exception as e:  # noqa: BLE001 - a failed variant is a row, not a crash
@@ -118,16 +118,18 @@ def measure(dataset: Any, gen: Any, dec: Any, labels: list[str] | None = None, l
             glm = gen.generate(np.repeat(rlm, len(labels), 0), labels, length, fps=fps, seed=seed)
             foreign = dec.decode(np.repeat(reg, len(labels), 0), np.repeat(rlm, len(labels), 0), glm)
             moving = fit.weight > 0
+            offset = fit.user.vertices * scale @ rot - rt.vertices  # the variant's move, undone below
+
+            def canonical(frames: np.ndarray) -> np.ndarray:  # user units and pose -> the re-triangulation's mm
+                return frames.astype(np.float64) * scale @ rot - offset
+
             errs, tr_errs, motion = [], [], []
             for b in range(len(labels)):
-                user = fit.to_user(foreign[b], topo.faces).astype(np.float64) * scale @ rot  # back to canonical mm
-                shift = fit.user.vertices[None] * scale @ rot - rt.vertices[None]
                 ref = rt.sample(same[b].astype(np.float64), topo.faces)
-                errs.append(np.linalg.norm(user - shift - ref, axis=-1)[:, moving])
+                errs.append(np.linalg.norm(canonical(fit.to_user(foreign[b], topo.faces)) - ref, axis=-1)[:, moving])
                 motion.append(np.linalg.norm(ref - ref[:1], axis=-1)[:, moving])
             for fr in truth:
-                moved = fit.to_user(fit.registered[None] + (fr - fr[:1]), topo.faces).astype(np.float64)
-                moved = moved * scale @ rot - (fit.user.vertices[None] * scale @ rot - rt.vertices[None])
+                moved = canonical(fit.to_user(fit.registered[None] + (fr - fr[:1]), topo.faces))
                 tr_errs.append(np.linalg.norm(moved - rt.sample(fr, topo.faces), axis=-1)[:, moving].ravel())
             e = np.concatenate([x.ravel() for x in errs])
             tr = np.concatenate(tr_errs)

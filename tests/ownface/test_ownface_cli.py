@@ -73,6 +73,9 @@ def test_generate_on_foreign_obj_keeps_its_vertices_uvs_and_units(tmp_path, caps
     assert prim.attributes.TEXCOORD_0 is not None and g.nodes[0].scale == [0.01] * 3
     assert g.accessors[prim.attributes.POSITION].count == len(np.unique(
         np.stack([user.faces.ravel(), user.texcoords.faces.ravel()], 1), axis=0))  # split at seams only
+    back = read_user_mesh(out / "head_expr1.glb")  # the input's UVs at every face corner
+    np.testing.assert_allclose(np.sort(back.texcoords.uv[back.texcoords.faces].reshape(-1, 2), axis=0),
+                               np.sort(user.texcoords.uv[user.texcoords.faces].reshape(-1, 2), axis=0), atol=1e-6)
     # blendshapes: one target per label, weights reproduce the sequence
     b = pygltflib.GLTF2().load(str(out / "head_expr1_blendshapes.glb"))
     assert b.meshes[0].extras["targetNames"] == tiny_dataset().labels
