@@ -9,11 +9,10 @@ surface points (each new vertex's barycentric position on the original faces), i
 frame. ``transfer`` isolates the correspondence: the dataset's own ground-truth sequence pushed
 through the fit, against the same sequence read at the new vertices.
 
-``python -m fc4dfs.benchmark.ownface.evaluate --gen mlp --dec s2d [--budget quick] [--resolution default]``
+Run with trained components: ``benchmarks/test_bench_ownface.py`` (prints the table).
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -141,42 +140,3 @@ def measure(dataset: Any, gen: Any, dec: Any, labels: list[str] | None = None, l
                          "confidence": fit.info.get("confidence")})
             log(f"{ident} / {vname}: {rows[-1]['error_mm']:.3f} mm")
     return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    import pandas as pd
-    import torch
-
-    from fc4dfs.benchmark.commands.generate import trained_component
-    from fc4dfs.datasets.synthetic import load_synthetic
-    from fc4dfs.plugins.manager import registry
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gen", default="mlp")
-    ap.add_argument("--dec", default="s2d")
-    ap.add_argument("--budget", default="quick")
-    ap.add_argument("--resolution", default="default")
-    ap.add_argument("--length", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    ds = load_synthetic(resolution=a.resolution, progress=False)
-    reg = registry()
-    gen, _, _ = trained_component(reg, "generator", a.gen, ds, a.budget, a.seed, progress=False)
-    dec, _, _ = trained_component(reg, "decoder", a.dec, ds, a.budget, a.seed, progress=False)
-    rows = measure(ds, gen, dec, length=a.length, seed=a.seed, log=print)
-    df = pd.DataFrame(rows)
-    cols = [c for c in ("variant", "vertices", "error_mm", "p95_mm", "max_mm", "transfer_mm", "motion_mm",
-                        "confidence", "error") if c in df]
-    print(f"\n{a.gen} + {a.dec}, budget {a.budget}, synthetic {a.resolution}, held-out identities "
-          f"{', '.join(sorted(df.identity.unique()))}, {len(ds.labels)} labels x {a.length} frames")
-    print(df[["identity"] + cols].to_markdown(index=False, floatfmt=".3f"))
-    num = [c for c in ("error_mm", "p95_mm", "max_mm", "transfer_mm", "motion_mm") if c in df]
-    print("\nmean over identities:")
-    print(df.groupby("variant", sort=False)[num].mean().to_markdown(floatfmt=".3f"))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
