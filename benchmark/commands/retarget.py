@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fc4dfs.benchmark.errors import UserError
+from fc4dfs.benchmark.commands.flags import FPS_MAX, add_dataset_flags, add_device, add_seed, dataset_options, \
+    float_range
+from fc4dfs.benchmark.errors import UserError, writable_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,23 +33,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
         description="Expression transfer: the landmark motion of --source (identity-normalised) drives the "
                     "face --to through a trained decoder; written like generate's output (PLY, OBJ, NPZ, GLB).")
     p.add_argument("--source", type=Path, required=True, metavar="SEQ",
-                   help="source sequence: an NPZ with 'vertices' [T, V, 3] on the dataset's topology or "
+                   help="source sequence (required): an NPZ with 'vertices' [T, V, 3] on the dataset's topology or "
                         "'landmarks' [T, 68, 3] (units from its metadata, else mm), or a folder of per-frame PLYs "
                         "on the dataset's topology")
     p.add_argument("--to", type=Path, required=True, metavar="FACE",
-                   help="target neutral face: OBJ, PLY or GLB of any topology, or NPY/NPZ on the dataset's")
-    p.add_argument("--landmarks-file", type=Path, metavar="FILE", help="the target mesh's 68 landmarks")
-    p.add_argument("--units", choices=("mm", "cm", "m"), help="the target mesh's units (default: detected)")
+                   help="target neutral face (required): OBJ, PLY or GLB of any topology, or NPY/NPZ on the "
+                        "dataset's")
+    p.add_argument("--landmarks-file", type=Path, metavar="FILE",
+                   help="the target mesh's 68 landmarks, vertex indices or points (default: automatic alignment)")
+    p.add_argument("--units", choices=("mm", "cm", "m"),
+                   help="the target mesh's units (default: detected from the face's size)")
     p.add_argument("--dec", help="decoder name (default: the run's, with --run)")
     p.add_argument("--dataset", help="dataset the decoder is trained on (default: the run's, else synthetic)")
-    p.add_argument("--run", type=Path, metavar="RUN_DIR", help="load the trained decoder from this run")
+    add_dataset_flags(p)
+    p.add_argument("--run", type=Path, metavar="RUN_DIR",
+                   help="load the trained decoder from this run (default: train at --budget, cached)")
     p.add_argument("--budget", default="quick", choices=("smoke", "quick", "paper"),
-                   help="training budget when not loading from --run (default quick; cached)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate (default: the source's, else 30)")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--formats", default="ply,obj,npz,glb", help="comma-separated subset of ply,obj,npz,glb")
+                   help="training budget when not loading from --run (default: quick; cached)")
+    add_seed(p, what="training seed")
+    add_device(p)
+    p.add_argument("--fps", type=float_range(0.0, FPS_MAX), default=None,
+                   help=f"frame rate, (0, {FPS_MAX:g}] (default: the source's, else 30)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (required)")
+    p.add_argument("--formats", default="ply,obj,npz,glb",
+                   help="comma-separated subset of ply,obj,npz,glb (default: all four)")
     return ["retarget"]
 
 
@@ -117,8 +126,8 @@ def retarget_landmarks(source: "np.ndarray", target_neutral: "np.ndarray") -> tu
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from fc4dfs.benchmark.commands.generate import _read_run_config, _run_checkpoint, load_dataset, \
-        read_neutral, trained_component
+    from fc4dfs.benchmark.commands.generate import _read_run_config, _run_checkpoint, read_neutral, \
+        trained_component
     from fc4dfs.benchmark.export import FORMATS, export_sequence, write_file
     from fc4dfs.benchmark.ownface import load_own_face, to_user_output
     from fc4dfs.plugins.manager import registry
@@ -127,8 +136,7 @@ def run(args: argparse.Namespace) -> int:
     bad = sorted(set(formats) - set(FORMATS))
     if bad or not formats:
         raise UserError(f"--formats: unknown {bad or 'empty list'}; choose from {', '.join(FORMATS)}")
-    if args.fps is not None and args.fps <= 0:
-        raise UserError(f"--fps must be positive, got {args.fps}")
+    writable_dir(args.out, "--out")
     t0 = time.perf_counter()
     run_cfg = _read_run_config(args.run) if args.run is not None else {}
     dec_name = args.dec or run_cfg.get("decoder")
@@ -137,7 +145,12 @@ def run(args: argparse.Namespace) -> int:
     ds_name = args.dataset or run_cfg.get("dataset") or "synthetic"
     reg = registry()
     reg.get("decoder", dec_name)
-    dataset = load_dataset(reg, ds_name, run_cfg.get("dataset_options") if ds_name == run_cfg.get("dataset") else None)
+    from fc4dfs.benchmark.runner import load_dataset
+
+    ds_options = dataset_options(args)
+    if ds_name == run_cfg.get("dataset"):
+        ds_options = {**run_cfg.get("dataset_options", {}), **ds_options}
+    dataset = load_dataset(reg, ds_name, ds_options)
     topo = dataset.topology
     source, src_fps = read_source(args.source, topo)
     fit = load_own_face(args.to, dataset, args.landmarks_file, args.units)

@@ -178,6 +178,6 @@ def test_first_identity_is_the_same_in_generate_and_dataset_show():
     ds = load_dataset("synthetic", {"resolution": "small", "identities": 4, "expressions": 3})
     shown = dataset_cmd._pick_sequence(ds, None, None, None).identity
     args = argparse.Namespace(from_neutral=None, identity=None)
-    generated, _, _ = generate_cmd._choose_neutral(args, ds, "synthetic")
+    generated, _, _, _ = generate_cmd._choose_neutral(args, ds, "synthetic")
     train, test = ds.generator_split()
     assert shown == generated == test[0] and shown not in train
