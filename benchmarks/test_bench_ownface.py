@@ -18,9 +18,10 @@ import os
 import pandas as pd
 import torch
 
-from fc4dfs.benchmark.commands.generate import trained_component
+from fc4dfs.benchmark.commands.generate import trained
 from fc4dfs.benchmark.ownface.evaluate import measure
 from fc4dfs.datasets.synthetic import load_synthetic
+from fc4dfs.plugins.contracts import Budget
 from fc4dfs.plugins.manager import registry
 
 GEN, DEC, BUDGET, RESOLUTION = os.environ.get("FC4DFS_OWNFACE", "mlp,s2d,quick,default").split(",")
@@ -31,8 +32,8 @@ def test_foreign_topology_within_limit_of_same_topology():
     torch.set_num_threads(int(os.environ.get("FC4DFS_BENCH_THREADS", "1")))
     ds = load_synthetic(resolution=RESOLUTION, progress=False)
     reg = registry()
-    gen, _, _ = trained_component(reg, "generator", GEN, ds, BUDGET, 0, progress=False)
-    dec, _, _ = trained_component(reg, "decoder", DEC, ds, BUDGET, 0, progress=False)
+    gen = trained(reg, "generator", GEN, ds, Budget(BUDGET), 0, progress=False).component
+    dec = trained(reg, "decoder", DEC, ds, Budget(BUDGET), 0, progress=False).component
     df = pd.DataFrame(measure(ds, gen, dec, length=30, seed=0, log=print))
     num = ["error_mm", "p95_mm", "max_mm", "transfer_mm", "motion_mm"]
     print(f"\n{GEN} + {DEC}, budget {BUDGET}, synthetic {RESOLUTION}, held-out identities "

@@ -47,9 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--dataset", help="dataset the decoder is trained on (default: the run's, else synthetic)")
     add_dataset_flags(p)
     p.add_argument("--run", type=Path, metavar="RUN_DIR",
-                   help="load the trained decoder from this run (default: train at --budget, cached)")
+                   help="load the trained decoder from this run (default: train at --budget, stored for later calls)")
     p.add_argument("--budget", default="quick", choices=("smoke", "quick", "paper"),
-                   help="training budget when not loading from --run (default: quick; cached)")
+                   help="training budget when not loading from --run (default: quick; stored for later calls)")
     add_seed(p, what="training seed")
     add_device(p)
     p.add_argument("--fps", type=float_range(0.0, FPS_MAX), default=None,
@@ -126,8 +126,7 @@ def retarget_landmarks(source: "np.ndarray", target_neutral: "np.ndarray") -> tu
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from fc4dfs.benchmark.commands.generate import _read_run_config, _run_checkpoint, read_neutral, \
-        trained_component
+    from fc4dfs.benchmark.commands.generate import _read_run_config, _run_checkpoint, read_neutral, trained
     from fc4dfs.benchmark.export import FORMATS, export_sequence, write_file
     from fc4dfs.benchmark.ownface import load_own_face, to_user_output
     from fc4dfs.plugins.manager import registry
@@ -150,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     ds_options = dataset_options(args)
     if ds_name == run_cfg.get("dataset"):
         ds_options = {**run_cfg.get("dataset_options", {}), **ds_options}
-    dataset = load_dataset(reg, ds_name, ds_options)
+    dataset = load_dataset(ds_name, ds_options, reg)
     topo = dataset.topology
     source, src_fps = read_source(args.source, topo)
     fit = load_own_face(args.to, dataset, args.landmarks_file, args.units)
@@ -160,9 +159,11 @@ def run(args: argparse.Namespace) -> int:
         dec = reg.load("decoder", dec_name).load(path, topo, device=args.device)
         origin = f"{path} (from run)"
     else:
-        print(f"decoder {dec_name}: training at budget {args.budget} (cached for later calls) ...")
-        dec, path, cached = trained_component(reg, "decoder", dec_name, dataset, args.budget, args.seed, args.device)
-        origin = f"{path} ({'cache' if cached else 'trained now'})"
+        print(f"decoder {dec_name}: training at budget {args.budget} (stored for later calls) ...")
+        from fc4dfs.plugins.contracts import Budget
+
+        got = trained(reg, "decoder", dec_name, dataset, Budget(args.budget), args.seed, args.device)
+        dec, origin = got.component, f"{got.path} ({'store' if got.cached else 'trained now'})"
     print(f"decoder {dec_name}: {origin}")
     nlm = topo.landmarks(neutral[None])
     landmarks, norm = retarget_landmarks(source, nlm[0])
