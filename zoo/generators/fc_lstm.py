@@ -77,8 +77,9 @@ class FCLSTMNet(SequenceModel):
     The feature network is ``x_t = SiLU(W_prev lm_{t-1} + W_cond [neutral, label] + b)`` on
     normalised displacements; the head is ``lm_t = W_out h_t + b_out``. Because the head is linear,
     ``W_prev lm_{t-1}`` is computed as ``(W_prev W_out) h_{t-1} + W_prev b_out`` in one matrix
-    product with the recurrent term, and all outputs by one product after the loop (same function,
-    fewer operations per step).
+    product with the recurrent term, ``x_t`` and ``freq_t`` enter the gates by one product, and all
+    outputs come from one product after the loop (same function, fewer operations per step; nothing
+    of size ``T x B x 4H`` is materialised, so the cost per frame does not grow with ``T``).
     """
 
     def __init__(self, num_landmarks: int, num_labels: int, identity_dims: int, hidden: int, feat_dim: int,
@@ -105,26 +106,35 @@ class FCLSTMNet(SequenceModel):
     def forward(self, neutral_n: torch.Tensor, label_ids: torch.Tensor, lengths: torch.Tensor,
                 fps: torch.Tensor, steps: int) -> torch.Tensor:
         b, fd, cell = neutral_n.shape[0], self.feat_prev.out_features, self.cell
-        onehot = F.one_hot(label_ids, self.num_labels).to(neutral_n.dtype)
+        hs_, dt = cell.hidden_size, neutral_n.dtype
+        onehot = F.one_hot(label_ids, self.num_labels).to(dt)
         cond = self.feat_cond(torch.cat([neutral_n, onehot], dim=1))  # [B, F]
+        fq = None
         if self.freq:
-            pre = cell.freq_term(self.frequency(lengths, fps, steps)).transpose(0, 1)  # [S, B, 4H]
-        else:
-            pre = cell.bias.expand(steps - 1, b, -1)
+            assert cell.weight_freq is not None
+            fq = self.frequency(lengths, fps, steps).transpose(0, 1).contiguous()  # [S, B, Fq]
+            w_fq = cell.weight_freq.t()
         w_x = cell.weight_x.t()
+
+        def gates(x: torch.Tensor, t: int, rec: torch.Tensor) -> torch.Tensor:
+            g = torch.addmm(rec, x, w_x)
+            if fq is not None:  # freq_t reaches the f and i gates only (Eq. 2-3)
+                g[:, : 2 * hs_].addmm_(fq[t], w_fq)
+            return g
+
         # step 1: lm_0 is the neutral (zero displacement) and h_0 = y_0 = 0
-        h, y = cell.update(torch.addmm(pre[0], F.silu(cond), w_x), torch.zeros_like(pre[0][:, : cell.hidden_size]))
-        hs = [h]
+        h, y = cell.update(gates(F.silu(cond), 0, cell.bias.expand(b, -1)), cond.new_zeros(b, hs_))
+        hs = [torch.zeros_like(h), h]
         if steps > 2:
             w_rec = torch.cat([self.feat_prev.weight @ self.head.weight, cell.weight_h]).t()  # [H, F + 4H]
-            x_bias = (cond + self.feat_prev(self.head.bias)).unsqueeze(0).expand(steps - 2, -1, -1)
-            base = torch.cat([x_bias, pre[1:]], dim=2).contiguous()  # [S-1, B, F + 4H]
-            for base_t in base.unbind(0):
-                z = torch.addmm(base_t, h, w_rec)
-                h, y = cell.update(torch.addmm(z[:, fd:], F.silu(z[:, :fd]), w_x), y)
+            rec_bias = torch.cat([cond + self.feat_prev(self.head.bias), cell.bias.expand(b, -1)], dim=1)
+            for t in range(1, steps - 1):
+                z = torch.addmm(rec_bias, h, w_rec)  # [W_prev lm_{t-1} + cond, W_h h_{t-1} + b]
+                h, y = cell.update(gates(F.silu(z[:, :fd]), t, z[:, fd:]), y)
                 hs.append(h)
         out = self.head(torch.stack(hs, dim=1))
-        return torch.cat([out.new_zeros(b, 1, out.shape[2]), out], dim=1)
+        out[:, 0] = 0.0  # frame 0 is the neutral itself
+        return out
 
 
 class FCLSTMGenerator(DisplacementGenerator):

@@ -13,13 +13,28 @@ import torch
 from torch import nn
 
 
-#: floats of the gathered ``[rows, S * C]`` block processed at once on CPU, per thread (1 MB)
+#: floats of the gathered ``[rows, S * C]`` block processed at once on CPU with one thread (1 MB)
 _CPU_BLOCK_FLOATS = 1 << 18
+#: the same with several threads, per thread (8 MB): every block costs two parallel regions
+#: (gather, product), and each region waits for its slowest thread
+_CPU_BLOCK_FLOATS_PARALLEL = 1 << 21
 
 
 def _block_floats() -> int:
-    """Block size: ~1 MB per thread, so each parallel region has enough work to share."""
-    return _CPU_BLOCK_FLOATS * max(1, torch.get_num_threads())
+    """Block size in floats: 1 MB on one thread (stays in L2); 8 MB per thread on several, so a
+    layer issues a handful of parallel regions rather than dozens (each a barrier that a busy or
+    descheduled core stalls)."""
+    threads = torch.get_num_threads()
+    return _CPU_BLOCK_FLOATS if threads <= 1 else _CPU_BLOCK_FLOATS_PARALLEL * threads
+
+
+def _pad_rows(x: torch.Tensor) -> torch.Tensor:
+    """``[B, V, C]`` -> ``[B * (V + 1), C]`` with a zero row after each item (one copy, no fill pass)."""
+    b, v, c = x.shape
+    xp = x.new_empty(b, v + 1, c)
+    xp[:, :v] = x
+    xp[:, v] = 0
+    return xp.view(b * (v + 1), c)
 
 
 class _SpiralConvCPU(torch.autograd.Function):
@@ -177,7 +192,7 @@ class SpiralConv(nn.Module):
         b, v, c = x.shape
         if v != self.num_vertices or c != self.in_channels:
             raise ValueError(f"SpiralConv expects [B, {self.num_vertices}, {self.in_channels}], got {tuple(x.shape)}")
-        xp = torch.nn.functional.pad(x, (0, 0, 0, 1)).view(b * (v + 1), c)
+        xp = _pad_rows(x)
         idx = self._flat_index(b, x.device)
         rows = b * v
         if x.device.type == "cpu" and 4 * self.out_channels <= c:
