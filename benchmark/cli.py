@@ -79,6 +79,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     return parser, handlers
 
 
+def _lock_timeout(e: BaseException) -> bool:
+    """A lock wait that timed out (filelock is imported only by the code that takes locks)."""
+    filelock = sys.modules.get("filelock")
+    return filelock is not None and isinstance(e, filelock.Timeout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = build_parser()
     try:
@@ -89,8 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["FC4DFS_STRICT_PLUGINS"] = "1"
     if args.no_progress:
         os.environ["FC4DFS_PROGRESS"] = "0"
-    import filelock
-
     try:
         from fc4dfs.plugins.manager import registry
 
@@ -100,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except BaseException as e:
-        if not (isinstance(e, user_error_types()) or destination_error(e) or isinstance(e, filelock.Timeout)):
+        if not (isinstance(e, user_error_types()) or destination_error(e) or _lock_timeout(e)):
             raise
         print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
         return 2

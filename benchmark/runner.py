@@ -35,14 +35,12 @@ import numpy as np
 from fc4dfs.benchmark import leaderboard as lb
 from fc4dfs.benchmark import provenance
 from fc4dfs.benchmark.config import RunConfig, validate_options
+from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD, DEFAULT_OUT
 from fc4dfs.benchmark.errors import UserError, user_error_types
 from fc4dfs.datasets.base import Dataset, Sequence
 from fc4dfs.datasets.storage import atomic_write_json, stable_hash
 from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, ResultRow
 from fc4dfs.plugins.manager import Registry, registry as global_registry
-
-DEFAULT_OUT = Path("runs")
-DEFAULT_LEADERBOARD = Path("leaderboard") / "leaderboard.csv"
 
 
 class RunExistsError(UserError):

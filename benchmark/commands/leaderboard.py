@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fc4dfs.benchmark.runner import DEFAULT_LEADERBOARD
+from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD
 
 
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fc4dfs.benchmark.commands.flags import (add_component_opts, add_dataset_flags, add_device, add_seed,
                                              add_threads, dataset_options)
-from fc4dfs.benchmark.runner import DEFAULT_LEADERBOARD, DEFAULT_OUT
+from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD, DEFAULT_OUT
 
 __all__ = ["add_common", "add_parser", "dataset_options", "run", "setup_threads"]
 
