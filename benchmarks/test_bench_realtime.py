@@ -54,7 +54,8 @@ def _best(fn: Callable[[], object], rounds: int = 5) -> tuple[float, float]:
     return cpu, wall
 
 
-def _interleaved(fns: dict[str, Callable[[], object]], rounds: int = 3, inner: int = 3) -> dict[str, tuple[float, float]]:
+def _interleaved(fns: dict[str, Callable[[], object]], rounds: int = 3,
+                 inner: int = 3) -> dict[str, tuple[float, float]]:
     """:func:`_best` of each function, alternating between them ``rounds`` times."""
     best = {k: (float("inf"), float("inf")) for k in fns}
     for _ in range(rounds):
@@ -193,9 +194,10 @@ def test_end_to_end_one_sequence(benchmark, pipeline):
     flops = sum(2 * FRAMES * m.num_vertices * m.weight.numel() for name, m in dec.net.named_modules()
                 if isinstance(m, SpiralConv) and (name.startswith("convs.") or name == "out"))
     floor = flops / _sgemm_rate() * 1e3
-    _report(benchmark, f"end to end fc_lstm + miadnet, one {FRAMES}-frame sequence, {ds.topology.num_vertices} vertices: "
-            f"{t['e2e'][0] * 1e3:.1f} ms CPU (wall {t['e2e'][1] * 1e3:.1f} ms); generate {t['generate'][0] * 1e3:.1f} ms, "
-            f"decode {t['decode'][0] * 1e3:.1f} ms CPU; the decoder's per-frame spiral products alone at the sgemm rate: {floor:.1f} ms",
+    _report(benchmark, f"end to end fc_lstm + miadnet, one {FRAMES}-frame sequence, "
+            f"{ds.topology.num_vertices} vertices: {t['e2e'][0] * 1e3:.1f} ms CPU (wall {t['e2e'][1] * 1e3:.1f} ms); "
+            f"generate {t['generate'][0] * 1e3:.1f} ms, decode {t['decode'][0] * 1e3:.1f} ms CPU; the decoder's "
+            f"per-frame spiral products alone at the sgemm rate: {floor:.1f} ms",
             e2e_cpu_ms=t["e2e"][0] * 1e3, e2e_wall_ms=t["e2e"][1] * 1e3, decode_cpu_ms=t["decode"][0] * 1e3,
             generate_cpu_ms=t["generate"][0] * 1e3, spiral_gemm_floor_ms=floor, target_ms=50.0)
 
@@ -254,7 +256,8 @@ def test_fc_lstm_batch256_vs_plain_loop(benchmark, steps):
         benchmark.pedantic(net, args=args, rounds=3, warmup_rounds=1)
     per_frame = t["fused"][0] / steps * 1e6
     _report(benchmark, f"fc_lstm batch 256, T={steps}: {per_frame:.0f} us CPU per frame, "
-            f"{t['plain'][0] / t['fused'][0]:.2f}x the plain per-step loop ({t['plain'][0] / steps * 1e6:.0f} us/frame)",
+            f"{t['plain'][0] / t['fused'][0]:.2f}x the plain per-step loop "
+            f"({t['plain'][0] / steps * 1e6:.0f} us/frame)",
             us_per_frame=per_frame, ratio_vs_plain=t["plain"][0] / t["fused"][0], target="ratio >= 1.5, flat in T")
 
 
@@ -328,7 +331,8 @@ def test_ascii_ply_vs_open3d(benchmark, tmp_path):
     assert np.allclose(ours.vertices, np.asarray(theirs.vertices), atol=1e-6)
     t = _interleaved({"ours": lambda: read_ply(path), "open3d": lambda: o3d.io.read_triangle_mesh(str(path))})
     benchmark.pedantic(read_ply, args=(path,), rounds=5, warmup_rounds=1)
-    _report(benchmark, f"ASCII PLY ({len(verts)} vertices, {len(faces)} faces): read_ply {t['ours'][0] * 1e3:.1f} ms CPU, "
+    _report(benchmark, f"ASCII PLY ({len(verts)} vertices, {len(faces)} faces): "
+            f"read_ply {t['ours'][0] * 1e3:.1f} ms CPU, "
             f"open3d {t['open3d'][0] * 1e3:.1f} ms CPU, ratio {t['open3d'][0] / t['ours'][0]:.2f}x",
             ours_ms=t["ours"][0] * 1e3, open3d_ms=t["open3d"][0] * 1e3, ratio=t["open3d"][0] / t["ours"][0],
             target="ratio >= 1")
