@@ -197,10 +197,6 @@ class SequenceClassifier(Component):
         """Predicted label indices ``[N]`` (into ``self.labels``)."""
         return self.logits(sequences).argmax(1).astype(np.int64)
 
-    def predict_labels(self, sequences: Seq[SequenceLike]) -> list[str]:
-        assert self.labels is not None
-        return [self.labels[k] for k in self.predict(sequences)]
-
     def evaluate(self, sequences: Seq[Sequence]) -> dict[str, Any]:
         """Accuracy, confusion matrix and per-class precision/recall/F1 on labelled sequences."""
         assert self.labels is not None

@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.strict:
         os.environ["FC4DFS_STRICT_PLUGINS"] = "1"
     if args.no_progress:
-        os.environ["FC4DFS_PROGRESS"] = "0"
+        os.environ["FC4DFS_PROGRESS"] = "0"  # read by datasets.storage.progress_enabled
     try:
         from fc4dfs.plugins.manager import registry
 

@@ -20,7 +20,6 @@ vertices at UV seams as glTF requires.
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
 from dataclasses import dataclass
@@ -45,19 +44,7 @@ def write_file(path: str | Path, data: bytes) -> Path:
     """Atomic write with the usual file mode (umask applied): exports are for sharing, not 0600."""
     path = Path(path)
     atomic_write_bytes(path, data)
-    os.chmod(path, 0o666 & ~_umask())
     return path
-
-
-def _umask() -> int:
-    """The process umask, read without changing it (``os.umask`` would race with other threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
 
 
 @dataclass(frozen=True, eq=False)

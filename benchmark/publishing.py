@@ -32,11 +32,6 @@ def primaries() -> dict[str, tuple[str, str]]:
     return out
 
 
-def ranked(path: Path, protocol: str | None = None, dataset: str | None = None) -> list[lb.RankedTable]:
-    df = lb.load_frame(path)
-    return lb.rank(df, directions(), primaries(), protocol, dataset)
-
-
 def markdown(path: Path, protocol: str | None = None, dataset: str | None = None) -> str:
     """Ranked tables as markdown, one section per (protocol, dataset version)."""
     df = lb.load_frame(path)

@@ -38,7 +38,7 @@ from fc4dfs.benchmark.config import RunConfig, validate_options
 from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD, DEFAULT_OUT
 from fc4dfs.benchmark.errors import UserError, user_error_types
 from fc4dfs.datasets.base import Dataset, Sequence
-from fc4dfs.datasets.storage import atomic_write_json, stable_hash
+from fc4dfs.datasets.storage import atomic_write_json, progress_enabled, stable_hash
 from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, ResultRow
 from fc4dfs.plugins.manager import Registry, registry as global_registry
 
@@ -173,7 +173,7 @@ class RunContext:
         from tqdm.auto import tqdm
 
         return tqdm(seqs, desc=desc, unit="seq", leave=False,
-                    disable=not self.progress or os.environ.get("FC4DFS_PROGRESS") == "0")
+                    disable=not progress_enabled(self.progress))
 
 
 def _has_classifiers() -> bool:

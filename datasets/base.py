@@ -127,12 +127,6 @@ class Topology:
                 f"{what} has shape {tuple(landmarks.shape)}; topology {self.hash} expects [..., "
                 f"{self.num_landmarks}, 3]")
 
-    def edges(self) -> np.ndarray:
-        """Unique undirected edges ``[E, 2]`` (sorted pairs)."""
-        e = np.concatenate([self.faces[:, [0, 1]], self.faces[:, [1, 2]], self.faces[:, [2, 0]]])
-        e.sort(axis=1)
-        return np.unique(e, axis=0)
-
 
 @dataclass(eq=False)
 class Sequence:

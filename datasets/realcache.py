@@ -38,7 +38,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from fc4dfs.datasets.ply import PlyError, PlyFrameReader, PlyTopologyError
-from fc4dfs.datasets.storage import atomic_write_json, atomic_write_text, report_repair, seal_intact, sealed
+from fc4dfs.datasets.storage import (atomic_write_json, atomic_write_text, progress_enabled, report_repair, seal_intact,
+                                     sealed)
 from fc4dfs.plugins.errors import ComponentError
 
 #: 2: manifests carry their own SHA-256 (``manifest_sha256``)
@@ -55,10 +56,6 @@ REFERENCE_PROBE = 8
 
 class RealDataError(ComponentError):
     """Bad input in a real dataset's folder (the message names the file and what to do)."""
-
-
-def progress_enabled() -> bool:
-    return os.environ.get("FC4DFS_PROGRESS", "1") != "0"
 
 
 # --------------------------------------------------------------------------- inventory

@@ -64,11 +64,12 @@ def add_dataset_arguments(parser: argparse.ArgumentParser | Any,
     """Add the real-data flags to ``parser`` (in their own argument group)."""
     group = parser.add_argument_group("real datasets (CoMA, Aligned CoMA, Florence4D)")
     for opt in options if options is not None else all_cli_options():
-        extra = f" (env {opt.env})" if opt.env else ""
+        extra = f" (default: ${opt.env})" if opt.env else " (default: off)" if opt.kind == "flag" else \
+            " (default: the dataset's own)"
         used = f" [{', '.join(opt.datasets)}]"
         dest = "ds_" + opt.flag.lstrip("-").replace("-", "_")
         if opt.kind == "flag":
-            group.add_argument(opt.flag, dest=dest, action="store_true", default=None, help=opt.help + used)
+            group.add_argument(opt.flag, dest=dest, action="store_true", default=None, help=opt.help + extra + used)
         else:
             group.add_argument(opt.flag, dest=dest, metavar=opt.metavar or "VALUE", default=None,
                                type=_ints if opt.kind == "ints" else str, help=opt.help + extra + used)

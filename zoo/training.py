@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fc4dfs.datasets.storage import atomic_write_bytes
+from fc4dfs.datasets.storage import atomic_write_bytes, progress_enabled
 from fc4dfs.plugins.errors import CheckpointMismatchError, ComponentError
 
 STATE_FILE = "train_state.pt"
@@ -33,10 +33,6 @@ def seed_everything(seed: int) -> np.random.Generator:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
-
-
-def progress_enabled(default: bool = True) -> bool:
-    return default and os.environ.get("FC4DFS_PROGRESS", "1") != "0"
 
 
 class TrainLoop:

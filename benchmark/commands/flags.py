@@ -2,8 +2,8 @@
 
 A value outside its range is refused by argparse with one line naming the flag and the range.
 Spellings (one per job): component options are ``--gen-opt``, ``--dec-opt``, ``--dataset-opt``
-(``KEY=VALUE``, repeatable); the dataset location flags are ``--coma-root``, ``--florence-root``,
-``--landmarks``.
+(``KEY=VALUE``, repeatable); the dataset flags (``--coma-root``, ``--florence-root``,
+``--landmarks``, ``--skip-bad``, ...) are those the real-data adapters declare in ``DATASET_CLI_OPTIONS``.
 """
 from __future__ import annotations
 
@@ -19,14 +19,6 @@ SEED_MAX = 2**32 - 1
 LENGTH_MAX = 1800
 #: frame rates accepted by ``--fps`` (exclusive of 0)
 FPS_MAX = 1000.0
-
-#: dataset flags shared by commands that load datasets: flag -> (dataset option, help)
-DATASET_FLAGS = {
-    "--coma-root": ("root", "folder of the CoMA download (coma, coma_aligned); default: FC4DFS_COMA_ROOT"),
-    "--florence-root": ("root", "folder of the Florence 4D download; default: FC4DFS_FLORENCE4D_ROOT"),
-    "--landmarks": ("landmarks", "FLAME landmark embedding (.pkl/.npz/.npy); default: FC4DFS_FLAME_LANDMARKS"),
-}
-
 
 def int_range(lo: int, hi: int | None = None, what: str = "an integer") -> Callable[[str], int]:
     """An argparse ``type`` accepting integers in ``[lo, hi]`` (``hi=None``: no upper bound)."""
@@ -129,14 +121,14 @@ def add_threads(p: argparse.ArgumentParser) -> None:
 
 
 def add_dataset_flags(p: argparse.ArgumentParser, deprecated: tuple[str, ...] = ()) -> None:
-    """``--dataset-opt`` (plus ``deprecated`` alias spellings) and the dataset location flags."""
+    """``--dataset-opt`` (plus ``deprecated`` alias spellings) and the flags the real-data adapters declare
+    (``DATASET_CLI_OPTIONS``: ``--coma-root``, ``--florence-root``, ``--landmarks``, ``--skip-bad``, ...)."""
+    from fc4dfs.datasets.realdata_cli import add_dataset_arguments
+
     note = f"; {'/'.join(deprecated)}: deprecated spellings" if deprecated else ""
     p.add_argument("--dataset-opt", *deprecated, dest="dataset_opt", action="append", metavar="KEY=VALUE",
                    help=f"dataset option, repeatable (default: the dataset's own{note})")
-    for flag, (_, help_) in DATASET_FLAGS.items():
-        p.add_argument(flag, default=None, help=help_)
-    p.add_argument("--skip-bad", action="store_true",
-                   help="real datasets: skip unreadable PLY files (listed in the manifest)")
+    add_dataset_arguments(p)
 
 
 def add_component_opts(p: argparse.ArgumentParser) -> None:
@@ -147,17 +139,16 @@ def add_component_opts(p: argparse.ArgumentParser) -> None:
                    help="decoder option, repeatable (default: the registered variant's)")
 
 
-def dataset_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The dataset options of ``--dataset-opt`` and the dataset location flags."""
+def dataset_options(args: argparse.Namespace, dataset: str | None = None) -> dict[str, Any]:
+    """The options of ``--dataset-opt`` and of the adapter flags that ``dataset`` (default ``args.dataset``,
+    else ``args.name``) declares; folders and files given by flag are made absolute."""
     from fc4dfs.benchmark.config import parse_options
+    from fc4dfs.datasets.realdata_cli import dataset_options_from_args
 
     opts = parse_options(getattr(args, "dataset_opt", None), "--dataset-opt")
-    for flag, (key, _) in DATASET_FLAGS.items():
-        val = getattr(args, flag.lstrip("-").replace("-", "_"), None)
-        if val is not None:
-            opts[key] = str(Path(val).expanduser().resolve())
-    if getattr(args, "skip_bad", False):
-        opts["skip_bad"] = True
+    name = dataset or getattr(args, "dataset", None) or getattr(args, "name", None) or ""
+    for key, val in dataset_options_from_args(name, args).items():
+        opts[key] = str(Path(val).expanduser().resolve()) if key in ("root", "landmarks") else val
     return opts
 
 

@@ -67,6 +67,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
                    help="load trained checkpoints from this run directory (default: train or use the cache)")
     p.add_argument("--budget", default="quick", choices=("smoke", "quick", "paper"),
                    help="training budget when not loading from --run (default: quick, minutes on a CPU)")
+    p.add_argument("--budget-opt", action="append", metavar="KEY=VALUE",
+                   help="override one training hyper-parameter, repeatable, e.g. epochs=50; the same trained "
+                        "components as `run` with these overrides are reused (default: none)")
     add_seed(p)
     add_device(p)
     p.add_argument("--formats", default="ply,obj,npz,glb",
@@ -211,17 +214,17 @@ def _read_run_config(run_dir: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- command
 def run(args: argparse.Namespace) -> int:
-    import os
+    from fc4dfs.datasets.storage import progress_enabled
 
     import numpy as np
 
-    from fc4dfs.benchmark.config import parse_options
+    from fc4dfs.benchmark.config import RunConfig, parse_options, validate_options
     from fc4dfs.benchmark.export import FORMATS, export_sequence, write_file
     from fc4dfs.benchmark.runner import load_dataset
     from fc4dfs.benchmark.ownface import export_blendshapes, to_user_output
     from fc4dfs.plugins.manager import registry
 
-    progress = os.environ.get("FC4DFS_PROGRESS", "1") != "0"
+    progress = progress_enabled()
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     bad = sorted(set(formats) - set(FORMATS))
     if bad or not formats:
@@ -240,9 +243,14 @@ def run(args: argparse.Namespace) -> int:
     options = {"generator": parse_options(args.gen_opt, "--gen-opt"),
                "decoder": parse_options(args.dec_opt, "--dec-opt"),
                "dataset": dataset_options(args),
-               "budget": parse_options(getattr(args, "budget_opt", None), "--budget-opt")}
+               "budget": parse_options(args.budget_opt, "--budget-opt")}
     if names["dataset"] == run_cfg.get("dataset"):
         options["dataset"] = {**run_cfg.get("dataset_options", {}), **options["dataset"]}
+    # the same option checks as `run` (unknown keys with the closest one, ranges), before any work
+    validate_options(reg, RunConfig(protocol="e2e", dataset=names["dataset"], generator=names["generator"],
+                                    decoder=names["decoder"], budget=args.budget,
+                                    generator_options=options["generator"], decoder_options=options["decoder"],
+                                    dataset_options=options["dataset"], budget_overrides=options["budget"]))
 
     t0 = time.perf_counter()
     dataset = load_dataset(names["dataset"], options["dataset"], reg)

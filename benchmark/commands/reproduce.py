@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
+    from fc4dfs.datasets.storage import progress_enabled
 
     from fc4dfs.benchmark.commands.flags import dataset_options
     from fc4dfs.benchmark.commands.run import setup_threads
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     setup_threads(args.threads)
     path = reproduce(args.dataset, args.budget, args.out, report_dir, seeds, device=args.device,
                      dataset_options=dataset_options(args), tables=tables,
-                     progress=os.environ.get("FC4DFS_PROGRESS", "1") != "0",
+                     progress=progress_enabled(),
                      retrain_classifier=args.retrain_classifier, leaderboard=args.leaderboard)
     print(path.read_text())
     print(f"report: {path}")

@@ -54,7 +54,7 @@ def setup_threads(threads: int | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
+    from fc4dfs.datasets.storage import progress_enabled
 
     from fc4dfs.benchmark.config import RunConfig, parse_options
     from fc4dfs.benchmark.errors import writable_dir, writable_file
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     writable_file(args.leaderboard, "--leaderboard")
     setup_threads(args.threads)
     seeds = args.seeds or [args.seed]
-    progress = os.environ.get("FC4DFS_PROGRESS", "1") != "0"
+    progress = progress_enabled()
     for seed in seeds:
         config = RunConfig(protocol=args.protocol, dataset=args.dataset, generator=args.gen, decoder=args.dec,
                            budget=args.budget, seed=seed, device=args.device,

@@ -11,12 +11,11 @@ back memory-mapped. See README.md next to this file for what the generator model
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
 from fc4dfs.datasets.base import Dataset, Sequence
-from fc4dfs.datasets.storage import report_repair, stable_hash
+from fc4dfs.datasets.storage import progress_enabled, report_repair, stable_hash
 from fc4dfs.datasets.synthetic import cache
 from fc4dfs.datasets.synthetic.cache import CacheCorruptError
 from fc4dfs.datasets.synthetic.expressions import COMA_LABELS, NAMED_LABELS
@@ -124,7 +123,7 @@ def _write(config: SyntheticConfig, key: str, tmp: Path, progress: bool) -> dict
     params: dict[str, dict] = {}
     styles: dict[str, dict] = {}
     start = 0
-    show = progress and os.environ.get("FC4DFS_PROGRESS", "1") != "0"
+    show = progress_enabled(progress)
     bar = tqdm(total=config.num_sequences, desc=f"synthetic {config.resolution}", unit="seq",
                disable=not show, leave=False)
     try:

@@ -63,6 +63,9 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     ([*GEN, "--label", "nosuchlabel", "--out", "{w}/g", *SMALL], "nosuchlabel"),
     ([*GEN, "--label", "eyebrow", "--out", "{w}/g", "--dataset-opt", "identities=2"], "identities"),
     ([*GEN, "--label", "eyebrow", "--out", "{w}/g", "--device", "cuda:99"], "--device"),
+    ([*GEN, "--label", "eyebrow", "--out", "{w}/g", *SMALL, "--budget-opt", "epochz=1"], "epochs"),
+    ([*GEN, "--label", "eyebrow", "--out", "{w}/g", *SMALL, "--gen-opt", "hiden=8"], "--gen-opt"),
+    ([*GEN, "--label", "eyebrow", "--out", "{w}/g", *SMALL, "--dataset-opt", "resolutio=small"], "resolution"),
     # render
     (["render", "{w}/norun"], "norun"),
     (["render", "{w}/corrupt_npz"], "examples.npz"),

@@ -28,8 +28,9 @@ def test_field_case_is_fixed(script: Path, tmp_path: Path):
     if not (bindir / "fc4dfs-bench").exists():
         pytest.skip(f"no fc4dfs-bench beside {sys.executable}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FC4DFS_")}
+    # a fresh cache per case: a case that damages a trained file must find one trained by itself
     env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", TMPDIR=str(tmp_path),
-               FC4DFS_CACHE=os.environ.get("FC4DFS_CACHE", str(tmp_path / "cache")))
+               FC4DFS_CACHE=str(tmp_path / "cache"))
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert "BUG REPRODUCED" not in out, out[-3000:]
