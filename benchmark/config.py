@@ -29,9 +29,18 @@ class RunConfig:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     protocol_options: dict[str, Any] = field(default_factory=dict)
     budget_overrides: dict[str, Any] = field(default_factory=dict)
+    #: a direct pipeline run in place of a generator + decoder (``--pipeline``)
+    pipeline: str | None = None
+    pipeline_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The config as a dict; the pipeline fields only when a pipeline is set (so configs of
+        generator/decoder runs keep the hash they had before pipelines existed)."""
+        d = asdict(self)
+        if not self.pipeline:
+            d.pop("pipeline")
+            d.pop("pipeline_options")
+        return d
 
     @property
     def hash(self) -> str:
@@ -45,8 +54,9 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        parts = [self.protocol, self.dataset, _tag(self.generator, self.generator_options),
-                 _tag(self.decoder, self.decoder_options), self.budget, f"s{self.seed}", self.hash[:8]]
+        parts = [self.protocol, self.dataset, _tag(self.pipeline, self.pipeline_options),
+                 _tag(self.generator, self.generator_options), _tag(self.decoder, self.decoder_options),
+                 self.budget, f"s{self.seed}", self.hash[:8]]
         return "_".join(p for p in parts if p)
 
     def describe(self) -> str:
@@ -63,12 +73,14 @@ def validate_options(reg: "Registry", config: RunConfig) -> dict[str, Any]:
     """
     protocol = reg.load("protocol", config.protocol)
     used = [kind for kind in ("generator", "decoder") if getattr(config, kind) and kind in protocol.needs]
+    if config.pipeline:
+        used.append("pipeline")
     classes = {kind: reg.load(kind, getattr(config, kind)) for kind in used}
     try:
         resolved = _flag("--protocol-opt", lambda: protocol.resolve_options(config.protocol_options))
         for kind, cls in classes.items():
             opts = getattr(config, f"{kind}_options")
-            _flag(f"--{kind[:3]}-opt", lambda: check_options(f"{kind} {cls.name!r}", opts, cls.declared_options()))
+            _flag(OPTION_FLAGS[kind], lambda: check_options(f"{kind} {cls.name!r}", opts, cls.declared_options()))
         factory = reg.load("dataset", config.dataset)
         _flag("--dataset-opt", lambda: check_options(f"dataset {config.dataset!r}", config.dataset_options,
                                                      options_from_signature(factory)))
@@ -79,6 +91,10 @@ def validate_options(reg: "Registry", config: RunConfig) -> dict[str, Any]:
     except ComponentError as e:
         raise UserError(str(e)) from None
     return resolved
+
+
+#: the command-line flag that sets each component kind's options
+OPTION_FLAGS = {"generator": "--gen-opt", "decoder": "--dec-opt", "pipeline": "--pipeline-opt"}
 
 
 def _flag(flag: str, check: Any) -> Any:

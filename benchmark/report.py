@@ -31,8 +31,15 @@ def result_table(rows: list[dict[str, Any]], default_gen: str | None, default_de
 
 def print_result(result: Any) -> None:
     cfg = result.config
-    print(f"\n{cfg.protocol} · {cfg.dataset} · gen={cfg.generator or '-'} · dec={cfg.decoder or '-'} · "
+    pipeline = getattr(cfg, "pipeline", None)
+    what = f"pipeline={pipeline}" if pipeline else f"gen={cfg.generator or '-'} · dec={cfg.decoder or '-'}"
+    print(f"\n{cfg.protocol} · {cfg.dataset} · {what} · "
           f"budget={cfg.budget} · seed={cfg.seed}" + (" (reused finished run)" if result.reused else ""))
-    print(result_table(result.record["rows"], cfg.generator, cfg.decoder))
+    if pipeline:
+        from fc4dfs.benchmark.runner import PIPELINE_DECODER
+
+        print(result_table(result.record["rows"], pipeline, PIPELINE_DECODER))
+    else:
+        print(result_table(result.record["rows"], cfg.generator, cfg.decoder))
     print("± is the std over every landmark/vertex of every frame for e_lm/e_mesh, over test items otherwise")
     print(f"run directory: {result.run_dir}")

@@ -39,8 +39,12 @@ from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD, DEFAULT_OUT
 from fc4dfs.benchmark.errors import UserError, user_error_types
 from fc4dfs.datasets.base import Dataset, Sequence
 from fc4dfs.datasets.storage import atomic_write_json, progress_enabled, stable_hash
-from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, ResultRow
+from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, Protocol, ResultRow
 from fc4dfs.plugins.manager import Registry, registry as global_registry
+
+
+#: the decoder column of a leaderboard row produced by a direct pipeline
+PIPELINE_DECODER = "direct"
 
 
 class RunExistsError(UserError):
@@ -112,14 +116,18 @@ class RunContext:
 
     # -- components ------------------------------------------------------------------------
     def make(self, kind: str, name: str | None = None, **overrides: Any) -> Component:
-        if kind == "generator":
+        if kind == "pipeline":
+            name = name or self.config.pipeline
+            opts = {**self.config.pipeline_options, **overrides} if name == self.config.pipeline else overrides
+        elif kind == "generator":
             name = name or self.config.generator
             opts = {**self.config.generator_options, **overrides} if name == self.config.generator else overrides
         else:
             name = name or self.config.decoder
             opts = {**self.config.decoder_options, **overrides} if name == self.config.decoder else overrides
         if not name:
-            raise UserError(f"protocol {self.config.protocol!r} needs a {kind}: pass --{kind[:3]} NAME")
+            raise UserError(f"protocol {self.config.protocol!r} needs a {kind}: pass "
+                            f"--{'pipeline' if kind == 'pipeline' else kind[:3]} NAME")
         return instantiate(self.registry, kind, name, opts)
 
     def fit(self, component: Component, train_ids: Seq[str], tag: str) -> tuple[Component, float]:
@@ -221,16 +229,13 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     """
     reg = reg or global_registry()
     spec = reg.get("protocol", config.protocol)
-    for kind in ("generator", "decoder", "dataset"):
+    for kind in ("generator", "decoder", "pipeline", "dataset"):
         name = getattr(config, kind)
         if name:
             reg.get(kind, name)  # unknown names fail here, before any work
     protocol = spec.load()()
+    check_components(reg, config, protocol)
     protocol_options = validate_options(reg, config)  # bad options fail here, before any work
-    for need in protocol.needs:
-        if not getattr(config, need):
-            raise UserError(f"protocol {config.protocol!r} needs --{need[:3]} NAME "
-                            f"(available: {', '.join(reg.names(need))})")
     out_dir = Path(out_dir)
     lock = _acquire_run_lock(run_lock_path(out_dir / config.run_id), config.run_id, lock_timeout, log)
     try:
@@ -333,6 +338,26 @@ def _execute_locked(config: RunConfig, protocol: Any, protocol_options: dict[str
     return RunResult(config, run_dir, record)
 
 
+def check_components(reg: Registry, config: RunConfig, protocol: Protocol) -> None:
+    """UserError unless the config names exactly the components its protocol runs: a pipeline
+    (only for protocols that run pipelines, and never beside a generator or decoder) or every
+    component in ``protocol.needs``."""
+    if config.pipeline:
+        if not protocol.runs_pipelines:
+            runs = [s.name for s in reg.specs("protocol") if getattr(s.load(), "runs_pipelines", False)]
+            raise UserError(f"--pipeline: protocol {config.protocol!r} does not run direct pipelines "
+                            f"(protocols that do: {', '.join(runs) or 'none'})")
+        given = [f"--{k[:3]}" for k in ("generator", "decoder") if getattr(config, k)]
+        if given:
+            raise UserError(f"--pipeline replaces the generator and decoder; drop {' and '.join(given)}")
+        return
+    for need in protocol.needs:
+        if not getattr(config, need):
+            alt = " or --pipeline NAME" if protocol.runs_pipelines else ""
+            raise UserError(f"protocol {config.protocol!r} needs --{need[:3]} NAME{alt} "
+                            f"(available: {', '.join(reg.names(need))})")
+
+
 def _render(run_dir: Path, log: Callable[[str], None]) -> None:
     try:
         from fc4dfs.benchmark.viz import render_examples
@@ -347,7 +372,7 @@ def _render(run_dir: Path, log: Callable[[str], None]) -> None:
 def _versions(reg: Registry, config: RunConfig) -> dict[str, str | None]:
     out: dict[str, str | None] = {"protocol": reg.get("protocol", config.protocol).version,
                                   "dataset": reg.get("dataset", config.dataset).version}
-    for kind in ("generator", "decoder"):
+    for kind in ("generator", "decoder", "pipeline"):
         name = getattr(config, kind)
         out[kind] = reg.get(kind, name).version if name else None
     return out
@@ -357,6 +382,12 @@ def _flat(row: ResultRow, base: dict[str, Any], config: RunConfig, wall: float) 
     prov = base["provenance"]
     names, versions, options = {}, {}, {}
     for kind in ("generator", "decoder"):
+        if config.pipeline and not row.reference:
+            # a direct pipeline fills the generator column; its decoder column says "direct"
+            names[kind] = config.pipeline if kind == "generator" else PIPELINE_DECODER
+            versions[kind] = (base["versions"].get("pipeline") or "") if kind == "generator" else ""
+            options[kind] = _opts(config.pipeline_options) if kind == "generator" else ""
+            continue
         own = getattr(config, kind) or ""
         name = ResultRow.REFERENCE_NAME if row.reference else (getattr(row, kind) or own)
         mine = bool(own) and name == own
@@ -385,8 +416,9 @@ def _flat(row: ResultRow, base: dict[str, Any], config: RunConfig, wall: float) 
 
 def _flat_failed(record: dict[str, Any], config: RunConfig) -> dict[str, Any]:
     out = {"run_id": config.run_id, "utc_time": record["started_utc"], "status": "failed",
-           "protocol": config.protocol, "dataset": config.dataset, "generator": config.generator or "",
-           "decoder": config.decoder or "", "budget": config.budget,
+           "protocol": config.protocol, "dataset": config.dataset,
+           "generator": config.pipeline or config.generator or "",
+           "decoder": PIPELINE_DECODER if config.pipeline else config.decoder or "", "budget": config.budget,
            "budget_overrides": _opts(config.budget_overrides), "protocol_options": _opts(config.protocol_options),
            "seed": config.seed,
            "config_hash": config.hash, "setting": f"failed@{record['finished_utc']}",

@@ -163,6 +163,31 @@ class Sequence:
     def neutral(self) -> np.ndarray:
         return np.asarray(self.frames[0], dtype=np.float32)
 
+    @property
+    def timing(self) -> dict[str, float]:
+        """Relative ``onset``/``apex``/``offset``/``rest`` (fractions of the duration).
+
+        The dataset's own when it knows them (``synthetic``: the planned phase boundaries, ``offset``
+        being the end of the apex hold, 1.0 for ``n2e``), otherwise measured from the displacement
+        curve by the rule of :mod:`fc4dfs.datasets.phases`.
+        """
+        known = self.meta.get("timing")
+        if isinstance(known, dict) and {"onset", "apex"} <= set(known):
+            return {"onset": float(known["onset"]), "apex": float(known["apex"]),
+                    "offset": float(known.get("release", known.get("offset", 1.0))),
+                    "rest": float(known.get("rest", 1.0))}
+        from fc4dfs.datasets.phases import measure_timing
+
+        return measure_timing(np.asarray(self.frames, dtype=np.float32))
+
+    @property
+    def intensity(self) -> float | None:
+        """The expression's intensity as the dataset defines it (``synthetic``: the gain its apex was
+        drawn with, about 1), or None when the dataset does not know it; relative intensities of any
+        dataset come from :func:`fc4dfs.datasets.phases.relative_intensity`."""
+        value = self.meta.get("intensity")
+        return float(value) if value is not None else None
+
     def resampled(self, length: int) -> "Sequence":
         """The same motion resampled to ``length`` frames over the same duration."""
         frames = resample_frames(np.asarray(self.frames, dtype=np.float32), length)

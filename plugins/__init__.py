@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 _MODULE_OF = {
     "Budget": "contracts", "Component": "contracts", "Decoder": "contracts", "EvalContext": "contracts",
     "EvalItem": "contracts", "Generator": "contracts", "Metric": "contracts", "MetricValue": "contracts",
-    "Option": "contracts", "Protocol": "contracts", "ResultRow": "contracts",
+    "Option": "contracts", "Pipeline": "contracts", "Protocol": "contracts", "ResultRow": "contracts",
     "CheckpointMismatchError": "errors", "ComponentError": "errors", "PluginError": "errors",
     "UnknownComponentError": "errors",
     "PLUGIN_API_VERSION": "hookspecs", "hookimpl": "hookspecs",
@@ -32,7 +32,7 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from fc4dfs.plugins.contracts import (Budget, Component, Decoder, EvalContext, EvalItem, Generator, Metric,
-                                          MetricValue, Option, Protocol, ResultRow)
+                                          MetricValue, Option, Pipeline, Protocol, ResultRow)
     from fc4dfs.plugins.errors import CheckpointMismatchError, ComponentError, PluginError, UnknownComponentError
     from fc4dfs.plugins.hookspecs import PLUGIN_API_VERSION, hookimpl
     from fc4dfs.plugins.manager import Registry, discover, registry, set_registry

@@ -28,6 +28,11 @@ def fc4dfs_decoders() -> list[ComponentSpec]:
 
 
 @hookimpl
+def fc4dfs_pipelines() -> list[ComponentSpec]:
+    return _specs("fc4dfs.zoo.pipelines")
+
+
+@hookimpl
 def fc4dfs_datasets() -> list[ComponentSpec]:
     return _specs("fc4dfs.datasets.registry")
 

@@ -1,7 +1,7 @@
 """The contracts every component implements, built-in or external.
 
-A *component* is a generator, decoder, metric or protocol class. Generators and decoders are
-trainable and persist through :mod:`fc4dfs.plugins.checkpoint` (safetensors + JSON metadata;
+A *component* is a generator, decoder, pipeline, metric or protocol class. Generators, decoders and
+pipelines are trainable and persist through :mod:`fc4dfs.plugins.checkpoint` (safetensors + JSON metadata;
 loading never executes code from the file).
 """
 from __future__ import annotations
@@ -230,7 +230,7 @@ class Budget:
 
 
 class Component(ABC):
-    """Base of trainable components (generators and decoders)."""
+    """Base of trainable components (generators, decoders and pipelines)."""
 
     kind: ClassVar[str] = ""
     name: ClassVar[str] = ""
@@ -431,6 +431,85 @@ def _check_finite(arr: np.ndarray, what: str) -> None:
                              f"{int(np.argwhere(bad)[0][0])})")
 
 
+#: what a pipeline may let its caller control besides label and length (``Pipeline.controls``)
+CONTROLS = ("intensity", "timing")
+#: the intensity range a pipeline accepts: 0 = neutral, 1 = the dataset's typical apex
+INTENSITY_RANGE = (0.0, 1.5)
+
+
+class Pipeline(Component):
+    """Direct pipeline: neutral mesh + label + length/fps [+ intensity, timing] -> mesh sequence.
+
+    Unlike a generator -> decoder chain it produces meshes without a landmark stage (e.g. Potamias
+    et al. 2020); protocols take its landmarks from its meshes through the topology's embedding, so
+    landmark metrics are computed the same way as for a chain. ``controls`` names what it can honour
+    beyond label and length: ``"intensity"`` (0 = neutral, 1 = the dataset's typical apex, up to 1.5)
+    and ``"timing"`` (relative onset/apex/offset, see :mod:`fc4dfs.datasets.phases`).
+    """
+
+    kind: ClassVar[str] = "pipeline"
+    #: True when samples for one condition differ between seeds
+    stochastic: ClassVar[bool] = False
+    #: the frame rate assumed when ``synthesize`` gets none
+    default_fps: ClassVar[float] = 30.0
+    #: the subset of :data:`CONTROLS` this pipeline honours
+    controls: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def synthesize(self, neutral_mesh: np.ndarray, labels: Seq[str], length: int, fps: float | None = None,
+                   seed: int | None = None, intensity: float | Seq[float] | None = None,
+                   timing: Mapping[str, float] | Seq[Mapping[str, float]] | None = None) -> np.ndarray:
+        """Mesh sequences ``[B, T, V, 3]`` (float32, mm); frame 0 is the given neutral.
+
+        ``neutral_mesh`` is ``[B, V, 3]``, ``labels`` B names, ``length`` T >= 2. ``intensity`` (one
+        value or B values in [0, 1.5]) and ``timing`` (one ``{"onset", "apex", "offset"[, "rest"]}``
+        dict of relative times or B of them) are honoured by pipelines whose :attr:`controls` name
+        them; the others raise ComponentError. None means the label's typical value.
+        """
+
+    def check_synthesize_inputs(self, neutral_mesh: np.ndarray, labels: Seq[str], length: int,
+                                intensity: float | Seq[float] | None = None,
+                                timing: Mapping[str, float] | Seq[Mapping[str, float]] | None = None,
+                                ) -> tuple[list[float] | None, list[dict[str, float]] | None]:
+        """Shared validation (errors name the argument); returns intensity and timing per batch item."""
+        from fc4dfs.datasets.phases import check_timing
+
+        topo = self._require_fitted()
+        if not isinstance(neutral_mesh, np.ndarray) or neutral_mesh.ndim != 3:
+            raise ComponentError(f"neutral_mesh must be a [B, V, 3] array, got "
+                                 f"{getattr(neutral_mesh, 'shape', type(neutral_mesh))}")
+        topo.check_vertices(neutral_mesh, "neutral_mesh")
+        _check_finite(neutral_mesh, "neutral_mesh")
+        b = neutral_mesh.shape[0]
+        if len(labels) != b:
+            raise ComponentError(f"labels has {len(labels)} entries but neutral_mesh has batch {b}")
+        if int(length) < 2:
+            raise ComponentError(f"length must be >= 2 frames, got {length}")
+        for what, given in (("intensity", intensity), ("timing", timing)):
+            if given is not None and what not in self.controls:
+                raise ComponentError(f"pipeline {self.name!r} cannot control {what}")
+        levels = None
+        if intensity is not None:
+            vals = [intensity] * b if np.isscalar(intensity) else list(intensity)  # type: ignore[arg-type]
+            if len(vals) != b:
+                raise ComponentError(f"intensity has {len(vals)} values but neutral_mesh has batch {b}")
+            lo, hi = INTENSITY_RANGE
+            bad = [v for v in vals if not (isinstance(v, (int, float, np.floating)) and lo <= float(v) <= hi)]
+            if bad:
+                raise ComponentError(f"intensity must be in [{lo:g}, {hi:g}] (0 = neutral, 1 = typical apex), got {bad[0]}")
+            levels = [float(v) for v in vals]
+        timings = None
+        if timing is not None:
+            many = [timing] * b if isinstance(timing, Mapping) else list(timing)
+            if len(many) != b:
+                raise ComponentError(f"timing has {len(many)} entries but neutral_mesh has batch {b}")
+            try:
+                timings = [check_timing(t) for t in many]
+            except ValueError as e:
+                raise ComponentError(str(e)) from None
+        return levels, timings
+
+
 # --------------------------------------------------------------------------- evaluation
 @dataclass
 class EvalItem:
@@ -444,6 +523,10 @@ class EvalItem:
     gt_mesh: np.ndarray | None = None  # [T, V, 3]
     pred_mesh: np.ndarray | None = None  # [T, V, 3]
     samples: np.ndarray | None = None  # [S, T, L, 3] extra samples of a stochastic generator
+    #: the timing a pipeline was asked for ({"onset", "apex", "offset"[, "rest"]}, relative time)
+    requested_timing: dict[str, float] | None = None
+    #: an intensity sweep: {"levels": [K] requested intensities, "meshes": [K, T, V, 3] generated}
+    intensity_sweep: dict[str, Any] | None = None
 
 
 @dataclass
@@ -598,6 +681,8 @@ class Protocol(ABC):
     direction: ClassVar[str] = "lower"
     #: the accepted protocol options
     options: ClassVar[dict[str, Option]] = {}
+    #: True when the protocol can run a direct :class:`Pipeline` (``--pipeline``) in place of ``needs``
+    runs_pipelines: ClassVar[bool] = False
 
     @classmethod
     def resolve_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:

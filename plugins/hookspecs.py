@@ -16,8 +16,9 @@ from fc4dfs.plugins.spec import ComponentSpec
 PROJECT = "fc4dfs"
 #: The plugin API of this release. A plugin is compatible when its MAJOR matches and its MINOR
 #: is not newer than ours.
-PLUGIN_API_VERSION = "2.0"
+PLUGIN_API_VERSION = "2.1"
 # 2.0: ComponentSpec takes no ``version``; a component's version is its class attribute alone.
+# 2.1: the ``fc4dfs_pipelines`` hook (direct pipelines: neutral mesh + label -> mesh sequence).
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -31,6 +32,11 @@ def fc4dfs_generators() -> list[ComponentSpec]:
 @hookspec
 def fc4dfs_decoders() -> list[ComponentSpec]:
     """Decoders: neutral mesh + landmark sequence -> mesh sequence."""
+
+
+@hookspec
+def fc4dfs_pipelines() -> list[ComponentSpec]:
+    """Direct pipelines: neutral mesh + label + length/fps [+ intensity, timing] -> mesh sequence."""
 
 
 @hookspec
@@ -51,6 +57,7 @@ def fc4dfs_protocols() -> list[ComponentSpec]:
 KIND_HOOKS = {
     "generator": "fc4dfs_generators",
     "decoder": "fc4dfs_decoders",
+    "pipeline": "fc4dfs_pipelines",
     "dataset": "fc4dfs_datasets",
     "metric": "fc4dfs_metrics",
     "protocol": "fc4dfs_protocols",

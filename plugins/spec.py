@@ -10,15 +10,15 @@ from typing import Any
 
 from fc4dfs.plugins.errors import PluginError
 
-KINDS = ("generator", "decoder", "dataset", "metric", "protocol")
+KINDS = ("generator", "decoder", "pipeline", "dataset", "metric", "protocol")
 
 
 @dataclass(frozen=True)
 class ComponentSpec:
     """A registered component.
 
-    ``target`` is ``"package.module:attribute"``: a class for generators, decoders, metrics and
-    protocols, a factory ``(**options) -> Dataset`` for datasets. The component's version is written
+    ``target`` is ``"package.module:attribute"``: a class for generators, decoders, pipelines,
+    metrics and protocols, a factory ``(**options) -> Dataset`` for datasets. The component's version is written
     once, as the class attribute ``version`` (see :attr:`version`).
     """
 

@@ -5,8 +5,8 @@ Run it on your own plugin from Python::
     from fc4dfs.plugins.testing import check_generator
     check_generator(MyGenerator)              # raises ConformanceError listing every failure
 
-or from the shell: ``fc4dfs-bench check --gen NAME`` (also ``--dec``, ``--dataset``, ``--metric``).
-Generators and decoders are trained at the ``smoke`` budget on
+or from the shell: ``fc4dfs-bench check --gen NAME`` (also ``--dec``, ``--pipeline``, ``--dataset``,
+``--metric``). Generators, decoders and pipelines are trained at the ``smoke`` budget on
 :func:`fc4dfs.datasets.fixtures.tiny_dataset`, a small procedural dataset (a few hundred vertices)
 made for these checks.
 """
@@ -22,7 +22,8 @@ import numpy as np
 
 from fc4dfs.datasets.base import Dataset, Sequence, Topology, TopologyMismatchError
 from fc4dfs.datasets.fixtures import tiny_dataset
-from fc4dfs.plugins.contracts import Budget, Decoder, EvalContext, EvalItem, Generator, Metric, MetricValue
+from fc4dfs.plugins.contracts import (CONTROLS, Budget, Decoder, EvalContext, EvalItem, Generator, Metric, MetricValue,
+                                      Pipeline)
 from fc4dfs.plugins.errors import CheckpointMismatchError, ComponentError
 
 
@@ -214,6 +215,79 @@ def check_decoder(cls: type[Decoder], options: dict | None = None, dataset: Data
     return rep.raise_if_failed()
 
 
+# --------------------------------------------------------------------------- pipelines
+def check_pipeline(cls: type[Pipeline], options: dict | None = None, dataset: Dataset | None = None,
+                   budget: Budget | None = None) -> Report:
+    """Train ``cls`` at the smoke budget and check the Pipeline contract (and each control it declares)."""
+    options = options or {}
+    ds = dataset or tiny_dataset()
+    budget = budget or Budget("smoke")
+    rep = Report(f"pipeline {getattr(cls, 'name', cls)}")
+    train_ids, _ = ds.generator_split()
+    train = ds.subset(train_ids)
+    meshes, _, labels, _ = _test_batch(ds)
+
+    def fit(seed: int) -> Pipeline:
+        p = cls(**options)
+        p.fit(train, budget, seed=seed, device="cpu", progress=False)
+        return p
+
+    p = rep.check("fit at smoke budget", lambda: fit(0))
+    if p is None:
+        return rep.raise_if_failed()
+    rep.check("declares name, version, description, controls", lambda: _assert(
+        bool(cls.name and cls.version and cls.description) and set(cls.controls) <= set(CONTROLS),
+        f"missing metadata or unknown controls {sorted(set(cls.controls) - set(CONTROLS))}"))
+    out = rep.check("synthesize", lambda: p.synthesize(meshes, labels, 12, fps=30.0, seed=0))
+    if out is not None:
+        rep.check("output shape [B, T, V, 3]", lambda: _assert(
+            out.shape == (len(labels), 12, ds.topology.num_vertices, 3), f"got {out.shape}"))
+        rep.check("output float32", lambda: _assert(out.dtype == np.float32, f"got {out.dtype}"))
+        rep.check("no NaN/Inf", lambda: _finite(out, "synthesized meshes"))
+        rep.check("frame 0 is the given neutral", lambda: _assert(
+            np.abs(out[:, 0] - meshes).max() < 1e-3, f"max deviation {np.abs(out[:, 0] - meshes).max():.4g} mm"))
+        rep.check("units: mm, same scale as the neutral mesh", lambda: _scale_ok(out, meshes))
+        rep.check("deterministic under a seed", lambda: _assert(
+            np.array_equal(out, p.synthesize(meshes, labels, 12, fps=30.0, seed=0)), "two calls differ"))
+        rep.check("same seed, same training", lambda: _assert(
+            np.allclose(fit(0).synthesize(meshes, labels, 12, fps=30.0, seed=0), out, atol=1e-4),
+            "retraining differs"))
+    for length in (7, 33):
+        rep.check(f"honours length {length}", lambda L=length: _assert(
+            p.synthesize(meshes, labels, L, fps=30.0, seed=0).shape[1] == L, "wrong length"))
+    timing = {"onset": 0.1, "apex": 0.4, "offset": 0.7}
+    for control, kwargs in (("intensity", {"intensity": 0.5}), ("timing", {"timing": timing})):
+        if control in cls.controls:
+            rep.check(f"honours {control} (shape, finite)", lambda kw=kwargs: _finite(
+                p.synthesize(meshes, labels, 12, fps=30.0, seed=0, **kw), f"meshes with {control}"))
+        else:
+            rep.check(f"refuses {control} it does not control", lambda kw=kwargs: _expect_raises(
+                (ComponentError,), lambda: p.synthesize(meshes, labels, 12, fps=30.0, seed=0, **kw), control))
+    if "intensity" in cls.controls:
+        rep.check("refuses intensity outside [0, 1.5]", lambda: _expect_raises(
+            (ComponentError,), lambda: p.synthesize(meshes, labels, 12, intensity=2.0), "intensity 2.0"))
+    if "timing" in cls.controls:
+        rep.check("refuses timing out of order", lambda: _expect_raises(
+            (ComponentError,), lambda: p.synthesize(meshes, labels, 12, timing={"onset": 0.5, "apex": 0.2,
+                                                                               "offset": 0.9}), "apex < onset"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.safetensors"
+        rep.check("save", lambda: p.save(path))
+        loaded = rep.check("load", lambda: cls.load(path, ds.topology))
+        if loaded is not None and out is not None:
+            rep.check("save/load round trip", lambda: _assert(
+                np.allclose(loaded.synthesize(meshes, labels, 12, fps=30.0, seed=0), out, atol=1e-4),
+                "loaded model synthesizes differently"))
+        rep.check("refuses a checkpoint for another topology", lambda: _expect_raises(
+            (CheckpointMismatchError,), lambda: cls.load(path, other_topology(ds.topology)), "other topology"))
+    rep.check("refuses a mesh of the wrong vertex count", lambda: _expect_raises(
+        (TopologyMismatchError, ComponentError), lambda: p.synthesize(meshes[:, :-1], labels, 12), "wrong V"))
+    rep.check("refuses an unknown label", lambda: _expect_raises(
+        (ComponentError, KeyError), lambda: p.synthesize(meshes, ["__no_such_label__"] * len(labels), 12),
+        "bad label"))
+    return rep.raise_if_failed()
+
+
 # --------------------------------------------------------------------------- datasets
 def check_dataset(ds: Dataset) -> Report:
     """Check the Dataset contract on a built dataset."""
@@ -270,15 +344,23 @@ def check_dataset(ds: Dataset) -> Report:
 
 # --------------------------------------------------------------------------- metrics
 def _metric_items(ds: Dataset, rng: np.random.Generator, noise: float) -> list[EvalItem]:
+    from fc4dfs.datasets.phases import measure_timing
+
     items = []
+    levels = [0.5, 1.0, 1.5]
     for s in ds.sequences[:6]:
         lm = s.landmarks
         frames = np.asarray(s.frames)
+        # the intensity sweep of a perfect pipeline scales the real displacement by each level
+        sweep = np.stack([frames[:1] + x * (frames - frames[:1]) for x in levels])
         items.append(EvalItem(s.identity, s.label, s.fps, lm,
                               pred_landmarks=(lm + noise * rng.normal(size=lm.shape)).astype(np.float32),
                               gt_mesh=frames,
                               pred_mesh=(frames + noise * rng.normal(size=frames.shape)).astype(np.float32),
-                              samples=np.stack([lm + noise * rng.normal(size=lm.shape) for _ in range(2)]).astype(np.float32)))
+                              samples=np.stack([lm + noise * rng.normal(size=lm.shape) for _ in range(2)]).astype(np.float32),
+                              requested_timing=measure_timing(frames),
+                              intensity_sweep={"levels": levels, "meshes": (
+                                  sweep + noise * rng.normal(size=sweep.shape)).astype(np.float32)}))
     return items
 
 

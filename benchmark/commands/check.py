@@ -12,10 +12,12 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--gen", metavar="NAME", help="check this generator (default: none)")
     g.add_argument("--dec", metavar="NAME", help="check this decoder (default: none)")
+    g.add_argument("--pipeline", metavar="NAME", help="check this direct pipeline (default: none)")
     g.add_argument("--dataset", metavar="NAME", help="check this dataset (default: none)")
     g.add_argument("--metric", metavar="NAME", help="check this metric (default: none)")
     # one spelling for every command: --gen-opt / --dec-opt / --dataset-opt (--opt: deprecated alias)
-    for flag, what in (("--gen-opt", "generator"), ("--dec-opt", "decoder"), ("--dataset-opt", "dataset")):
+    for flag, what in (("--gen-opt", "generator"), ("--dec-opt", "decoder"), ("--pipeline-opt", "pipeline"),
+                       ("--dataset-opt", "dataset")):
         p.add_argument(flag, action="append", metavar="KEY=VALUE",
                        help=f"{what} option, repeatable (default: the registered variant's)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
@@ -29,8 +31,8 @@ def _options(args: argparse.Namespace) -> dict:
     from fc4dfs.benchmark.config import parse_options
     from fc4dfs.benchmark.errors import UserError
 
-    own = {"gen": "--gen-opt", "dec": "--dec-opt", "dataset": "--dataset-opt"}
-    kind = next(k for k in ("gen", "dec", "dataset", "metric") if getattr(args, k))
+    own = {"gen": "--gen-opt", "dec": "--dec-opt", "pipeline": "--pipeline-opt", "dataset": "--dataset-opt"}
+    kind = next(k for k in ("gen", "dec", "pipeline", "dataset", "metric") if getattr(args, k))
     for k, flag in own.items():
         if k != kind and getattr(args, flag[2:].replace("-", "_")):
             raise UserError(f"{flag} does not apply to check --{kind}")
@@ -51,10 +53,12 @@ def run(args: argparse.Namespace) -> int:
     opts = _options(args)
     reg = registry()
     try:
-        if args.gen or args.dec:
-            kind, name = ("generator", args.gen) if args.gen else ("decoder", args.dec)
+        if args.gen or args.dec or args.pipeline:
+            kind, name = (("generator", args.gen) if args.gen else ("decoder", args.dec) if args.dec
+                          else ("pipeline", args.pipeline))
             spec = reg.get(kind, name)
-            check = testing.check_generator if kind == "generator" else testing.check_decoder
+            check = {"generator": testing.check_generator, "decoder": testing.check_decoder,
+                     "pipeline": testing.check_pipeline}[kind]
             report = check(spec.load(), {**spec.options, **opts})
         elif args.dataset:
             from fc4dfs.benchmark.runner import load_dataset

@@ -132,11 +132,13 @@ def add_dataset_flags(p: argparse.ArgumentParser, deprecated: tuple[str, ...] = 
 
 
 def add_component_opts(p: argparse.ArgumentParser) -> None:
-    """``--gen-opt`` and ``--dec-opt``."""
+    """``--gen-opt``, ``--dec-opt`` and ``--pipeline-opt``."""
     p.add_argument("--gen-opt", action="append", metavar="KEY=VALUE",
                    help="generator option, repeatable (default: the registered variant's)")
     p.add_argument("--dec-opt", action="append", metavar="KEY=VALUE",
                    help="decoder option, repeatable (default: the registered variant's)")
+    p.add_argument("--pipeline-opt", action="append", metavar="KEY=VALUE",
+                   help="direct pipeline option, repeatable (default: the registered variant's)")
 
 
 def dataset_options(args: argparse.Namespace, dataset: str | None = None) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-"""``fc4dfs-bench list [generators|decoders|datasets|metrics|protocols|plugins]``."""
+"""``fc4dfs-bench list [generators|decoders|pipelines|datasets|metrics|protocols|plugins]``."""
 from __future__ import annotations
 
 import argparse
 
-KIND_OF = {"generators": "generator", "decoders": "decoder", "datasets": "dataset", "metrics": "metric",
+KIND_OF = {"generators": "generator", "decoders": "decoder", "pipelines": "pipeline", "datasets": "dataset", "metrics": "metric",
            "protocols": "protocol"}
 
 

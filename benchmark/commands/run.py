@@ -34,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
                                    "checkpoints, examples).")
     p.add_argument("--gen", help="generator name (default: none; the protocol says whether it needs one)")
     p.add_argument("--dec", help="decoder name (default: none; the protocol says whether it needs one)")
+    p.add_argument("--pipeline", help="direct pipeline name, in place of --gen and --dec (neutral mesh + label "
+                                      "-> meshes; protocol e2e) (default: none)")
     p.add_argument("--protocol", default="e2e", help="e2e, decoder-cv or length-ablation (default: e2e)")
     add_seed(p, seeds=True)
     add_component_opts(p)
@@ -73,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
                            decoder_options=parse_options(args.dec_opt, "--dec-opt"),
                            dataset_options=dataset_options(args),
                            protocol_options=parse_options(args.protocol_opt, "--protocol-opt"),
-                           budget_overrides=parse_options(args.budget_opt, "--budget-opt"))
+                           budget_overrides=parse_options(args.budget_opt, "--budget-opt"),
+                           pipeline=args.pipeline,
+                           pipeline_options=parse_options(args.pipeline_opt, "--pipeline-opt"))
         result = execute(config, out_dir=args.out, leaderboard=args.leaderboard, resume=args.resume,
                          force=args.force, progress=progress, retrain_classifier=args.retrain_classifier)
         print_result(result)

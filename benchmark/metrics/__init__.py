@@ -17,4 +17,10 @@ SPECS: list[ComponentSpec] = [
                   "Mean pairwise distance between samples for the same condition"),
     ComponentSpec("metric", "smoothness", f"{_M}.temporal:Smoothness",
                   "Mean frame-to-frame acceleration relative to the ground truth's"),
+    ComponentSpec("metric", "intensity_r2", f"{_M}.control:IntensityR2",
+                  "R^2 of generated apex magnitude against requested intensity (components that control it)"),
+    ComponentSpec("metric", "intensity_slope_err", f"{_M}.control:IntensitySlopeError",
+                  "|slope - 1| of generated apex magnitude against requested intensity"),
+    ComponentSpec("metric", "timing_err", f"{_M}.control:TimingError",
+                  "Frames between requested and generated onset/apex/offset (components that control timing)"),
 ]

@@ -8,12 +8,15 @@ import numpy as np
 
 from fc4dfs.benchmark.protocols.common import details, item_key, length_option, make_row, neutral_inputs, score
 from fc4dfs.benchmark.runner import RunContext, test_sequences
+from fc4dfs.datasets.phases import measure_timing
 from fc4dfs.plugins.contracts import EvalItem, Option, Protocol, ResultRow
 
 
 class EndToEnd(Protocol):
     """For each test sequence (identity, label, length T, fps): generate from its neutral landmarks, decode
-    with its identity's neutral mesh, and score it with every applicable metric (E_lm, E_mesh,
+    with its identity's neutral mesh (or, with ``--pipeline``, synthesise meshes directly from the
+    neutral mesh, told the sequence's measured onset/apex/offset when the pipeline controls timing,
+    and take its landmarks through the topology's embedding), and score it with every applicable metric (E_lm, E_mesh,
     classification accuracy and FID under classifiers trained on the real training sequences, diversity,
     smoothness, and any metric a plugin adds). A reference row (generator and decoder ``gt``) scores the
     real test sequences with the reference metrics under the same classifiers."""
@@ -29,36 +32,62 @@ class EndToEnd(Protocol):
                                 "resampled to it); default: each test sequence's own length"),
         "samples": Option("samples", int, 3, "extra samples per condition of a stochastic generator, for "
                           "diversity", low=0, high=100),
+        "intensities": Option("intensities", list, [0.25, 0.5, 1.0, 1.5], "intensities each test condition is "
+                              "also generated at, for intensity adherence (pipelines that control intensity)",
+                              low=0.0, high=1.5, item_type=float),
     }
+    runs_pipelines: ClassVar[bool] = True
 
     def run(self, ctx: RunContext) -> list[ResultRow]:
         ds = ctx.dataset
         train_ids, test_ids = ds.generator_split()
-        gen, gen_s = ctx.fit(ctx.make("generator"), train_ids, "generator")
-        dec, dec_s = ctx.fit(ctx.make("decoder"), train_ids, "decoder")
         fixed_length = ctx.option("length")
-        n_samples = int(ctx.option("samples")) if gen.stochastic else 0
+        if ctx.config.pipeline:
+            pipe, train_s = ctx.fit(ctx.make("pipeline"), train_ids, "pipeline")
+            method = ctx.config.pipeline
+            stochastic = pipe.stochastic
+        else:
+            gen, gen_s = ctx.fit(ctx.make("generator"), train_ids, "generator")
+            dec, dec_s = ctx.fit(ctx.make("decoder"), train_ids, "decoder")
+            train_s, method, stochastic = gen_s + dec_s, f"{ctx.config.generator}+{ctx.config.decoder}", gen.stochastic
+        n_samples = int(ctx.option("samples")) if stochastic else 0
+        levels = [float(x) for x in ctx.option("intensities")]
         t0 = time.perf_counter()
         items: list[EvalItem] = []
         for i, seq in enumerate(ctx.iterate(test_sequences(ds, test_ids), "e2e")):
             gt = seq.resampled(int(fixed_length)) if fixed_length else seq
+            gt_mesh = np.asarray(gt.frames, dtype=np.float32)
             mesh, nlm = neutral_inputs(ds, seq)
             seed = ctx.seed * 100003 + i
-            # a stochastic generator draws the scored sample and the diversity samples in one batch
-            out = gen.generate(np.repeat(nlm, 1 + n_samples, 0), [seq.label] * (1 + n_samples), gt.length,
-                               fps=gt.fps, seed=seed)
-            lm = out[:1]
-            pred = dec.decode(mesh, nlm, lm)[0]
+            n = 1 + n_samples
+            if ctx.config.pipeline:
+                # the paper's protocol: the pipeline is told the test sequence's measured phases
+                timing = measure_timing(gt_mesh) if "timing" in pipe.controls else None
+                meshes = pipe.synthesize(np.repeat(mesh, n, 0), [seq.label] * n, gt.length, fps=gt.fps, seed=seed,
+                                         timing=timing)
+                out = ds.topology.landmarks(meshes)
+                pred = meshes[0]
+                sweep = None
+                if "intensity" in pipe.controls and levels:
+                    sweep = {"levels": levels, "meshes": pipe.synthesize(
+                        np.repeat(mesh, len(levels), 0), [seq.label] * len(levels), gt.length, fps=gt.fps,
+                        seed=seed, intensity=levels, timing=timing)}
+            else:
+                # a stochastic generator draws the scored sample and the diversity samples in one batch
+                out = gen.generate(np.repeat(nlm, n, 0), [seq.label] * n, gt.length, fps=gt.fps, seed=seed)
+                pred = dec.decode(mesh, nlm, out[:1])[0]
+                timing, sweep = None, None
             samples = out if n_samples else None
-            item = EvalItem(seq.identity, seq.label, gt.fps, gt.landmarks, pred_landmarks=lm[0],
-                            gt_mesh=np.asarray(gt.frames, dtype=np.float32), pred_mesh=pred, samples=samples)
+            item = EvalItem(seq.identity, seq.label, gt.fps, gt.landmarks, pred_landmarks=out[0],
+                            gt_mesh=gt_mesh, pred_mesh=pred, samples=samples, requested_timing=timing,
+                            intensity_sweep=sweep)
             items.append(item)
-            ctx.keep_example(item, f"{ctx.config.generator}+{ctx.config.decoder}")
+            ctx.keep_example(item, method)
         ectx = ctx.eval_context(train_ids)
         keys = [item_key(it) for it in items]
         setting = "e2e" if not fixed_length else f"length={fixed_length}"
         values = score(ctx, items, ectx)
-        rows = [make_row(setting, keys, values, length=fixed_length, train_seconds=gen_s + dec_s,
+        rows = [make_row(setting, keys, values, length=fixed_length, train_seconds=train_s,
                          eval_seconds=time.perf_counter() - t0, details=details(values))]
         gt_items = [EvalItem(it.identity, it.label, it.fps, it.gt_landmarks, pred_landmarks=it.gt_landmarks,
                              gt_mesh=it.gt_mesh, pred_mesh=it.gt_mesh) for it in items]

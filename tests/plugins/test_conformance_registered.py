@@ -30,6 +30,13 @@ def test_decoder_conformance(name):
     testing.check_decoder(cls, {**cls.conformance_options, **spec.options})
 
 
+@pytest.mark.parametrize("name", _ids("pipeline"))
+def test_pipeline_conformance(name):
+    spec = REG.get("pipeline", name)
+    cls = spec.load()
+    testing.check_pipeline(cls, {**cls.conformance_options, **spec.options})
+
+
 @pytest.mark.parametrize("name", _ids("metric"))
 def test_metric_conformance(name):
     metric = REG.load("metric", name)
