@@ -36,6 +36,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
                     "on the dataset's training identities at --budget (cached for the next call).")
     p.add_argument("--gen", help="generator name (default: the run's, with --run)")
     p.add_argument("--dec", help="decoder name (default: the run's, with --run)")
+    p.add_argument("--pipeline", help="direct pipeline name, in place of --gen/--dec (default: the run's, with --run)")
+    p.add_argument("--intensity", metavar="X[,X...]",
+                   help="expression intensity, 0 (neutral) .. 1 (the dataset's typical apex) .. 1.5; several "
+                        "comma-separated values write one sequence each and a comparison strip (pipelines "
+                        "that control intensity)")
+    p.add_argument("--timing", metavar="onset=..,apex=..,offset=..",
+                   help="expression phases in relative time 0..1 (optional rest=..: back at neutral) "
+                        "(pipelines that control timing)")
     p.add_argument("--dataset", help="dataset name (default: the run's, else synthetic)")
     p.add_argument("--identity", help="identity whose neutral face to animate (default: the first test identity, "
                                       "as in dataset show)")
@@ -240,8 +248,10 @@ def run(args: argparse.Namespace) -> int:
     names = _resolve_names(args, run_cfg)
     for kind, name in names.items():
         reg.get(kind, name)  # unknown names fail before any work
+    levels, timing = _controls(args, reg, names)
     options = {"generator": parse_options(args.gen_opt, "--gen-opt"),
                "decoder": parse_options(args.dec_opt, "--dec-opt"),
+               "pipeline": parse_options(args.pipeline_opt, "--pipeline-opt"),
                "dataset": dataset_options(args),
                "budget": parse_options(args.budget_opt, "--budget-opt")}
     if names["dataset"] == run_cfg.get("dataset"):
@@ -259,9 +269,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"label {args.label!r} not in dataset {names['dataset']!r}; labels: "
                         f"{', '.join(dataset.labels)}")
     identity, neutral, source, fit = _choose_neutral(args, dataset, names["dataset"])
-    known, mask = _known_sequence(args, reg, names["generator"], topo.num_landmarks)
+    if "pipeline" in names and (args.known is not None or getattr(args, "blendshapes", False)):
+        flag = "--known" if args.known is not None else "--blendshapes"
+        raise UserError(f"{flag} needs a generator and decoder (--gen/--dec), not a pipeline")
+    known, mask = _known_sequence(args, reg, names.get("generator", ""), topo.num_landmarks)
     length = known.shape[0] if known is not None else (args.length or 30)
-    gen, dec, loaded = _components(args, reg, names, options, dataset, progress)
+    comps, loaded = _components(args, reg, names, options, dataset, progress)
+    if "pipeline" in names:
+        return _generate_direct(args, comps["pipeline"], names, options, dataset, identity, neutral, source,
+                                int(length), levels, timing, loaded, formats, t0, fit)
+    gen, dec = comps["generator"], comps["decoder"]
 
     fps = float(args.fps if args.fps is not None else getattr(gen, "default_fps", 30.0))
     nlm = topo.landmarks(neutral[None])
@@ -324,8 +341,111 @@ def _known_sequence(args: argparse.Namespace, reg: "Registry", generator: str,
     return known, mask
 
 
+def _controls(args: argparse.Namespace, reg: "Registry", names: dict[str, str]
+              ) -> tuple[list[float] | None, dict[str, float] | None]:
+    """``--intensity`` levels and ``--timing`` phases, checked (and refused for components that cannot
+    honour them, naming those that can) before any work."""
+    from fc4dfs.datasets.phases import parse_timing
+    from fc4dfs.plugins.contracts import INTENSITY_RANGE
+
+    levels = timing = None
+    if args.intensity is not None:
+        try:
+            levels = [float(x) for x in str(args.intensity).split(",") if x.strip()]
+        except ValueError:
+            raise UserError(f"--intensity expects numbers (e.g. 0.5 or 0.25,0.5,1,1.5), got {args.intensity!r}") from None
+        lo, hi = INTENSITY_RANGE
+        if not levels or any(not lo <= x <= hi for x in levels):
+            raise UserError(f"--intensity must be in [{lo:g}, {hi:g}] (0 = neutral, 1 = typical apex), "
+                            f"got {args.intensity!r}")
+    if args.timing is not None:
+        try:
+            timing = parse_timing(args.timing)
+        except ValueError as e:
+            raise UserError(f"--timing: {e}") from None
+    for flag, control, given in (("--intensity", "intensity", levels), ("--timing", "timing", timing)):
+        if given is None:
+            continue
+        able = sorted(n for n in reg.names("pipeline") if control in getattr(reg.load("pipeline", n), "controls", ()))
+        if "pipeline" not in names:
+            raise UserError(f"{flag}: generator {names['generator']!r} cannot control {control}; components that "
+                            f"can: pipelines {', '.join(able) or 'none'} (--pipeline NAME)")
+        if control not in reg.load("pipeline", names["pipeline"]).controls:
+            raise UserError(f"{flag}: pipeline {names['pipeline']!r} cannot control {control}; pipelines that "
+                            f"can: {', '.join(able) or 'none'}")
+    return levels, timing
+
+
+def _generate_direct(args: argparse.Namespace, pipe: Any, names: dict[str, str], options: dict[str, dict],
+                     dataset: "Dataset", identity: str, neutral: "np.ndarray", source: str, length: int,
+                     levels: list[float] | None, timing: dict[str, float] | None, loaded: dict[str, str],
+                     formats: list[str], t0: float, fit: Any = None) -> int:
+    """``generate --pipeline``: one sequence per requested intensity (one without ``--intensity``),
+    each exported to ``OUT`` (or ``OUT/intensity-X`` when several) plus a comparison strip."""
+    import numpy as np
+
+    from fc4dfs.benchmark.export import export_sequence, write_file
+    from fc4dfs.benchmark.ownface import to_user_output
+
+    topo = dataset.topology
+    fps = float(args.fps if args.fps is not None else pipe.default_fps)
+    out: Path = args.out
+    stem = f"{identity}_{args.label}".replace("/", "_").replace(" ", "_")
+    written: dict[str, list[Path]] = {}
+    tracks = []
+    for level in levels or [None]:
+        meshes = pipe.synthesize(neutral[None], [args.label], length, fps=fps, seed=args.seed, intensity=level,
+                                 timing=timing)[0]
+        if not np.isfinite(meshes).all():
+            raise UserError(f"{names['pipeline']} produced NaN or Inf vertices (under-trained? try --budget quick)")
+        landmarks = topo.landmarks(meshes)
+        folder = out / f"intensity-{level:g}" if levels and len(levels) > 1 else out
+        meta = {"pipeline": names["pipeline"], "dataset": names["dataset"], "dataset_hash": dataset.fingerprint,
+                "topology": topo.hash, "identity": identity, "neutral_source": source, "label": args.label,
+                "length": length, "fps": fps, "seed": int(args.seed), "intensity": level, "timing": timing,
+                "budget": None if args.run is not None else args.budget, "options": options,
+                "checkpoints": loaded, "run": str(args.run) if args.run is not None else None}
+        if fit is not None:
+            meta["own_face"] = fit.info
+        user = to_user_output(fit, meshes, landmarks, topo)
+        for kind, files in export_sequence(folder, user["frames"], user["faces"], fps, landmarks=user["landmarks"],
+                                           metadata=meta, formats=formats, stem=stem,
+                                           lmk_face_idx=user["lmk_face_idx"], lmk_bary=user["lmk_bary"],
+                                           morph=args.morph, n_basis=args.basis, texcoords=user["texcoords"],
+                                           units=user["units"]).items():
+            written.setdefault(kind, []).extend(files)
+        tracks.append((level, user["frames"], user["landmarks"], user["faces"]))
+    if not args.no_preview:
+        from fc4dfs.benchmark.viz import Track, render_strip
+
+        title = f"{names['pipeline']}: {identity} / {args.label} ({length} frames, {fps:g} fps)"
+        if len(tracks) > 1:
+            render_strip([Track(f"intensity {lv:g}", m, lm) for lv, m, lm, _ in tracks], tracks[0][3],
+                         out / "intensities.png", n_frames=8, fps=fps, title=title)
+            written["preview"] = [out / "intensities.png"]
+        else:
+            written["preview"] = _preview(out, tracks[0][1], tracks[0][2], tracks[0][3], fps, title)
+    summary = {"pipeline": names["pipeline"], "intensities": levels, "timing": timing,
+               "files": {k: [str(p) for p in v] for k, v in written.items()}}
+    write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    for kind, files in written.items():
+        shown = f"{files[0]} ... {files[-1]} ({len(files)} files)" if len(files) > 2 else ", ".join(map(str, files))
+        print(f"{kind}: {shown}")
+    print(f"done in {time.perf_counter() - t0:.1f} s -> {out}")
+    return 0
+
+
 def _resolve_names(args: argparse.Namespace, run_cfg: dict[str, Any]) -> dict[str, str]:
-    """Generator, decoder and dataset names from the flags, falling back on the run's config."""
+    """Generator and decoder (or pipeline) and dataset names from the flags, falling back on the run's config."""
+    pipeline = args.pipeline or (run_cfg.get("pipeline") if not (args.gen or args.dec) else None)
+    if pipeline:
+        if args.gen or args.dec:
+            raise UserError("--pipeline replaces the generator and decoder; drop --gen/--dec")
+        names = {"pipeline": pipeline, "dataset": args.dataset or run_cfg.get("dataset") or "synthetic"}
+        if args.run is not None and run_cfg.get("pipeline") != pipeline:
+            raise UserError(f"--pipeline {pipeline!r} differs from the run's {run_cfg.get('pipeline')!r} "
+                            f"({args.run / 'config.json'})")
+        return names
     names = {"generator": args.gen or run_cfg.get("generator"), "decoder": args.dec or run_cfg.get("decoder"),
              "dataset": args.dataset or run_cfg.get("dataset") or "synthetic"}
     if not names["generator"] or not names["decoder"]:
@@ -358,11 +478,12 @@ def _choose_neutral(args: argparse.Namespace, dataset: "Dataset",
 
 
 def _components(args: argparse.Namespace, reg: "Registry", names: dict[str, str], options: dict[str, dict],
-                dataset: "Dataset", progress: bool) -> tuple[Any, Any, dict[str, str]]:
-    """The trained generator and decoder (from --run, the cache, or trained now) and where each came from."""
+                dataset: "Dataset", progress: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The trained generator and decoder, or pipeline (from --run, the cache, or trained now), by kind, and
+    where each came from."""
     comps: dict[str, Any] = {}
     loaded: dict[str, str] = {}
-    for kind in ("generator", "decoder"):
+    for kind in [k for k in ("generator", "decoder", "pipeline") if k in names]:
         name = names[kind]
         if args.run is not None:
             path = _run_checkpoint(args.run, kind)
@@ -377,7 +498,7 @@ def _components(args: argparse.Namespace, reg: "Registry", names: dict[str, str]
             comps[kind] = got.component
             loaded[kind] = f"{got.path} ({'store' if got.cached else 'trained now'})"
         print(f"{kind} {name}: {loaded[kind]}")
-    return comps["generator"], comps["decoder"], loaded
+    return comps, loaded
 
 
 def _preview(out: Path, meshes: "np.ndarray", landmarks: "np.ndarray", faces: "np.ndarray", fps: float,
