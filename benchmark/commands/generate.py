@@ -40,10 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--intensity", metavar="X[,X...]",
                    help="expression intensity, 0 (neutral) .. 1 (the dataset's typical apex) .. 1.5; several "
                         "comma-separated values write one sequence each and a comparison strip (pipelines "
-                        "that control intensity)")
+                        "that control intensity) (default: 1, the label's typical apex)")
     p.add_argument("--timing", metavar="onset=..,apex=..,offset=..",
                    help="expression phases in relative time 0..1 (optional rest=..: back at neutral) "
-                        "(pipelines that control timing)")
+                        "(pipelines that control timing) (default: the label's typical phases)")
     p.add_argument("--dataset", help="dataset name (default: the run's, else synthetic)")
     p.add_argument("--identity", help="identity whose neutral face to animate (default: the first test identity, "
                                       "as in dataset show)")
