@@ -16,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
     add_common(p)
     p.add_argument("--seeds", type=seeds_type, default=[0], metavar="LIST",
                    help="comma-separated seeds (default: 0)")
-    p.add_argument("--tables", default="1,2,3,4,5",
-                   help="which tables, e.g. 2,3 (1-4: FC-4DFS; 5: Zou et al.'s decoder comparison; default: all)")
+    p.add_argument("--tables", default="1,2,3,4,5,P",
+                   help="which tables, e.g. 2,3 (1-4: FC-4DFS; 5: Zou et al.'s decoder comparison; P: Potamias et "
+                        "al.'s Table 2 and Fig. 5; default: all)")
     p.add_argument("--report-dir", type=Path, default=None, help="report folder (default: leaderboard/<dataset>/)")
     p.set_defaults(leaderboard=None)  # reproduce's rows go to REPORT_DIR/leaderboard.csv unless --leaderboard
     for action in p._actions:
@@ -36,9 +37,11 @@ def run(args: argparse.Namespace) -> int:
 
     seeds = args.seeds
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
-    bad = set(tables) - {"1", "2", "3", "4", "5"}
+    from fc4dfs.benchmark.reproduce import TABLES
+
+    bad = set(tables) - set(TABLES)
     if bad:
-        raise UserError(f"--tables takes 1, 2, 3, 4, 5; got {sorted(bad)}")
+        raise UserError(f"--tables takes {', '.join(TABLES)}; got {sorted(bad)}")
     from fc4dfs.plugins.manager import registry
 
     registry().get("dataset", args.dataset)

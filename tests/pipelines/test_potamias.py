@@ -131,3 +131,19 @@ def test_e2e_runs_a_pipeline_beside_the_chains(test_registry, tmp_path: Path):
     with pytest.raises(UserError, match="does not run direct pipelines"):
         execute(RunConfig(protocol="decoder-cv", dataset="tiny", pipeline="potamias", budget="smoke"),
                 out_dir=tmp_path, leaderboard=None, progress=False, reg=reg)
+
+
+def test_reproduce_table_p_writes_table_figure_and_verdict(test_registry, tmp_path: Path):
+    """reproduce --tables P: Potamias et al. Table 2 for both pipelines, Fig. 5, and the paired-bootstrap claim."""
+    from fc4dfs.benchmark import reproduce as rp
+
+    path = rp.reproduce(dataset="tiny", budget="smoke", out_dir=tmp_path / "runs", report_dir=tmp_path / "report",
+                        seeds=[0], tables=("P",), progress=False, reg=test_registry, log=lambda s: None,
+                        dataset_options={})
+    report = path.read_text()
+    assert "Potamias et al. 2020 Table 2" in report
+    table = [line for line in report.splitlines() if line.startswith("| Proposed") or line.startswith("| Baseline")]
+    assert len(table) == 4 and all("—" not in line.split("|")[-3] for line in table[:2]), table
+    claim = next(line for line in report.splitlines() if line.startswith("| potamias beats the PCA blendshape"))
+    assert any(v in claim for v in ("holds", "contradicted", "not significant")), claim
+    assert (tmp_path / "report" / "fig5-frame-error.png").stat().st_size > 1000
