@@ -363,8 +363,8 @@ def potamias_section(plan: Plan, by: Callable[[str, str], list[PlannedRun]]) -> 
 
 
 def potamias_figure(plan: Plan, path: Path) -> Path | None:
-    """Fig. 5 of Potamias et al.: the mean per-vertex error of each frame (normalised time) of both pipelines,
-    with the test sequences' mean onset/apex/offset marked; None when neither ran."""
+    """Fig. 5 of Potamias et al.: the mean per-vertex error (mm) of each frame, on normalised time, of both
+    pipelines (mean over seeds); None when neither ran."""
     curves = {}
     for pipe in POTAMIAS_ROWS.values():
         for pr in plan.runs:
