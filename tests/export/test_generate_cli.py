@@ -81,6 +81,10 @@ def test_generate_refuses_other_vertex_count(tmp_path, capsys):
     (["--label", "expr0", "--identity", "ghost"], "identity 'ghost' not in dataset"),
     (["--label", "expr0", "--formats", "fbx"], "--formats"),
     (["--label", "expr0", "--length", "1"], "--length"),
+    (["--label", "expr0", "--intensity", "0.5"],
+     "--intensity: generator 'h6_meancurve' cannot control intensity; components that can: pipelines potamias"),
+    (["--label", "expr0", "--timing", "onset=0.1,apex=0.4,offset=0.8"],
+     "--timing: generator 'h6_meancurve' cannot control timing; components that can: pipelines potamias"),
 ])
 def test_generate_user_errors(tmp_path, capsys, extra, needle):
     rc = main(BASE + extra + ["--out", str(tmp_path / "o")])
@@ -185,3 +189,18 @@ def test_generate_known_needs_a_generator_that_can_fill(tmp_path, capsys):
     rc = main(BASE + ["--label", src.label, "--known", str(path), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "cannot fill a partial sequence" in err and "ddpm" in err
+
+
+def test_generate_pipeline_writes_an_intensity_strip(tmp_path, capsys):
+    out = tmp_path / "strip"
+    rc = main(["generate", "--pipeline", "potamias-pca", "--dataset", "h6_tiny", "--budget", "smoke", "--label",
+               "expr1", "--length", "10", "--intensity", "0.25,1.5", "--timing", "onset=0.1,apex=0.5,offset=0.8",
+               "--formats", "npz", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    low, high = (np.load(out / f"intensity-{x}" / next((out / f"intensity-{x}").glob("*.npz")).name)["vertices"]
+                 for x in ("0.25", "1.5"))
+    assert (out / "intensities.png").stat().st_size > 1000
+    disp = [np.linalg.norm(v - v[:1], axis=-1).mean() for v in (low, high)]
+    assert disp[1] > disp[0], f"mean displacement at intensity 1.5 {disp[1]:.4f} mm <= at 0.25 {disp[0]:.4f} mm"
+    rc = main(["generate", "--pipeline", "potamias", "--gen", "h6_meancurve", "--label", "expr1", "--out", str(out)])
+    assert rc == 2 and "--pipeline replaces the generator and decoder" in capsys.readouterr().err
