@@ -257,10 +257,11 @@ def run(args: argparse.Namespace) -> int:
     if names["dataset"] == run_cfg.get("dataset"):
         options["dataset"] = {**run_cfg.get("dataset_options", {}), **options["dataset"]}
     # the same option checks as `run` (unknown keys with the closest one, ranges), before any work
-    validate_options(reg, RunConfig(protocol="e2e", dataset=names["dataset"], generator=names["generator"],
-                                    decoder=names["decoder"], budget=args.budget,
+    validate_options(reg, RunConfig(protocol="e2e", dataset=names["dataset"], generator=names.get("generator"),
+                                    decoder=names.get("decoder"), budget=args.budget,
                                     generator_options=options["generator"], decoder_options=options["decoder"],
-                                    dataset_options=options["dataset"], budget_overrides=options["budget"]))
+                                    dataset_options=options["dataset"], budget_overrides=options["budget"],
+                                    pipeline=names.get("pipeline"), pipeline_options=options["pipeline"]))
 
     t0 = time.perf_counter()
     dataset = load_dataset(names["dataset"], options["dataset"], reg)
