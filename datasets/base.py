@@ -223,7 +223,7 @@ class Dataset:
     def __init__(self, name: str, topology: Topology, sequences: list[Sequence],
                  labels: Iterable[str] | None = None, identities: Iterable[str] | None = None,
                  fingerprint: str | None = None, neutrals: dict[str, np.ndarray] | None = None,
-                 version: str = "1") -> None:
+                 version: str = "1", descriptions: dict[str, Seq[str]] | None = None) -> None:
         self.name = name
         self.version = version
         self.topology = topology
@@ -237,6 +237,7 @@ class Dataset:
         self.identities = ids
         self._neutrals = dict(neutrals or {})
         self._fingerprint = fingerprint
+        self._descriptions = {k: tuple(v) for k, v in (descriptions or {}).items() if v}
 
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}, {len(self.identities)} identities, {len(self.labels)} labels, "
@@ -265,6 +266,20 @@ class Dataset:
                 return s.neutral
         raise KeyError(f"identity {identity!r} not in dataset {self.name!r}")
 
+    def label_texts(self, label: str) -> tuple[str, ...]:
+        """Raw-text descriptions of ``label`` (Zou et al. §5.2): its words first, then synonyms.
+
+        Datasets without a vocabulary describe a label by its words (``mouth_open`` -> "mouth open").
+        """
+        words = label.replace("_", " ")
+        extra = [t for t in self._descriptions.get(label, ()) if t != words]
+        return (words, *extra)
+
+    def sequence_texts(self, label: str, kind: SequenceKind) -> tuple[str, ...]:
+        """Every description of a sequence: the raw texts and their enriched sentences (§5.2)."""
+        raw = self.label_texts(label)
+        return raw + tuple(enriched_text(t, kind) for t in raw)
+
     def label_index(self, label: str) -> int:
         try:
             return self.labels.index(label)
@@ -282,7 +297,7 @@ class Dataset:
         order = [i for i in self.identities if i in keep_set]
         neutrals = {i: v for i, v in self._neutrals.items() if i in keep_set}
         sub = Dataset(self.name + name_suffix, self.topology, seqs, self.labels, order,
-                      neutrals=neutrals, version=self.version)
+                      neutrals=neutrals, version=self.version, descriptions=self._descriptions)
         return sub
 
     def generator_split(self) -> tuple[list[str], list[str]]:
@@ -302,6 +317,21 @@ class Dataset:
             train = [i for i in self.identities if i not in set(test)]
             out.append((train, test))
         return out
+
+
+#: enriched-text templates per sequence kind (Zou et al. §5.2: "from the neutral face to <label>")
+ENRICHED_TEMPLATES: dict[str, str] = {
+    "n2e": "from the neutral face to {}",
+    "n2e2n": "from the neutral face to {} and back to neutral",
+}
+
+
+def enriched_text(phrase: str, kind: SequenceKind) -> str:
+    """The enriched-text sentence of a raw description for a sequence of ``kind``."""
+    try:
+        return ENRICHED_TEMPLATES[kind].format(phrase)
+    except KeyError:
+        raise ValueError(f"sequence kind must be one of {sorted(ENRICHED_TEMPLATES)}, got {kind!r}") from None
 
 
 def _ordered_unique(items: Iterable[str]) -> list[str]:

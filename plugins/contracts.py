@@ -377,6 +377,17 @@ class Generator(Component):
         """True when the generator overrides :meth:`fill`."""
         return cls.fill is not Generator.fill
 
+    def generate_text(self, neutral_landmarks: np.ndarray, texts: Seq[str], length: int,
+                      fps: float | None = None, seed: int | None = None) -> np.ndarray:
+        """Text control (optional capability, Zou et al. Alg. 2): like :meth:`generate` with B free-form
+        descriptions instead of labels. ``can_generate_text`` says whether a generator has it."""
+        raise ComponentError(f"generator {self.name!r} cannot be conditioned on text")
+
+    @classmethod
+    def can_generate_text(cls) -> bool:
+        """True when the generator overrides :meth:`generate_text`."""
+        return cls.generate_text is not Generator.generate_text
+
     def check_generate_inputs(self, neutral_landmarks: np.ndarray, labels: Seq[str], length: int) -> None:
         """Shared argument validation with errors that name the argument."""
         topo = self._require_fitted()

@@ -18,7 +18,7 @@ from fc4dfs.datasets.base import Dataset, Sequence
 from fc4dfs.datasets.storage import progress_enabled, report_repair, stable_hash
 from fc4dfs.datasets.synthetic import cache
 from fc4dfs.datasets.synthetic.cache import CacheCorruptError
-from fc4dfs.datasets.synthetic.expressions import COMA_LABELS, NAMED_LABELS
+from fc4dfs.datasets.synthetic.expressions import COMA_LABELS, NAMED_LABELS, descriptions
 from fc4dfs.datasets.synthetic.generate import SyntheticConfig, generate
 from fc4dfs.datasets.synthetic.template import RESOLUTIONS, build_template
 
@@ -163,4 +163,5 @@ def _open(config: SyntheticConfig, path: Path, manifest: dict) -> SyntheticDatas
     neutral_map = {name: neutrals[k] for k, name in enumerate(ids)}
     return SyntheticDataset("synthetic", topo, sequences, manifest["labels"], ids,
                             fingerprint=manifest["fingerprint"], neutrals=neutral_map,
-                            version=SYNTHETIC_VERSION, config=config, path=path, manifest=manifest)
+                            version=SYNTHETIC_VERSION, config=config, path=path, manifest=manifest,
+                            descriptions={lab: descriptions(lab) for lab in manifest["labels"]})

@@ -91,6 +91,44 @@ RECIPES: dict[str, dict[str, float]] = {
 }
 NAMED_LABELS = tuple(RECIPES)
 
+#: label -> synonyms for text control (Zou et al. §5.2); the label's own words come first in
+#: :meth:`Dataset.label_texts`, so a text is never the label's identifier. Part of the dataset:
+#: changing it changes what a text-guided model learns (bump SYNTHETIC_VERSION).
+DESCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "bareteeth": ("bared teeth", "showing the teeth"),
+    "cheeks_in": ("sucked in cheeks", "hollow cheeks"),
+    "eyebrow": ("raised eyebrows", "eyebrows up"),
+    "high_smile": ("big smile", "broad grin"),
+    "lips_back": ("lips rolled in", "tucked lips"),
+    "lips_up": ("upper lip raised", "lips pushed up"),
+    "mouth_down": ("mouth corners down", "downturned mouth"),
+    "mouth_extreme": ("mouth stretched wide open", "screaming face"),
+    "mouth_middle": ("puckered lips", "pursed lips"),
+    "mouth_open": ("open mouth", "jaw dropped"),
+    "mouth_side": ("mouth pulled to the side", "sideways mouth"),
+    "mouth_up": ("raised chin", "mouth pushed up"),
+    "happy": ("happy face", "joyful smile"),
+    "sad": ("sad face", "sorrowful look"),
+    "surprise": ("surprised face", "astonished look"),
+    "fear": ("fearful face", "scared look"),
+    "anger": ("angry face", "furious frown"),
+    "disgust": ("disgusted face", "wrinkled nose"),
+    "contempt": ("contemptuous smirk", "one-sided smirk"),
+    "kiss": ("lips puckered for a kiss", "blowing a kiss"),
+    "blink": ("eyes closed", "closing the eyes"),
+    "wink": ("one eye closed", "winking eye"),
+    "puff": ("puffed cheeks", "cheeks blown out"),
+    "jaw_left": ("jaw moved left", "jaw to the left"),
+}
+
+
+def descriptions(label: str) -> tuple[str, ...]:
+    """Synonyms of ``label``; a procedural mix is described by its two strongest actions."""
+    if label in DESCRIPTIONS:
+        return DESCRIPTIONS[label]
+    top = sorted(recipe(label).items(), key=lambda kv: -kv[1])[:2]
+    return (" and ".join(a.partition("@")[0].replace("_", " ") for a, _ in top),)
+
 
 @lru_cache(maxsize=None)
 def recipe(label: str) -> dict[str, float]:

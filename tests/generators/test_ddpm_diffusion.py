@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fc4dfs.zoo.generators.diffusion.sampling import ReverseSampler, SamplerConfig
+from fc4dfs.zoo.generators.diffusion.sampling import ReverseSampler, SamplerConfig, label_objective
 from fc4dfs.zoo.generators.diffusion.schedule import LinearSchedule, ddim_timesteps
 
 
@@ -139,17 +139,17 @@ def test_guidance_moves_towards_the_label():
     """Adagrad refinement raises log p(y | x) and, with a huge lambda, stays at the step mean."""
 
     s = LinearSchedule(num_steps=10)
-    labels = torch.tensor([0])
+    labels = label_objective(toy_classifier, torch.tensor([0]))
     x_hat = torch.zeros(1, 3, 2)
-    rs = ReverseSampler(s, _linear_eps, SamplerConfig(guidance_lambda=0.0), toy_classifier)
+    rs = ReverseSampler(s, _linear_eps, SamplerConfig(guidance_lambda=0.0))
     guided = rs.guide(x_hat, x_hat, 0.5, labels, 3)
     before = torch.log_softmax(toy_classifier(x_hat, None), -1)[0, 0]
     after = torch.log_softmax(toy_classifier(guided, None), -1)[0, 0]
     assert after > before
     # first Adagrad step moves each coordinate by lr = guidance_lr * sqrt(variance)
-    one = ReverseSampler(s, _linear_eps, SamplerConfig(guidance_lambda=0.0, guidance_steps=1), toy_classifier)
+    one = ReverseSampler(s, _linear_eps, SamplerConfig(guidance_lambda=0.0, guidance_steps=1))
     np.testing.assert_allclose(one.guide(x_hat, x_hat, 0.5, labels, 3).abs().numpy(), math.sqrt(0.5), rtol=1e-5)
-    stiff = ReverseSampler(s, _linear_eps, SamplerConfig(guidance_lambda=1e6), toy_classifier)
+    stiff = ReverseSampler(s, _linear_eps, SamplerConfig(guidance_lambda=1e6))
     start = torch.full((1, 3, 2), 0.01)
     assert float((stiff.guide(start, torch.zeros_like(start), 0.5, labels, 3)).abs().max()) < 0.011
 
@@ -161,12 +161,12 @@ def test_guidance_from_the_mean_keeps_the_step_noise():
     removes the noise; from the mean the same refinement leaves the noise intact.
     """
     s = LinearSchedule(num_steps=10)
-    labels = torch.tensor([0])
+    labels = label_objective(toy_classifier, torch.tensor([0]))
     mean = torch.zeros(1, 3, 2)
     noise = torch.tensor([[[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]]])
     cfg = dict(guidance_lambda=10.0, guidance_steps=3)
-    paper = ReverseSampler(s, _linear_eps, SamplerConfig(**cfg), toy_classifier)
-    ours = ReverseSampler(s, _linear_eps, SamplerConfig(guide_from_mean=True, **cfg), toy_classifier)
+    paper = ReverseSampler(s, _linear_eps, SamplerConfig(**cfg))
+    ours = ReverseSampler(s, _linear_eps, SamplerConfig(guide_from_mean=True, **cfg))
     variance = 0.04
     from_sample = paper.guide(mean + noise, mean, variance, labels, 3)
     from_mean = ours.guide(mean + noise, mean, variance, labels, 3)

@@ -6,6 +6,10 @@ approximator is a bidirectional transformer (step embedding + frame positional e
 embedding of ``x_t``; any length, trained on lengths drawn uniformly from the data's range as in
 App. A). Labels steer the reverse process through a second transformer with a classification
 token trained on noisy ``x_t`` (classifier guidance, Eq. 9, 3 Adagrad steps, lambda = 0.01).
+Texts steer it through a third one whose output is a text-feature vector, trained to maximise its
+cosine similarity with the features of a description of ``x_0`` (text control, Eq. 10, Alg. 2):
+each training sequence is paired with a text drawn from its dataset's descriptions (the label's
+words and synonyms, and the enriched sentences, :meth:`Dataset.sequence_texts`).
 
 Python API (besides the Generator contract)::
 
@@ -14,6 +18,8 @@ Python API (besides the Generator contract)::
     seq = g.generate(neutral_lms, ["mouth_open"], length=40, seed=0)     # Alg. 4, frame 0 = neutral
     filled = g.fill(known, mask, labels=None, seed=0)                     # Alg. 3 expression filling
     free = g.sample(["mouth_open"], length=40, seed=0)                    # Alg. 1 label control
+    said = g.sample(None, 40, texts=["big smile with eyebrows up"])     # Alg. 2 text control
+    face = g.generate_text(neutral_lms, ["jaw dropped"], length=40)       # Alg. 4 guided by text
 
 ``fill(known [B, T, L, 3] mm, mask [B, T] bool, labels=None | list[str], seed, harmonize_iters=1)``
 completes the frames where ``mask`` is False and returns ``[B, T, L, 3]`` with the known frames
@@ -42,6 +48,9 @@ Where this departs from the paper (each is an option or budget entry; the paper'
   a 3-frame feature embedding, identity augmentation (``identity_mix``), EMA weights and a cosine
   lr; the ``paper`` budget keeps the paper's per-frame embedding, constant lr 1e-4, batch 256 and
   200 k iterations (architecture sizes are not given in the paper; ours are listed in ``budgets``).
+* Text features come from WordLlama ``l2_supercat`` (256-d, shipped in its wheel, loaded offline:
+  :mod:`fc4dfs.zoo.text`) instead of CLIP (512-d, a download). ``text_weight`` [1] scales the
+  cosine term of Eq. 10.
 * Eq. 7 / Alg. 1 print ``sqrt(1 - alpha_t)`` in the denominator; we use Ho et al.'s ``sqrt(1 - abar_t)``.
 * The guidance Adagrad rate is ``guidance_lr * sqrt(step variance)`` (the paper gives none).
 * ``guide_from_mean=False`` [False]: with ``True`` the Adagrad refinement starts from the step's
@@ -67,7 +76,8 @@ from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.generators.diffusion.data import Normalizer, SequenceBank
 from fc4dfs.zoo.generators.diffusion.networks import BiTConfig, GuidanceClassifier, NoiseApproximator
 from fc4dfs.zoo.generators.diffusion.optim import EMA, lr_lambda
-from fc4dfs.zoo.generators.diffusion.sampling import SAMPLERS, ReverseSampler, SamplerConfig
+from fc4dfs.zoo.generators.diffusion.sampling import (SAMPLERS, Objective, ReverseSampler, SamplerConfig,
+                                                      label_objective, text_objective)
 from fc4dfs.zoo.generators.diffusion.schedule import LinearSchedule
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
@@ -78,8 +88,9 @@ class DDPMGenerator(Generator):
     """Unconditional landmark-sequence DDPM steered by classifier guidance (Zou et al.)."""
 
     name: ClassVar[str] = "ddpm"
-    version: ClassVar[str] = "2"
-    description: ClassVar[str] = "4D facial expression diffusion model with classifier guidance (Zou et al.)"
+    version: ClassVar[str] = "3"
+    description: ClassVar[str] = ("4D facial expression diffusion model with label and text guidance "
+                                  "(Zou et al.)")
     stochastic: ClassVar[bool] = True
     # smoke-trained and 10 strides: DDIM's eta noise is then far larger than what the model can remove
     conformance_options: ClassVar[dict[str, Any]] = {"sampling_steps": 10, "harmonize_iters": 2, "eta": 0.0}
@@ -91,6 +102,8 @@ class DDPMGenerator(Generator):
         "sampling_steps": 50,  # DDIM strides; ignored by "ddpm"
         "eta": 0.5,  # DDIM stochasticity (0 = deterministic given x_T; 1 = as ancestral steps), see the docstring
         "guidance_lambda": 0.01,
+        "text_guidance": True,  # train the text guidance BiT (Eq. 10) with the packaged sentence encoder
+        "text_weight": 1.0,  # weight of the cosine term of Eq. 10 in the refinement objective
         "guidance_steps": 3,
         "guidance_lr": 1.0,
         "guide_from_mean": False,  # refine the step's mean, then add its noise (paper: refine the noisy sample)
@@ -105,13 +118,13 @@ class DDPMGenerator(Generator):
     }
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"identity_mix": 0.5, "fe_kernel": 3, "d_model": 32, "layers": 1, "heads": 2, "ff_dim": 64, "dropout": 0.0,
-                  "iterations": 60, "cls_iterations": 40, "batch": 16, "lr": 1e-3, "block": 20,
+                  "iterations": 60, "cls_iterations": 40, "text_iterations": 40, "batch": 16, "lr": 1e-3, "block": 20,
                   "lr_schedule": "cosine", "ema": 0.9},
         "quick": {"identity_mix": 0.5, "fe_kernel": 3, "d_model": 64, "layers": 2, "heads": 4, "ff_dim": 128, "dropout": 0.0,
-                  "iterations": 3000, "cls_iterations": 400, "batch": 32, "lr": 1e-3, "block": 50,
+                  "iterations": 3000, "cls_iterations": 400, "text_iterations": 400, "batch": 32, "lr": 1e-3, "block": 50,
                   "lr_schedule": "cosine", "ema": 0.995},
         "paper": {"identity_mix": 0.0, "fe_kernel": 1, "d_model": 256, "layers": 6, "heads": 8, "ff_dim": 1024, "dropout": 0.1,
-                  "iterations": 200_000, "cls_iterations": 50_000, "batch": 256, "lr": 1e-4, "block": 1000,
+                  "iterations": 200_000, "cls_iterations": 50_000, "text_iterations": 50_000, "batch": 256, "lr": 1e-4, "block": 1000,
                   "lr_schedule": "constant", "ema": 0.9999},
     }
 
@@ -127,6 +140,7 @@ class DDPMGenerator(Generator):
             raise ComponentError(f"ddpm option harmonize_from must be in (0, 1], got {o['harmonize_from']!r}")
         self.eps_model: NoiseApproximator | None = None
         self.classifier: GuidanceClassifier | None = None
+        self.text_net: GuidanceClassifier | None = None
         self.normalizer: Normalizer | None = None
         self.device = torch.device("cpu")
         self._meta: dict[str, Any] = {}
@@ -155,12 +169,15 @@ class DDPMGenerator(Generator):
         eps_cfg = BiTConfig(**meta["bit"])
         self.eps_model = NoiseApproximator(eps_cfg).to(self.device)
         self.classifier = GuidanceClassifier(eps_cfg, int(meta["num_labels"])).to(self.device)
+        text = meta.get("text")
+        self.text_net = GuidanceClassifier(eps_cfg, int(text["dim"])).to(self.device) if text else None
         self._meta = meta
 
     # -- training -------------------------------------------------------------------------
     def fit(self, data: Dataset, budget: Budget, seed: int = 0, device: str = "cpu",
             workdir: Path | None = None, progress: bool = True) -> dict[str, Any]:
-        """Train the noise approximator (Eq. 8), then the guidance classifier on noisy ``x_t``."""
+        """Train the noise approximator (Eq. 8), then the guidance networks on noisy ``x_t``: the
+        label classifier (Eq. 9) and, with ``text_guidance``, the text-feature BiT (Eq. 10)."""
         hp = budget.pick(self.budgets)
         start = time.monotonic()
         self.device = torch.device(device)
@@ -170,9 +187,12 @@ class DDPMGenerator(Generator):
         bank.seqs = seqs
         bank.feature_dim = self.normalizer.dim
         lo, hi = self._length_range(bank)
+        text_table, text_choices = self._training_texts(data) if self.options["text_guidance"] else (None, [])
         meta = {"bit": {"feature_dim": bank.feature_dim, **{k: hp[k] for k in _ARCH_KEYS}},
                 "num_labels": len(bank.labels), "train_lengths": [lo, hi],
-                "clip": round(1.5 * float(max(np.abs(s).max() for s in seqs)), 4)}
+                "clip": round(1.5 * float(max(np.abs(s).max() for s in seqs)), 4),
+                "text": None if text_table is None else {"encoder": self._encoder().name,
+                                                         "dim": int(text_table.shape[1])}}
         seed_everything(seed)
         self._build(meta)
         assert self.eps_model is not None and self.classifier is not None
@@ -183,7 +203,7 @@ class DDPMGenerator(Generator):
         batch, block, mix = int(hp["batch"]), int(hp["block"]), float(hp["identity_mix"])
         label_ids = torch.as_tensor(bank.label_ids, device=self.device)
 
-        def draw(rng: np.random.Generator, t_min: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        def draw(rng: np.random.Generator, t_min: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
             idx = rng.integers(0, len(bank), size=batch)
             x0 = bank.batch(idx, int(rng.integers(lo, hi + 1)))
             if mix > 0:
@@ -192,7 +212,7 @@ class DDPMGenerator(Generator):
             t = torch.randint(t_min, T + 1, (batch,)).to(self.device)
             noise = torch.randn(x0.shape).to(self.device)
             ab = alpha_bar[t].view(-1, 1, 1)
-            return ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t, noise, label_ids[torch.as_tensor(idx, device=self.device)]
+            return ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t, noise, idx
 
         eps_opt = torch.optim.Adam(self.eps_model.parameters(), lr=float(hp["lr"]))
         n_eps = math.ceil(int(hp["iterations"]) / block)
@@ -221,7 +241,8 @@ class DDPMGenerator(Generator):
             self.classifier.train()
             total, correct = 0.0, 0
             for _ in range(block):
-                x_t, t, _, y = draw(rng, 0)
+                x_t, t, _, idx = draw(rng, 0)
+                y = label_ids[torch.as_tensor(idx, device=self.device)]
                 logits = self.classifier(x_t, t)
                 loss = F.cross_entropy(logits, y)
                 cls_opt.zero_grad(set_to_none=True)
@@ -239,6 +260,9 @@ class DDPMGenerator(Generator):
         cls_loop = TrainLoop("ddpm_cls", {"model": self.classifier, "opt": cls_opt, "sched": cls_sched},
                              n_cls, seed + 1, run_hash, workdir, progress)
         cls_hist = cls_loop.run(cls_epoch)
+        text_report = None
+        if self.text_net is not None and text_table is not None:
+            text_report = self._fit_text(draw, text_table, text_choices, hp, seed, run_hash, workdir, progress)
         self.eps_model.eval()
         self.classifier.eval()
         self.topology = data.topology
@@ -249,8 +273,55 @@ class DDPMGenerator(Generator):
             "train_lengths": [lo, hi],
             "eps": eps_loop.report(history=[round(h["loss"], 5) for h in eps_hist]),
             "classifier": cls_loop.report(history=[round(h["acc"], 4) for h in cls_hist]),
+            "text": text_report,
         }
         return self.train_report
+
+    @staticmethod
+    def _encoder() -> Any:
+        from fc4dfs.zoo.text import load_text_encoder
+
+        return load_text_encoder()
+
+    def _training_texts(self, data: Dataset) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Unit text features of every distinct description ``[N, E]`` and, per training sequence,
+        the rows of its descriptions (:meth:`Dataset.sequence_texts`)."""
+        per_seq = [data.sequence_texts(s.label, s.kind) for s in data.sequences]
+        vocab = sorted({t for texts in per_seq for t in texts})
+        row = {t: i for i, t in enumerate(vocab)}
+        table = self._encoder().encode(vocab)
+        return table, [np.array([row[t] for t in texts], dtype=np.int64) for texts in per_seq]
+
+    def _fit_text(self, draw: Any, table: np.ndarray, choices: list[np.ndarray], hp: dict[str, Any], seed: int,
+                  run_hash: str, workdir: Path | None, progress: bool) -> dict[str, Any]:
+        """Train the text BiT on noisy ``x_t`` to maximise ``cos(BiT(x_t, t), E(text of x_0))`` (Eq. 10)."""
+        assert self.text_net is not None
+        block = int(hp["block"])
+        feats = torch.as_tensor(table, device=self.device)
+        opt = torch.optim.Adam(self.text_net.parameters(), lr=float(hp["lr"]))
+        n_txt = math.ceil(int(hp["text_iterations"]) / block)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(n_txt * block, str(hp["lr_schedule"])))
+
+        def text_epoch(epoch: int, rng: np.random.Generator) -> dict[str, float]:
+            self.text_net.train()
+            total = 0.0
+            for _ in range(block):
+                x_t, t, _, idx = draw(rng, 0)
+                rows = torch.as_tensor([int(rng.choice(choices[i])) for i in idx], device=self.device)
+                cos = F.cosine_similarity(self.text_net(x_t, t), feats[rows], dim=-1)
+                loss = (1.0 - cos).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += cos.mean().item()
+            return {"cos": total / block}
+
+        loop = TrainLoop("ddpm_text", {"model": self.text_net, "opt": opt, "sched": sched},
+                         n_txt, seed + 2, run_hash, workdir, progress)
+        hist = loop.run(text_epoch)
+        self.text_net.eval()
+        return loop.report(history=[round(h["cos"], 4) for h in hist])
 
     def _length_range(self, bank: SequenceBank) -> tuple[int, int]:
         spec = self.options["train_lengths"]
@@ -267,8 +338,9 @@ class DDPMGenerator(Generator):
     # -- persistence ------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.eps_model is not None and self.classifier is not None and self.normalizer is not None
+        text = prefixed("txt", self.text_net.state_dict()) if self.text_net is not None else {}
         return {**prefixed("eps", self.eps_model.state_dict()), **prefixed("cls", self.classifier.state_dict()),
-                **prefixed("norm", self.normalizer.arrays())}
+                **text, **prefixed("norm", self.normalizer.arrays())}
 
     def state_meta(self) -> dict[str, Any]:
         return dict(self._meta)
@@ -281,15 +353,43 @@ class DDPMGenerator(Generator):
         self.classifier.load_state_dict(unprefixed("cls", tensors))
         self.eps_model.eval()
         self.classifier.eval()
+        if self.text_net is not None:
+            self.text_net.load_state_dict(unprefixed("txt", tensors))
+            self.text_net.eval()
         self.normalizer = Normalizer(**{k: v.numpy() for k, v in unprefixed("norm", tensors).items()})
 
     # -- sampling -----------------------------------------------------------------------------
     def _sampler(self, **overrides: Any) -> ReverseSampler:
         assert self.eps_model is not None
-        return ReverseSampler(self.schedule, self.eps_model, self.sampler_config(**overrides), self.classifier)
+        return ReverseSampler(self.schedule, self.eps_model, self.sampler_config(**overrides))
+
+    def _objective(self, label_ids: np.ndarray | None, text_feats: np.ndarray | None) -> Objective | None:
+        """The guidance objective of Alg. 1 (labels) or Alg. 2 (text features ``[B, E]``), or None."""
+        if label_ids is not None:
+            assert self.classifier is not None
+            return label_objective(self.classifier, torch.as_tensor(label_ids, device=self.device))
+        if text_feats is not None:
+            assert self.text_net is not None
+            return text_objective(self.text_net, torch.as_tensor(text_feats, device=self.device),
+                                  float(self.options["text_weight"]))
+        return None
+
+    def text_features(self, texts: Seq[str]) -> np.ndarray:
+        """Unit features ``[len(texts), E]`` of the texts under the encoder the text BiT was trained with.
+
+        Raises ComponentError when this model was trained without text guidance or a text is empty.
+        """
+        self._require_fitted()
+        if self.text_net is None:
+            raise ComponentError("this ddpm was trained without text guidance (option text_guidance=false); "
+                                 "train it with text_guidance=true to condition on text")
+        if isinstance(texts, str):
+            raise ComponentError("texts must be a list of strings, got one string")
+        return self._encoder().encode(list(texts))
 
     def _run(self, length: int, batch: int, seed: int | None, known: np.ndarray | None, mask: np.ndarray | None,
-             label_ids: np.ndarray | None, harmonize_iters: int, **sampler_overrides: Any) -> np.ndarray:
+             label_ids: np.ndarray | None, harmonize_iters: int, text_feats: np.ndarray | None = None,
+             **sampler_overrides: Any) -> np.ndarray:
         """Sample ``[batch, length, D]`` in mm, in chunks of ``sample_batch``, all noise from ``seed``."""
         assert self.normalizer is not None
         sampler = self._sampler(**sampler_overrides)
@@ -299,16 +399,16 @@ class DDPMGenerator(Generator):
         out = []
         for a in range(0, batch, chunk):
             b = min(batch, a + chunk)
-            kn = mk = lab = None
+            kn = mk = None
             offset = np.zeros((b - a, 1, d), dtype=np.float32)
             if known is not None and mask is not None:
                 flat = known[a:b].reshape(b - a, length, d)
                 kn = torch.as_tensor(self.normalizer.encode(flat), device=self.device)
                 mk = torch.as_tensor(mask[a:b], dtype=torch.bool, device=self.device)
                 offset = self._known_residual(flat, mask[a:b])
-            if label_ids is not None:
-                lab = torch.as_tensor(label_ids[a:b], device=self.device)
-            x0 = sampler.sample((b - a, length, k), gen, self.device, kn, mk, lab, harmonize_iters,
+            guidance = self._objective(None if label_ids is None else label_ids[a:b],
+                                       None if text_feats is None else text_feats[a:b])
+            x0 = sampler.sample((b - a, length, k), gen, self.device, kn, mk, guidance, harmonize_iters,
                                 float(self.options["harmonize_from"]))
             out.append(self.normalizer.decode(x0.detach().cpu().numpy()) + offset)
         return np.concatenate(out, 0)
@@ -331,21 +431,50 @@ class DDPMGenerator(Generator):
         trained on whole sequences resampled to random lengths. ``seed=None`` means seed 0.
         """
         self.check_generate_inputs(neutral_landmarks, labels, length)
+        known, mask = self._neutral_known(neutral_landmarks, length)
+        return self.fill(known, mask, list(labels), seed=seed, harmonize_iters=int(self.options["harmonize_iters"]))
+
+    def generate_text(self, neutral_landmarks: np.ndarray, texts: Seq[str], length: int,
+                      fps: float | None = None, seed: int | None = None) -> np.ndarray:
+        """Geometry-adaptive generation guided by text (Alg. 4 with Alg. 2's objective): ``[B, T, L, 3]`` mm.
+
+        ``texts`` has B free-form descriptions ("from the neutral face to a big smile"); frame 0 is the
+        given neutral. Raises ComponentError for a model trained without text guidance.
+        """
+        self.check_generate_inputs(neutral_landmarks, list(texts), length)
+        known, mask = self._neutral_known(neutral_landmarks, length)
+        return self.fill(known, mask, seed=seed, harmonize_iters=int(self.options["harmonize_iters"]), texts=texts)
+
+    @staticmethod
+    def _neutral_known(neutral_landmarks: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
         b, n_lm = neutral_landmarks.shape[:2]
         known = np.zeros((b, int(length), n_lm, 3), dtype=np.float32)
         known[:, 0] = neutral_landmarks
         mask = np.zeros((b, int(length)), dtype=bool)
         mask[:, 0] = True
-        return self.fill(known, mask, list(labels), seed=seed, harmonize_iters=int(self.options["harmonize_iters"]))
+        return known, mask
+
+    def _conditions(self, batch: int, labels: Seq[str] | None,
+                    texts: Seq[str] | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if labels is not None and texts is not None:
+            raise ComponentError("pass labels or texts, not both")
+        for what, given in (("labels", labels), ("texts", texts)):
+            if given is not None and len(given) != batch:
+                raise ComponentError(f"{what} has {len(given)} entries but the batch is {batch}")
+        ids = self.label_ids(labels) if labels is not None else None
+        feats = self.text_features(texts) if texts is not None else None
+        return ids, feats
 
     def fill(self, known: np.ndarray, mask: np.ndarray, labels: Seq[str] | None = None,
-             seed: int | None = None, harmonize_iters: int = 1, **sampler_overrides: Any) -> np.ndarray:
-        """Expression filling (Alg. 3; with ``labels`` and ``harmonize_iters > 1``, Alg. 4).
+             seed: int | None = None, harmonize_iters: int = 1, texts: Seq[str] | None = None,
+             **sampler_overrides: Any) -> np.ndarray:
+        """Expression filling (Alg. 3; with ``labels`` or ``texts`` and ``harmonize_iters > 1``, Alg. 4).
 
         ``known`` is ``[B, T, L, 3]`` in mm (values where ``mask`` is False are ignored), ``mask`` is
-        ``[B, T]`` bool (True = known frame), ``labels`` optional B names for label guidance. Returns
-        ``[B, T, L, 3]`` float32 with known frames copied exactly. ``sampler_overrides`` replace
-        sampler fields for this call (e.g. ``sampler="ddpm"`` or ``sampling_steps=20``).
+        ``[B, T]`` bool (True = known frame), ``labels`` optional B names for label guidance,
+        ``texts`` optional B descriptions for text guidance (not both). Returns ``[B, T, L, 3]``
+        float32 with known frames copied exactly. ``sampler_overrides`` replace sampler fields for
+        this call (e.g. ``sampler="ddpm"`` or ``sampling_steps=20``).
         """
         topo = self._require_fitted()
         known = np.asarray(known, dtype=np.float32)
@@ -357,22 +486,23 @@ class DDPMGenerator(Generator):
             raise ComponentError(f"mask must be [B, T] = {known.shape[:2]}, got {mask.shape}")
         if known.shape[1] < 2:
             raise ComponentError(f"known must have >= 2 frames, got {known.shape[1]}")
-        ids = None
-        if labels is not None:
-            if len(labels) != known.shape[0]:
-                raise ComponentError(f"labels has {len(labels)} entries but known has batch {known.shape[0]}")
-            ids = self.label_ids(labels)
+        ids, feats = self._conditions(known.shape[0], labels, texts)
         b, length = known.shape[:2]
-        flat = self._run(length, b, seed, known, mask, ids, harmonize_iters, **sampler_overrides)
+        flat = self._run(length, b, seed, known, mask, ids, harmonize_iters, feats, **sampler_overrides)
         out = flat.reshape(known.shape)
         out[mask] = known[mask]
         return out.astype(np.float32)
 
-    def sample(self, labels: Seq[str], length: int, seed: int | None = None, **sampler_overrides: Any) -> np.ndarray:
-        """Label control (Alg. 1): whole sequences, facial anatomy included, ``[B, length, L, 3]`` mm."""
+    def sample(self, labels: Seq[str] | None, length: int, seed: int | None = None, texts: Seq[str] | None = None,
+               **sampler_overrides: Any) -> np.ndarray:
+        """Label control (Alg. 1) or, with ``texts`` instead of ``labels``, text control (Alg. 2):
+        whole sequences, facial anatomy included, ``[B, length, L, 3]`` mm."""
         topo = self._require_fitted()
         if int(length) < 2:
             raise ComponentError(f"length must be >= 2 frames, got {length}")
-        ids = self.label_ids(labels)
-        flat = self._run(int(length), len(ids), seed, None, None, ids, 1, **sampler_overrides)
-        return flat.reshape(len(ids), int(length), topo.num_landmarks, 3).astype(np.float32)
+        if labels is None and texts is None:
+            raise ComponentError("sample needs labels or texts")
+        batch = len(labels if labels is not None else texts)  # type: ignore[arg-type]
+        ids, feats = self._conditions(batch, labels, texts)
+        flat = self._run(int(length), batch, seed, None, None, ids, 1, feats, **sampler_overrides)
+        return flat.reshape(batch, int(length), topo.num_landmarks, 3).astype(np.float32)

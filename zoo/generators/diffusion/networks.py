@@ -1,4 +1,4 @@
-"""Bidirectional transformers of Zou et al. (Fig. 1): the noise approximator and the guidance classifier.
+"""Bidirectional transformers of Zou et al. (Fig. 1): the noise approximator and the guidance networks.
 
 Both take a landmark sequence ``x_t`` of shape ``[B, F, D]`` (``D = 3 L``, any ``F``) and the
 diffusion step ``t`` (``[B]`` integers, 0 = clean); their input tokens are the sum of a step
@@ -92,20 +92,25 @@ class NoiseApproximator(nn.Module):
 
 
 class GuidanceClassifier(nn.Module):
-    """``p_phi(y | x_t, t)``: a bidirectional transformer with a learnable classification token."""
+    """A guidance BiT: a bidirectional transformer with a learnable classification token.
 
-    def __init__(self, cfg: BiTConfig, num_labels: int) -> None:
+    With ``out_dim`` = the number of labels it is ``p_phi(y | x_t, t)``'s logits (label control,
+    Eq. 9); for text control (Eq. 10) the softmax is dropped and its ``out_dim`` output is a text
+    feature vector compared by cosine with the encoder's features of the text.
+    """
+
+    def __init__(self, cfg: BiTConfig, out_dim: int) -> None:
         super().__init__()
         self.cfg = cfg
-        self.num_labels = num_labels
+        self.out_dim = out_dim
         self.embed = _Embedding(cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.d_model))
         nn.init.normal_(self.cls_token, std=0.02)
         self.encoder = _encoder(cfg)
-        self.head = nn.Linear(cfg.d_model, num_labels)
+        self.head = nn.Linear(cfg.d_model, out_dim)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, num_labels]``."""
+        """``[B, out_dim]``: logits, or a text feature vector."""
         tokens, te = self.embed(x_t, t)
         cls = self.cls_token.expand(x_t.shape[0], -1, -1) + te.unsqueeze(1)
         h = self.encoder(torch.cat([cls, tokens], dim=1))

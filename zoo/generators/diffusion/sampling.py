@@ -1,6 +1,6 @@
-"""Reverse-process samplers for the downstream tasks of Zou et al. (App. C, Alg. 1, 3 and 4).
+"""Reverse-process samplers for the downstream tasks of Zou et al. (App. C, Alg. 1-4).
 
-One reverse pass handles every task: label control (guidance, nothing known), expression filling
+One reverse pass handles every task: label or text control (guidance, nothing known), expression filling
 (known frames re-noised to the current step, Alg. 3) and geometry-adaptive generation (filling
 with label guidance, repeated with harmonisation, Alg. 4). Steps are either the paper's ancestral
 DDPM steps (``T`` of them) or DDIM strides (Song et al.), chosen by ``SamplerConfig.sampler``.
@@ -57,7 +57,27 @@ class SamplerConfig:
 
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Classifier = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+GuidanceNet = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``objective(x [B, F, D], s [B]) -> [B]``: the control term of Alg. 1/2 line 10, per sequence
+Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def label_objective(classifier: GuidanceNet, labels: torch.Tensor) -> Objective:
+    """Label control (Alg. 1, Eq. 9): ``log p_phi(y | x, s)`` with ``labels`` ``[B]`` indices."""
+
+    def objective(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(classifier(x, s), dim=-1).gather(1, labels.view(-1, 1)).squeeze(1)
+
+    return objective
+
+
+def text_objective(text_net: GuidanceNet, features: torch.Tensor, weight: float = 1.0) -> Objective:
+    """Text control (Alg. 2, Eq. 10): ``weight * cos(BiT(x, s), features)`` with ``features`` ``[B, E]``."""
+
+    def objective(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return weight * F.cosine_similarity(text_net(x, s), features, dim=-1)
+
+    return objective
 
 
 def _randn(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
@@ -65,14 +85,12 @@ def _randn(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> torch
 
 
 class ReverseSampler:
-    """Runs reverse passes with an eps-model, an optional guidance classifier and known frames."""
+    """Runs reverse passes with an eps-model, an optional guidance objective and known frames."""
 
-    def __init__(self, schedule: LinearSchedule, eps_model: EpsModel, config: SamplerConfig,
-                 classifier: Classifier | None = None) -> None:
+    def __init__(self, schedule: LinearSchedule, eps_model: EpsModel, config: SamplerConfig) -> None:
         self.schedule = schedule
         self.eps_model = eps_model
         self.config = config
-        self.classifier = classifier
 
     def _eps(self, x_t: torch.Tensor, t: int, known: torch.Tensor | None,
              mask: torch.Tensor | None) -> torch.Tensor:
@@ -133,9 +151,12 @@ class ReverseSampler:
         x_hat = mean + sigma * _randn(x_t.shape, gen, x_t) if sigma > 0 else mean
         return x_hat, mean, self.schedule.stride_variance(t, s)
 
-    def guide(self, x_hat: torch.Tensor, mean: torch.Tensor, variance: float, labels: torch.Tensor,
+    def guide(self, x_hat: torch.Tensor, mean: torch.Tensor, variance: float, objective: Objective,
               s: int) -> torch.Tensor:
-        """Alg. 1 line 10: ``argmax_x lambda log p_theta(x | x_t) + log p_phi(y | x, s)`` by Adagrad from ``x_hat``.
+        """Alg. 1/2 line 10: ``argmax_x lambda log p_theta(x | x_t) + objective(x, s)`` by Adagrad from ``x_hat``.
+
+        ``objective`` is :func:`label_objective` (``log p_phi(y | x, s)``) or :func:`text_objective`
+        (``cos(BiT(x, s), CLIP(c))``).
 
         ``log p_theta(x | x_t)`` is the Gaussian of the step (mean ``mean``, variance ``variance``).
         Adagrad's first update moves each coordinate by about its learning rate whatever the gradient
@@ -147,7 +168,6 @@ class ReverseSampler:
         refinement mostly removes the step's noise instead of steering. ``guide_from_mean`` refines
         the noise-free mean and adds the step's noise back afterwards (identical for DDIM, eta = 0).
         """
-        assert self.classifier is not None
         cfg = self.config
         lr = cfg.guidance_lr * math.sqrt(variance)
         s_batch = torch.full((x_hat.shape[0],), s, dtype=torch.long, device=x_hat.device)
@@ -157,34 +177,32 @@ class ReverseSampler:
         for _ in range(cfg.guidance_steps):
             x.requires_grad_(True)
             with torch.enable_grad():
-                log_p_y = F.log_softmax(self.classifier(x, s_batch), dim=-1)
-                log_p_y = log_p_y.gather(1, labels.view(-1, 1)).sum()
+                control = objective(x, s_batch).sum()
                 fluency = -((x - mean) ** 2).sum() / (2.0 * variance)
-                (grad,) = torch.autograd.grad(cfg.guidance_lambda * fluency + log_p_y, x)
+                (grad,) = torch.autograd.grad(cfg.guidance_lambda * fluency + control, x)
             accum = accum + grad**2
             x = (x.detach() + lr * grad / (accum.sqrt() + 1e-10)).detach()
         return x if noise is None else x + noise
 
     def reverse(self, x_T: torch.Tensor, gen: torch.Generator, known: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, guidance: Objective | None = None,
                 start: int | None = None) -> torch.Tensor:
         """One reverse pass from ``x_start`` (default ``x_T``) to ``x_0`` of shape ``[B, F, D]``.
 
         ``known`` (``[B, F, D]``) with ``mask`` (``[B, F]`` bool) are clean known frames (Alg. 3): after
         every step they are replaced by a fresh draw of ``q(x_s | x_0)``, and by the clean frames at
-        ``s = 0``. ``labels`` (``[B]`` indices) switches on classifier guidance.
+        ``s = 0``. ``guidance`` (an :data:`Objective`) switches on guided refinement after every step.
         """
         steps = self.config.timesteps(self.schedule)
         if start is not None:
             steps = [t for t in steps if t < start]
             steps = [start] + steps
-        guided = labels is not None and self.classifier is not None
         m = mask.unsqueeze(-1) if mask is not None else None
         x = x_T
         for t, s in zip(steps[:-1], steps[1:]):
             x_hat, mean, variance = self._steps(x, t, s, gen, known, mask)
-            if guided:
-                x_hat = self.guide(x_hat, mean, variance, labels, s)
+            if guidance is not None:
+                x_hat = self.guide(x_hat, mean, variance, guidance, s)
             if known is not None and m is not None:
                 renoised = known if s == 0 else self.schedule.q_sample(known, s, _randn(known.shape, gen, known))
                 x_hat = torch.where(m, renoised, x_hat)
@@ -193,9 +211,9 @@ class ReverseSampler:
 
     def sample(self, shape: tuple[int, ...], gen: torch.Generator, device: torch.device | str = "cpu",
                known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-               labels: torch.Tensor | None = None, harmonize_iters: int = 1,
+               guidance: Objective | None = None, harmonize_iters: int = 1,
                harmonize_from: float = 1.0) -> torch.Tensor:
-        """Label control (Alg. 1), filling (Alg. 3) or geometry-adaptive generation (Alg. 4).
+        """Label or text control (Alg. 1, 2), filling (Alg. 3) or geometry-adaptive generation (Alg. 4).
 
         Pass 1 starts from ``x_T`` with unknown frames ~ N(0, I) and known frames ~ q(x_T | x_0).
         Each further harmonisation pass (Alg. 4 lines 5-6) re-noises the whole previous result with
@@ -209,9 +227,9 @@ class ReverseSampler:
         x = _randn(torch.Size(shape), gen, probe)
         if known is not None and mask is not None:
             x = torch.where(mask.unsqueeze(-1), self.schedule.q_sample(known, T, _randn(known.shape, gen, known)), x)
-        x0 = self.reverse(x, gen, known, mask, labels)
+        x0 = self.reverse(x, gen, known, mask, guidance)
         restart = max(1, min(T, int(round(harmonize_from * T))))
         for _ in range(1, max(1, int(harmonize_iters))):
             x_t = self.schedule.q_sample(x0, restart, _randn(x0.shape, gen, x0))
-            x0 = self.reverse(x_t, gen, known, mask, labels, start=restart)
+            x0 = self.reverse(x_t, gen, known, mask, guidance, start=restart)
         return x0
