@@ -9,4 +9,10 @@ SPECS: list[ComponentSpec] = [
                   "Decoder on ground-truth landmarks, 4-fold identity cross-validation (FC-4DFS Table 2)"),
     ComponentSpec("protocol", "length-ablation", f"{_M}.length_ablation:LengthAblation",
                   "Generators at several lengths, decoded with one decoder (FC-4DFS Tables 3-4)"),
+    ComponentSpec("protocol", "text-control", f"{_M}.text_control:TextControl",
+                  "Text-guided generation, raw and enriched text beside label control (Zou et al. Table 2)"),
+    ComponentSpec("protocol", "filling", f"{_M}.filling:Filling",
+                  "Expression filling of hidden end / middle / beginning frames (Zou et al. Table 3)"),
+    ComponentSpec("protocol", "geometry-adaptive", f"{_M}.geometry_adaptive:GeometryAdaptive",
+                  "Label-guided generation from held-out faces (Zou et al. Table 4)"),
 ]
