@@ -59,7 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--blendshapes", action="store_true",
                    help="also export engine blendshapes: one morph target per label apex + non-negative weight "
                         "curves (GLB, CSV, JSON), with the reconstruction error (default: off)")
-    p.add_argument("--label", required=True, help="expression label (required)")
+    p.add_argument("--label", help="expression label (required unless --text)")
+    p.add_argument("--text", help="describe the expression instead of naming a label, e.g. \"from the neutral face "
+                   "to a big smile\" (text control, Zou et al. Alg. 2; generators with generate_text: ddpm)")
     p.add_argument("--length", type=int_range(2, LENGTH_MAX, "a frame count"), default=None,
                    help=f"frames T, 2..{LENGTH_MAX} (default: 30, or the --known sequence's)")
     p.add_argument("--known", type=Path, metavar="FILE",
@@ -241,6 +243,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--known-frames needs --known FILE")
     if (args.landmarks_file is not None or args.units is not None) and args.from_neutral is None:
         raise UserError("--landmarks-file and --units need --from-neutral FILE")
+    if (args.label is None) == (args.text is None):
+        raise UserError("generate needs exactly one of --label or --text")
+    if args.text is not None and (not args.text.strip() or args.known is not None):
+        raise UserError("--text must be a non-empty description and cannot be combined with --known")
     writable_dir(args.out, "--out")
 
     reg = registry()
@@ -248,6 +254,10 @@ def run(args: argparse.Namespace) -> int:
     names = _resolve_names(args, run_cfg)
     for kind, name in names.items():
         reg.get(kind, name)  # unknown names fail before any work
+    if args.text is not None and ("generator" not in names
+                                  or not reg.get("generator", names["generator"]).load().can_generate_text()):
+        what = f"generator {names['generator']!r}" if "generator" in names else "a pipeline"
+        raise UserError(f"--text: {what} cannot be conditioned on text (use --gen ddpm)")
     levels, timing = _controls(args, reg, names)
     options = {"generator": parse_options(args.gen_opt, "--gen-opt"),
                "decoder": parse_options(args.dec_opt, "--dec-opt"),
@@ -266,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     dataset = load_dataset(names["dataset"], options["dataset"], reg)
     topo = dataset.topology
-    if args.label not in dataset.labels:
+    if args.label is not None and args.label not in dataset.labels:
         raise UserError(f"label {args.label!r} not in dataset {names['dataset']!r}; labels: "
                         f"{', '.join(dataset.labels)}")
     identity, neutral, source, fit = _choose_neutral(args, dataset, names["dataset"])
@@ -286,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
     if known is not None:
         landmarks = gen.fill(known[None], mask[None], [args.label], seed=args.seed,
                              harmonize_iters=int(gen.options.get("harmonize_iters", 1)))
+    elif args.text is not None:
+        landmarks = gen.generate_text(nlm, [args.text], length, fps=fps, seed=args.seed)
     else:
         landmarks = gen.generate(nlm, [args.label], length, fps=fps, seed=args.seed)
     meshes = dec.decode(neutral[None], nlm, landmarks)[0]
@@ -296,14 +308,15 @@ def run(args: argparse.Namespace) -> int:
 
     meta = {"generator": names["generator"], "decoder": names["decoder"], "dataset": names["dataset"],
             "dataset_hash": dataset.fingerprint, "topology": topo.hash, "identity": identity,
-            "neutral_source": source, "label": args.label, "length": int(length), "fps": fps,
+            "neutral_source": source, "label": args.label, "text": args.text, "length": int(length), "fps": fps,
             "seed": int(args.seed), "budget": None if args.run is not None else args.budget,
             "budget_overrides": None if args.run is not None else options["budget"],
             "options": options, "checkpoints": loaded, "run": str(args.run) if args.run is not None else None}
     if args.known is not None:
         meta["known"] = {"file": str(args.known), "frames": [int(i) for i in np.flatnonzero(mask)]}
     out: Path = args.out
-    stem = f"{identity}_{args.label}".replace("/", "_").replace(" ", "_")
+    what = args.label if args.label is not None else "text"
+    stem = f"{identity}_{what}".replace("/", "_").replace(" ", "_")
     if fit is not None:
         meta["own_face"] = fit.info
     user = to_user_output(fit, meshes, landmarks, topo)
@@ -316,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
             out, stem, gen, dec, topo, neutral, list(dataset.labels), meshes, length, fps, args.seed, fit)
     if not args.no_preview:
         written["preview"] = _preview(out, user["frames"], user["landmarks"], user["faces"], fps,
-                                      f"{names['generator']} + {names['decoder']}: {identity} / {args.label} "
+                                      f"{names['generator']} + {names['decoder']}: {identity} / {args.label or args.text} "
                                       f"({length} frames, {fps:g} fps)")
     summary = {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}}
     write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))

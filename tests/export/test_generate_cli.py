@@ -204,3 +204,34 @@ def test_generate_pipeline_writes_an_intensity_strip(tmp_path, capsys):
     assert disp[1] > disp[0], f"mean displacement at intensity 1.5 {disp[1]:.4f} mm <= at 0.25 {disp[0]:.4f} mm"
     rc = main(["generate", "--pipeline", "potamias", "--gen", "h6_meancurve", "--label", "expr1", "--out", str(out)])
     assert rc == 2 and "--pipeline replaces the generator and decoder" in capsys.readouterr().err
+
+
+def test_generate_from_a_text_description(tmp_path, capsys):
+    """Text control from the CLI (ddpm): the neutral is frame 0 and the text is recorded."""
+    out = tmp_path / "out"
+    rc = main(["generate", "--gen", "ddpm", "--dec", "h6_ridge", "--dataset", "h6_tiny", "--budget", "smoke",
+               "--gen-opt", "sampling_steps=5", "--gen-opt", "harmonize_iters=1", "--identity", "id07",
+               "--text", "from the neutral face to expr1", "--length", "8", "--no-preview", "--formats", "npz",
+               "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads((out / "generate.json").read_text())
+    assert info["text"] == "from the neutral face to expr1" and info["label"] is None
+    with np.load(out / "id07_text.npz") as z:
+        lm = z["landmarks"]
+    assert lm.shape == (8, 68, 3) and np.isfinite(lm).all()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ([], "exactly one of --label or --text"),
+    (["--label", "expr0", "--text", "a smile"], "exactly one of --label or --text"),
+    (["--text", "  "], "--text must be a non-empty"),
+])
+def test_generate_text_argument_errors(tmp_path, capsys, extra, needle):
+    rc = main(BASE + extra + ["--out", str(tmp_path / "o")])
+    assert rc == 2 and needle in capsys.readouterr().err
+
+
+def test_generate_text_needs_a_generator_with_text_control(tmp_path, capsys):
+    rc = main(BASE + ["--text", "a big smile", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot be conditioned on text" in err and not (tmp_path / "o").exists()
