@@ -125,6 +125,8 @@ def check_generator(cls: type[Generator], options: dict | None = None, dataset: 
             g.generate(nlm, labels, L, fps=30.0, seed=0).shape[1] == L, "wrong length"))
     if cls.can_fill() and out is not None:
         rep.check("fill keeps the known frames and fills the rest", lambda: _check_fill(g, out, labels))
+    if cls.can_generate_text():
+        rep.check("generate_text from the label's words", lambda: _check_text(g, nlm, labels, ds))
     rep.check("same seed, same training", lambda: _assert(
         np.allclose(fit(0).generate(nlm, labels, 12, fps=30.0, seed=0), out, atol=1e-5), "retraining differs"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,6 +144,16 @@ def check_generator(cls: type[Generator], options: dict | None = None, dataset: 
     rep.check("refuses an unknown label", lambda: _expect_raises(
         (ComponentError, KeyError), lambda: g.generate(nlm, ["__no_such_label__"] * len(labels), 12), "bad label"))
     return rep.raise_if_failed()
+
+
+def _check_text(g: Generator, nlm: np.ndarray, labels: list[str], ds: Dataset) -> None:
+    """Text control: shape, frame 0 the neutral, deterministic under a seed."""
+    texts = [ds.label_texts(lab)[0] for lab in labels]
+    out = g.generate_text(nlm, texts, 9, fps=30.0, seed=0)
+    _assert(out.shape == (len(labels), 9, nlm.shape[1], 3), f"generate_text returned {out.shape}")
+    _finite(out, "text-guided landmarks")
+    _assert(np.abs(out[:, 0] - nlm).max() < 1e-3, "frame 0 is not the given neutral")
+    _assert(np.array_equal(out, g.generate_text(nlm, texts, 9, fps=30.0, seed=0)), "two calls differ")
 
 
 def _check_fill(g: Generator, seq: np.ndarray, labels: list[str]) -> None:
