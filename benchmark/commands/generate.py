@@ -59,9 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--blendshapes", action="store_true",
                    help="also export engine blendshapes: one morph target per label apex + non-negative weight "
                         "curves (GLB, CSV, JSON), with the reconstruction error (default: off)")
-    p.add_argument("--label", help="expression label (required unless --text)")
+    p.add_argument("--label", help="expression label (default: none; one of --label or --text is required)")
     p.add_argument("--text", help="describe the expression instead of naming a label, e.g. \"from the neutral face "
-                   "to a big smile\" (text control, Zou et al. Alg. 2; generators with generate_text: ddpm)")
+                   "to a big smile\" (text control, Zou et al. Alg. 2; generators with generate_text: ddpm) "
+                   "(default: none, use --label)")
     p.add_argument("--length", type=int_range(2, LENGTH_MAX, "a frame count"), default=None,
                    help=f"frames T, 2..{LENGTH_MAX} (default: 30, or the --known sequence's)")
     p.add_argument("--known", type=Path, metavar="FILE",
