@@ -28,12 +28,22 @@ BASE_COLUMNS = [
     "decoder_version", "decoder_options", "budget", "budget_overrides", "protocol_options", "protocol_version",
     "seed", "fold", "n_items", "train_seconds",
     "eval_seconds", "device", "package_version", "torch_version", "git_commit", "config_hash", "error",
+    "evaluator", "fid_features",
 ]
 REQUIRED = {"row_id", "run_id", "protocol", "dataset", "status"}
 #: what makes two rows the same configuration: only rows equal in all of these (differing in seed,
 #: and in fold for per-fold rows) are averaged and ranked together
 CONFIG_COLUMNS = ["setting", "generator", "generator_options", "decoder", "decoder_options", "budget",
                   "budget_overrides", "protocol_options"]
+#: what makes rows comparable at all: rows differing in any of these are never in one table
+#: (``evaluator`` is the content hash of the frozen classifiers behind CA, CA (mesh) and FID)
+TABLE_COLUMNS = ["protocol", "dataset", "dataset_hash", "evaluator", "budget", "budget_overrides",
+                 "protocol_options"]
+#: two-sided 95 % Student-t quantiles by degrees of freedom (seeds - 1), for the CI over seeds
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+        10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+#: the mark of a row whose 95 % CI over seeds overlaps the rank-1 row's on the primary metric
+OVERLAP_MARK = "≈"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -140,6 +150,35 @@ class RankedTable:
     table: Any  # pandas.DataFrame
     metrics: list[str]
     notes: list[str]
+    evaluator: str = ""
+    budget: str = ""  #: the budget label of every row (name, overrides, protocol options)
+    primary: str = ""
+    direction: str = ""
+    #: what the table's "±" is: "95 % CI over seeds" or "" (single runs: no ±)
+    pm: str = ""
+
+    def legend(self, units: dict[str, str] | None = None, directions: dict[str, str] | None = None) -> list[str]:
+        """Lines naming the primary metric, each metric's unit and direction, and what "±" is."""
+        units, directions = units or {}, directions or {}
+        out = []
+        if self.primary:
+            out.append(f"ranked by {self.primary} ({self.direction or directions.get(self.primary, 'lower')} "
+                       "is better) within each setting")
+        cols = []
+        for m in self.metrics:
+            arrow = {"lower": "↓", "higher": "↑"}.get(directions.get(m, ""), "")
+            unit = units.get(m, "")
+            cols.append(f"{m}{' [' + unit + ']' if unit else ''}{' ' + arrow if arrow else ''}")
+        if cols:
+            out.append("metrics (↓ lower is better, ↑ higher): " + ", ".join(cols))
+        if self.pm:
+            out.append(f"± is the {self.pm} (Student t, runs = seeds); {OVERLAP_MARK} after a rank: that "
+                       "row's CI on the primary metric overlaps the rank-1 row's (no clear difference)")
+        else:
+            out.append("one run per configuration: no ± (spread over seeds needs --seeds)")
+        if self.evaluator:
+            out.append(f"CA, CA (mesh) and FID scored by evaluator {self.evaluator}")
+        return out
 
 
 def load_frame(path: str | Path):
@@ -162,16 +201,34 @@ def metric_columns(df) -> list[str]:
     return [c for c in df.columns if c not in base and not c.endswith("_std")]
 
 
-def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | str] | None = None,
-         protocol: str | None = None, dataset: str | None = None) -> list[RankedTable]:
-    """Aggregate mean ± std over seeds per configuration and setting, ranked per protocol/dataset.
+def ci95(values: Any) -> float:
+    """Half-width of the two-sided 95 % Student-t confidence interval of the mean of ``values``
+    (sample std, ``ddof=1``); NaN for fewer than two values."""
+    import numpy as np
 
-    A configuration is every column of :data:`CONFIG_COLUMNS` (components and their options, budget
-    and its overrides, protocol options): rows differing in any of them are never averaged together.
-    Rows of different component or dataset versions are never ranked together: each dataset hash
-    gets its own table, and for each component only its newest version is ranked (a note says so).
-    ``primary`` maps a protocol to its (metric, direction); without it the first metric column and
-    the metric's own direction from ``directions`` are used.
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if len(v) < 2:
+        return float("nan")
+    dof = len(v) - 1
+    t = _T95[max(k for k in _T95 if k <= dof)] if dof <= 30 else 1.960
+    return float(t * v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | str] | None = None,
+         protocol: str | None = None, dataset: str | None = None, folds: bool = False) -> list[RankedTable]:
+    """Aggregate the mean and 95 % CI over seeds per configuration and setting, ranked per table.
+
+    A table holds only comparable rows: one protocol, dataset version, evaluator (the content hash
+    of the classifiers behind CA, CA (mesh) and FID), budget with its overrides and protocol options
+    (:data:`TABLE_COLUMNS`); each other combination gets its own table. Within a table a
+    configuration is every column of :data:`CONFIG_COLUMNS`; its runs (seeds) are averaged and,
+    when there are several, "±" is the 95 % CI of that mean (:func:`ci95`). Rows are ranked within
+    each setting by the protocol's primary metric; a row whose CI overlaps the rank-1 row's is marked
+    :data:`OVERLAP_MARK`. Per-fold rows (decoder-cv) are left out in favour of the pooled row over
+    all folds unless ``folds``. For each component only its newest version is ranked (a note says
+    so). ``primary`` maps a protocol to its (metric, direction); without it the first metric column
+    and the metric's own direction from ``directions`` are used.
     """
     import pandas as pd
 
@@ -182,45 +239,81 @@ def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | st
     if dataset:
         df = df[df["dataset"] == dataset]
     out: list[RankedTable] = []
-    for (proto, dset, dhash), part in df.groupby(["protocol", "dataset", "dataset_hash"], sort=True):
+    for (proto, dset, dhash), whole in df.groupby(["protocol", "dataset", "dataset_hash"], sort=True):
         notes: list[str] = []
-        pversions = sorted(set(part["protocol_version"]), key=lambda v: (v != "", _version_key(v)))
+        pversions = sorted(set(whole["protocol_version"]), key=lambda v: (v != "", _version_key(v)))
         if len(pversions) > 1:  # rows written before the column existed count as the oldest
             newest = pversions[-1]
             notes.append(f"protocol {proto!r} has rows of versions {', '.join(v or '(unrecorded)' for v in pversions)}; "
                          f"ranking only version {newest} (its metrics may be defined differently)")
-            part = part[part["protocol_version"] == newest]
+            whole = whole[whole["protocol_version"] == newest]
         for comp in ("generator", "decoder"):
             vcol = f"{comp}_version"
-            for name, sub in part.groupby(comp):
+            for name, sub in whole.groupby(comp):
                 versions = sorted(set(sub[vcol]) - {""}, key=_version_key)
                 if len(versions) > 1:
                     newest = versions[-1]
                     notes.append(f"{comp} {name!r} has rows of versions {', '.join(versions)}; ranking only "
                                  f"version {newest} (scores of different versions are not comparable)")
-                    part = part[(part[comp] != name) | (part[vcol] == newest)]
-        metrics = [m for m in metric_columns(part) if (part[m] != "").any()]
-        for m in metrics:
-            part[m] = pd.to_numeric(part[m], errors="coerce")
-        keys = CONFIG_COLUMNS
-        agg_rows = []
-        for key, g in part.groupby(keys, sort=False):
-            row = dict(zip(keys, key))
-            row["runs"] = len(g)
+                    whole = whole[(whole[comp] != name) | (whole[vcol] == newest)]
+        per_fold = whole["fold"] != ""
+        if per_fold.any() and not folds:
+            notes.append(f"{int(per_fold.sum())} per-fold row(s) not listed: each configuration's pooled row "
+                         "scores all folds together (--folds lists them)")
+            whole = whole[~per_fold]
+        groups = list(whole.groupby(TABLE_COLUMNS[3:], sort=True))
+        evaluators = sorted({k[0] for k, _ in groups})
+        if len(groups) > 1:
+            notes.append(f"{len(groups)} tables: rows scored by different evaluators ({len(evaluators)}), budgets, "
+                         "budget overrides or protocol options are never ranked together")
+        for (evaluator, budget, b_over, p_opts), part in groups:
+            part = part.copy()
+            metrics = [m for m in metric_columns(part) if (part[m] != "").any()]
             for m in metrics:
-                vals = g[m].dropna()
-                row[m] = float(vals.mean()) if len(vals) else float("nan")
-                # ± is the std over the configuration's runs (seeds); none with a single run
-                row[f"{m}±"] = float(vals.std(ddof=0)) if len(vals) > 1 else float("nan")
-            agg_rows.append(row)
-        table = pd.DataFrame(agg_rows)
-        declared = primary.get(proto) or (metrics[0] if metrics else None, None)
-        pm, pdir = (declared, None) if isinstance(declared, str) else declared
-        if pm and pm in table:
-            asc = (pdir or directions.get(pm, "lower")) == "lower"
-            table = table.sort_values(["setting", pm], ascending=[True, asc], na_position="last")
-            table.insert(0, "rank", table.groupby("setting")[pm].rank(ascending=asc, method="min"))
-        out.append(RankedTable(proto, dset, dhash, table.reset_index(drop=True), metrics, notes))
+                part[m] = pd.to_numeric(part[m], errors="coerce")
+            agg_rows = []
+            for key, g in part.groupby(CONFIG_COLUMNS, sort=False):
+                row = dict(zip(CONFIG_COLUMNS, key))
+                row["runs"] = len(g)
+                fid = sorted(set(g["fid_features"]) - {""})
+                if fid:
+                    row["fid_features"] = ", ".join(fid)
+                for m in metrics:
+                    vals = g[m].dropna()
+                    row[m] = float(vals.mean()) if len(vals) else float("nan")
+                    row[f"{m}±"] = ci95(vals)
+                agg_rows.append(row)
+            table = pd.DataFrame(agg_rows)
+            declared = primary.get(proto) or (metrics[0] if metrics else None, None)
+            pm, pdir = (declared, None) if isinstance(declared, str) else declared
+            pdir = pdir or directions.get(pm or "", "lower")
+            if pm and pm in table:
+                asc = pdir == "lower"
+                table = table.sort_values(["setting", pm], ascending=[True, asc], na_position="last")
+                table.insert(0, "rank", table.groupby("setting")[pm].rank(ascending=asc, method="min"))
+                table.insert(1, "overlaps_first", _overlaps_first(table, pm))
+            multi = bool(len(table)) and int(table["runs"].max()) > 1
+            out.append(RankedTable(proto, dset, dhash, table.reset_index(drop=True), metrics, list(notes),
+                                   evaluator=evaluator, budget=config_label(budget, b_over, p_opts),
+                                   primary=pm or "", direction=pdir if pm else "",
+                                   pm="95 % CI over seeds" if multi else ""))
+    return out
+
+
+def _overlaps_first(table, metric: str) -> list[bool]:
+    """Per row: its 95 % CI on ``metric`` overlaps that of the rank-1 row of its setting (rank > 1)."""
+    out = []
+    for _, r in table.iterrows():
+        first = table[(table["setting"] == r["setting"]) & (table["rank"] == 1)]
+        if r["rank"] == 1 or first.empty:
+            out.append(False)
+            continue
+        f = first.iloc[0]
+        a, ha, b, hb = r[metric], r[f"{metric}±"], f[metric], f[f"{metric}±"]
+        if any(isinstance(x, float) and math.isnan(x) for x in (a, ha, b, hb)):
+            out.append(False)
+            continue
+        out.append(bool(abs(a - b) <= ha + hb))
     return out
 
 
@@ -241,7 +334,7 @@ def format_table(rt: RankedTable, fmt: str = "github") -> str:
     cols = [c for c in ("rank", "setting", "generator", "decoder", "budget", "runs") if c in t]
     rows = []
     for _, r in t.iterrows():
-        cells = [(_fmt_rank(r[c]) if c == "rank" else r[c]) for c in cols]
+        cells = [(rank_cell(r) if c == "rank" else r[c]) for c in cols]
         if "budget" in cols:
             cells[cols.index("budget")] = config_label(r.get("budget", ""), r.get("budget_overrides", ""),
                                                        r.get("protocol_options", ""))
@@ -251,12 +344,22 @@ def format_table(rt: RankedTable, fmt: str = "github") -> str:
         for m in rt.metrics:
             v, s = r.get(m), r.get(f"{m}±")
             cells.append(mean_pm(v, s))
+        if "fid_features" in t:
+            cells.append(r.get("fid_features") if isinstance(r.get("fid_features"), str) else "")
         rows.append(cells)
-    return tabulate(rows, headers=cols + rt.metrics, tablefmt=fmt)
+    extra = ["fid features"] if "fid_features" in t else []
+    return tabulate(rows, headers=cols + rt.metrics + extra, tablefmt=fmt,
+                    colalign=["right" if c in ("rank", "runs") else "left" for c in cols]
+                    + ["right"] * len(rt.metrics) + ["left"] * len(extra))
+
+
+def rank_cell(r: Any) -> str:
+    """The rank, with :data:`OVERLAP_MARK` when the row's CI overlaps the rank-1 row's."""
+    return _fmt_rank(r.get("rank")) + (OVERLAP_MARK if bool(r.get("overlaps_first", False)) else "")
 
 
 def mean_pm(v: Any, s: Any) -> str:
-    """``mean ± std`` (just the mean when there is no std, e.g. a single run; empty for no value)."""
+    """``mean ± spread`` (just the mean when there is no spread, e.g. a single run; empty for no value)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     return f"{v:.4g}" if s is None or (isinstance(s, float) and math.isnan(s)) else f"{v:.4g} ± {s:.3g}"

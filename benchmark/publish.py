@@ -10,7 +10,7 @@ import html
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence as Seq
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +41,7 @@ table.leaderboard tr.top td { font-weight: 600; }
 figure { margin: 0; max-width: 100%; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; display: block; }
 figcaption { font-size: 0.88em; color: var(--muted); margin-top: 4px; }
+ul.legend { color: var(--muted); font-size: 0.88em; margin: 4px 0 10px; padding-left: 18px; }
 """
 
 
@@ -67,7 +68,7 @@ def _notes_html(notes: str) -> str:
     return "".join(f'<p class="notes">{html.escape(p).replace(chr(10), "<br>")}</p>' for p in paras)
 
 
-_NUMERIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?(\s*±\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?)?$")
+_NUMERIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?(\s*±\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?)?≈?$")
 
 
 def _cell(value: object) -> str:
@@ -95,12 +96,14 @@ def _table_html(df: "pd.DataFrame") -> str:
 
 
 def build_html(tables: Mapping[str, "pd.DataFrame"], images: Mapping[str, Mapping[str, Path]], title: str,
-               notes: str = "") -> str:
+               notes: str = "", legends: Mapping[str, Seq[str]] | None = None) -> str:
     """The leaderboard page: per protocol its ranked table and one embedded example per method.
 
     ``tables`` maps protocol -> ranked DataFrame (rows already in rank order); ``images`` maps
     protocol -> {method: image path}. Protocols that only have images still get a section. The
-    result is one HTML document with every image inlined (base64), no external assets.
+    result is one HTML document with every image inlined (base64), no external assets. ``legends``
+    maps a section to the lines shown under its heading (primary metric, units, what "±" is).
+    Examples keep the order of ``images[section]`` (rank order) and are captioned with their method.
     """
     protocols = list(tables) + [p for p in images if p not in tables]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -114,6 +117,9 @@ def build_html(tables: Mapping[str, "pd.DataFrame"], images: Mapping[str, Mappin
     for proto in protocols:
         parts.append(f'<section id="{_slug(proto)}" data-protocol="{html.escape(proto, quote=True)}">')
         parts.append(f"<h2>{html.escape(proto)}</h2>")
+        legend = (legends or {}).get(proto) or []
+        if legend:
+            parts.append('<ul class="legend">' + "".join(f"<li>{html.escape(x)}</li>" for x in legend) + "</ul>")
         df = tables.get(proto)
         if df is not None:
             if len(df):
@@ -127,8 +133,8 @@ def build_html(tables: Mapping[str, "pd.DataFrame"], images: Mapping[str, Mappin
             for method, path in examples.items():
                 uri = image_data_uri(path)
                 alt = html.escape(f"{proto}: example rendered by {method}", quote=True)
-                parts.append(f'<figure><img src="{uri}" alt="{alt}" loading="eager">'
-                             f"<figcaption>{html.escape(method)}</figcaption></figure>")
+                parts.append(f'<figure data-method="{html.escape(method, quote=True)}"><img src="{uri}" alt="{alt}" '
+                             f'loading="eager"><figcaption>{html.escape(method)}</figcaption></figure>')
             parts.append("</div>")
         parts.append("</section>")
     parts += ["</body>", "</html>", ""]

@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
     p = sub.add_parser("leaderboard", help="show, publish or rebuild the leaderboard")
     lsub = p.add_subparsers(dest="action", metavar="ACTION")
     lsub.required = True
-    for action, help_ in (("show", "aggregated mean ± std over seeds/folds, ranked per protocol and dataset"),
+    for action, help_ in (("show", "mean and 95 % CI over seeds, ranked per table of comparable rows"),
                           ("publish", "write markdown and a self-contained HTML page into leaderboard/"),
                           ("rebuild", "re-derive the CSV from the run records under a runs directory")):
         a = lsub.add_parser(action, help=help_, description=help_)
@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
         if action != "rebuild":
             a.add_argument("--protocol", help="only this protocol (default: all)")
             a.add_argument("--dataset", help="only this dataset (default: all)")
+            a.add_argument("--folds", action="store_true",
+                           help="also list per-fold rows (default: only the pooled row over all folds)")
         if action == "publish":
             a.add_argument("--out", type=Path, default=Path("leaderboard"), help="output folder (default: leaderboard)")
             a.add_argument("--runs", type=Path, default=Path("runs"),
@@ -41,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "rebuild":
         writable_file(args.leaderboard, "--leaderboard")
     if args.action == "show":
-        text = publishing.markdown(args.leaderboard, args.protocol, args.dataset)
+        text = publishing.markdown(args.leaderboard, args.protocol, args.dataset, folds=args.folds)
         print(text)
     elif args.action == "publish":
-        paths = publishing.publish(args.leaderboard, args.out, args.runs, args.protocol, args.dataset)
+        paths = publishing.publish(args.leaderboard, args.out, args.runs, args.protocol, args.dataset,
+                                   folds=args.folds)
         for p in paths:
             print(p)
     else:

@@ -57,24 +57,28 @@ class Diversity(Metric):
 
 
 class Smoothness(Metric):
-    """Mean frame-to-frame acceleration of the predicted landmarks divided by the ground truth's.
+    """Distance of the predicted motion's smoothness from real motion's: ``|log(a_pred / a_gt)|``.
 
-    Per item: mean ``‖second difference‖`` of ``pred_landmarks`` over that of ``gt_landmarks``
-    (same length); value = mean over items. 1.0 is as smooth as real motion, above 1 is jitter,
-    well below 1 is motion smoother than real (e.g. over-damped or static).
+    Per item: ``a`` is the mean ``‖second difference‖`` (mm/frame², :func:`mean_acceleration`) of
+    ``pred_landmarks`` and of ``gt_landmarks`` (same length); the item's value is the absolute log
+    of their ratio; value = mean over items. 0 is as smooth as real motion and any departure —
+    jitter (ratio above 1) or over-damped/static motion (ratio below 1) — scores above 0, so
+    "lower is better" holds in both directions (version 1 reported the bare ratio, whose "lower"
+    rewarded a static sequence). ``details["ratio"]`` keeps the mean ratio (1 = real) for reading
+    which side a method errs on.
     """
 
     name: ClassVar[str] = "smoothness"
-    version: ClassVar[str] = "1"
-    description: ClassVar[str] = "Mean frame-to-frame acceleration relative to the ground truth's"
-    unit: ClassVar[str] = "ratio"
+    version: ClassVar[str] = "2"
+    description: ClassVar[str] = "|log| of the mean frame-to-frame acceleration relative to the ground truth's"
+    unit: ClassVar[str] = "|log ratio|"
     direction: ClassVar[str] = "lower"
     requires: ClassVar[frozenset[str]] = frozenset({"pred_landmarks"})
 
     def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
         if not items:
             raise ComponentError(f"metric {self.name!r} got no items to score")
-        per_item = np.empty(len(items), dtype=np.float64)
+        ratio = np.empty(len(items), dtype=np.float64)
         pred_acc = np.empty(len(items))
         gt_acc = np.empty(len(items))
         for i, it in enumerate(items):
@@ -88,6 +92,8 @@ class Smoothness(Metric):
             if len(gt) < 3:
                 raise ComponentError(f"metric {self.name!r}: {where} has {len(gt)} frames; need >= 3")
             pred_acc[i], gt_acc[i] = mean_acceleration(pred), mean_acceleration(gt)
-            per_item[i] = pred_acc[i] / max(gt_acc[i], _MIN_ACCEL)
+            ratio[i] = max(pred_acc[i], _MIN_ACCEL) / max(gt_acc[i], _MIN_ACCEL)
+        per_item = np.abs(np.log(ratio))
         return MetricValue(float(per_item.mean()), float(per_item.std()), per_item,
-                           {"pred_accel_mm": float(pred_acc.mean()), "gt_accel_mm": float(gt_acc.mean())})
+                           {"pred_accel_mm": float(pred_acc.mean()), "gt_accel_mm": float(gt_acc.mean()),
+                            "ratio": float(ratio.mean())})

@@ -22,7 +22,7 @@ class EndToEnd(Protocol):
     real test sequences with the reference metrics under the same classifiers."""
 
     name: ClassVar[str] = "e2e"
-    version: ClassVar[str] = "3"
+    version: ClassVar[str] = "4"
     description: ClassVar[str] = "Generator + decoder on held-out identities (FC-4DFS Table 1)"
     needs: ClassVar[frozenset[str]] = frozenset({"generator", "decoder"})
     primary_metric: ClassVar[str] = "e_mesh"

@@ -20,7 +20,7 @@ class LengthAblation(Protocol):
     classifier (E_lm, E_mesh, smoothness, and any such metric a plugin adds)."""
 
     name: ClassVar[str] = "length-ablation"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     description: ClassVar[str] = "Generators at lengths 20/25/30 through one decoder (FC-4DFS Tables 3-4)"
     needs: ClassVar[frozenset[str]] = frozenset({"generator", "decoder"})
     primary_metric: ClassVar[str] = "e_mesh"

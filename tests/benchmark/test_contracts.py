@@ -144,15 +144,17 @@ def test_rows_of_different_overrides_are_never_averaged_together(tmp_path: Path)
     lb.append_rows(path, [_row("plain", e_mesh=1.0), _row("plain-s1", seed=1, e_mesh=1.2),
                           _row("short", budget_overrides='{"epochs": 1}', e_mesh=5.0),
                           _row("len", protocol_options='{"length": 20}', e_mesh=3.0)])
-    (table,) = lb.rank(lb.load_frame(path), {"e_mesh": "lower"}, {"e2e": ("e_mesh", "lower")})
-    t = table.table
-    assert sorted(t["runs"]) == [1, 1, 2]
-    assert list(t["e_mesh"]) == pytest.approx([1.1, 3.0, 5.0])
-    shown = lb.format_table(table)
-    assert "smoke epochs=1" in shown and "smoke protocol length=20" in shown
-    single = next(line for line in shown.splitlines() if "epochs=1" in line)
-    both = next(line for line in shown.splitlines() if "| 2 " in line or "|      2 |" in line)
-    assert "±" not in single and "1.1 ± 0.1" in both  # ± only over several runs of one configuration
+    tables = lb.rank(lb.load_frame(path), {"e_mesh": "lower"}, {"e2e": ("e_mesh", "lower")})
+    # different overrides or protocol options: never averaged, and never ranked in one table either
+    assert sorted(t.budget for t in tables) == ["smoke", "smoke epochs=1", "smoke protocol length=20"]
+    assert all(list(t.table["rank"]) == [1] for t in tables)
+    plain = next(t for t in tables if t.budget == "smoke")
+    assert list(plain.table["runs"]) == [2] and list(plain.table["e_mesh"]) == pytest.approx([1.1])
+    # ± over two seeds is the 95 % t-interval: t(1 dof) * sample std / sqrt(2)
+    half = 12.706 * float(np.std([1.0, 1.2], ddof=1)) / np.sqrt(2)
+    assert plain.pm == "95 % CI over seeds" and f"1.1 ± {half:.3g}" in lb.format_table(plain)
+    single = next(t for t in tables if t.budget == "smoke epochs=1")
+    assert single.pm == "" and "±" not in lb.format_table(single)  # no "± 0" for a single run
 
 
 def test_rows_of_an_older_protocol_version_are_not_ranked_with_newer_ones(tmp_path: Path):
@@ -175,8 +177,12 @@ def test_run_rows_carry_their_overrides_and_options(test_registry, tmp_path: Pat
     assert {r["budget_overrides"] for r in rows} == {"", '{"epochs": 1}'}
     assert {r["protocol_options"] for r in rows} == {'{"only_folds": [0]}'}
     assert {r["decoder_options"] for r in rows} == {'{"lr": 0.05}'}
-    (table,) = lb.rank(lb.load_frame(tmp_path / "lb.csv"), {"e_mesh": "lower"}, {"decoder-cv": ("e_mesh", "lower")})
-    assert list(table.table["runs"]) == [1, 1, 1, 1]  # fold0 + pooled, for each of the two budgets
+    tables = lb.rank(lb.load_frame(tmp_path / "lb.csv"), {"e_mesh": "lower"}, {"decoder-cv": ("e_mesh", "lower")})
+    assert [list(t.table["setting"]) for t in tables] == [["pooled"], ["pooled"]]  # one table per budget
+    assert "2 per-fold row(s) not listed" in tables[0].notes[0]  # fold0 of each budget
+    with_folds = lb.rank(lb.load_frame(tmp_path / "lb.csv"), {"e_mesh": "lower"},
+                         {"decoder-cv": ("e_mesh", "lower")}, folds=True)
+    assert [sorted(t.table["setting"]) for t in with_folds] == [["fold0", "pooled"]] * 2
 
 
 def test_rebuild_from_a_missing_or_empty_runs_folder_is_an_error(tmp_path: Path, capsys):

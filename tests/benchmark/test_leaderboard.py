@@ -5,6 +5,7 @@ import csv
 import multiprocessing as mp
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fc4dfs.benchmark import leaderboard as lb
@@ -89,7 +90,10 @@ def test_rank_uses_direction_and_refuses_mixed_versions(tmp_path: Path):
     t = by_ca.table
     assert list(t["generator"]) == ["b", "a"]  # b v2 (95) beats a (85 mean); b v1 is not ranked
     assert float(t[t.generator == "a"]["ca"].iloc[0]) == pytest.approx(85.0)
-    assert float(t[t.generator == "a"]["ca±"].iloc[0]) == pytest.approx(5.0)
+    # ± is the 95 % CI of the mean over the two seeds: t(1 dof) * sample std / sqrt(2)
+    assert float(t[t.generator == "a"]["ca±"].iloc[0]) == pytest.approx(12.706 * np.std([90.0, 80.0], ddof=1) / np.sqrt(2))
+    assert not t["overlaps_first"].any()  # b has a single run, hence no CI to overlap
+
     assert any("versions 1, 2" in n for n in by_ca.notes)
     (by_err,) = lb.rank(df, {"ca": "higher", "e_mesh": "lower"}, {"e2e": "e_mesh"})
     assert list(by_err.table["generator"]) == ["b", "a"]
@@ -101,3 +105,35 @@ def test_separate_tables_per_dataset_version(tmp_path: Path):
     lb.append_rows(path, [_row(1), _row(2, dataset_hash="h2")])
     tables = lb.rank(lb.load_frame(path), {"e_mesh": "lower"})
     assert sorted(t.dataset_hash for t in tables) == ["h1", "h2"]
+
+
+def test_rows_scored_by_different_evaluators_are_never_ranked_together(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, [_row(1, generator="a", evaluator="ev1", ca=90.0),
+                          _row(2, generator="b", evaluator="ev2", ca=95.0),
+                          _row(3, generator="c", evaluator="ev1", ca=50.0)])
+    tables = lb.rank(lb.load_frame(path), {"ca": "higher"}, {"e2e": ("ca", "higher")})
+    assert {t.evaluator: list(t.table["generator"]) for t in tables} == {"ev1": ["a", "c"], "ev2": ["b"]}
+    assert all("never ranked together" in " ".join(t.notes) for t in tables)
+    assert all(f"evaluator {t.evaluator}" in " ".join(t.legend()) for t in tables)
+
+
+def test_ci_over_seeds_marks_overlapping_rows(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    # a and b: seeds spread 1.0 around means 10 and 10.5 (overlap); c: far below both
+    rows = [_row(10 + s, generator="a", seed=s, e_mesh=10.0 + d) for s, d in enumerate((-1.0, 0.0, 1.0))]
+    rows += [_row(20 + s, generator="b", seed=s, e_mesh=10.5 + d) for s, d in enumerate((-1.0, 0.0, 1.0))]
+    rows += [_row(30 + s, generator="c", seed=s, e_mesh=2.0 + d) for s, d in enumerate((-0.01, 0.0, 0.01))]
+    lb.append_rows(path, rows)
+    (table,) = lb.rank(lb.load_frame(path), {"e_mesh": "lower"}, {"e2e": ("e_mesh", "lower")})
+    t = table.table.set_index("generator")
+    assert list(table.table["generator"]) == ["c", "a", "b"]
+    assert not t.loc["a", "overlaps_first"] and not t.loc["b", "overlaps_first"]  # c's CI is far from both
+    assert table.pm == "95 % CI over seeds"
+    shown = lb.format_table(table)
+    assert lb.OVERLAP_MARK not in shown
+    lb.append_rows(path, [_row(40 + s, generator="d", seed=s, e_mesh=2.5 + d) for s, d in enumerate((-1.0, 0.0, 1.0))])
+    (table,) = lb.rank(lb.load_frame(path), {"e_mesh": "lower"}, {"e2e": ("e_mesh", "lower")})
+    t = table.table.set_index("generator")
+    assert t.loc["d", "rank"] == 2 and t.loc["d", "overlaps_first"]  # 0.5 worse than c, CI half-width ~2.5
+    assert f"2{lb.OVERLAP_MARK}" in lb.format_table(table)

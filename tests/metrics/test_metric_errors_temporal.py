@@ -91,8 +91,22 @@ def test_smoothness_known_answer(ctx: EvalContext) -> None:
     jitter = gt.copy()
     jitter[..., 1] = np.where(t % 2 == 0, 1.0, -1.0)[:, None]  # adds |±4| in y -> |(2, ±4)| = sqrt(20)
     v = Smoothness().compute([_item(gt, gt), _item(gt, jitter)], ctx)
-    np.testing.assert_allclose(v.per_item, [1.0, np.sqrt(20.0) / 2.0])
+    np.testing.assert_allclose(v.per_item, [0.0, np.log(np.sqrt(20.0) / 2.0)])
     assert v.details["gt_accel_mm"] == pytest.approx(2.0)
+    assert v.details["ratio"] == pytest.approx((1.0 + np.sqrt(20.0) / 2.0) / 2.0)
+    # "lower is better" holds both ways: a static or straight-line sequence (no acceleration) scores
+    # worse than the jittery one, never 0
+    line = np.zeros_like(gt)
+    line[..., 0] = t[:, None]
+    for still in (np.zeros_like(gt), line):
+        s = Smoothness().compute([_item(gt, still)], ctx)
+        assert s.value > v.per_item[1], (s.value, v.per_item[1])
+    damped = gt.copy()
+    damped[..., 0] = (t**2)[:, None] / 2.0  # half the real acceleration: as far from real as double
+    doubled = gt.copy()
+    doubled[..., 0] = 2.0 * (t**2)[:, None]
+    half, twice = (Smoothness().compute([_item(gt, x)], ctx).value for x in (damped, doubled))
+    assert half == pytest.approx(twice) == pytest.approx(np.log(2.0))
     with pytest.raises(ComponentError, match="need >= 3"):
         Smoothness().compute([_item(gt[:2], gt[:2])], ctx)
 
