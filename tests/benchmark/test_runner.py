@@ -159,3 +159,21 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path: Path, sub
     assert fresh.returncode == 0, fresh.stderr
     rec2 = json.loads(next((tmp_path / "fresh").glob("*/record.json")).read_text())
     assert rec["rows"][0]["metrics"]["e_mesh"] == pytest.approx(rec2["rows"][0]["metrics"]["e_mesh"], rel=1e-6)
+
+
+@pytest.mark.e2e
+def test_same_command_and_seed_in_two_processes_is_bit_identical(tmp_path: Path, subprocess_env):
+    """Two processes, each with its own empty cache (so each trains its components and classifiers),
+    give exactly the same metrics: no tolerance, any difference is a determinism bug."""
+    pytest.importorskip("fc4dfs_nn_baseline", reason="example plugin not installed")
+    args = ["run", "--no-progress", "--protocol", "e2e", "--gen", "nn_retrieval", "--dec", "sgd_linear", "--dataset",
+            "tiny", "--budget", "smoke", "--seed", "3", "--threads", "1"]
+    records = []
+    for k in range(2):
+        env = {**subprocess_env, "FC4DFS_CACHE": str(tmp_path / f"cache{k}")}
+        proc = _cli([*args, "--out", f"runs{k}", "--leaderboard", f"lb{k}.csv"], env, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        records.append(json.loads(next((tmp_path / f"runs{k}").glob("*/record.json")).read_text()))
+    first, second = ([r["metrics"] for r in rec["rows"]] for rec in records)
+    assert first == second, f"metrics differ between two identical processes:\n{first}\n{second}"
+    assert {"ca", "ca_mesh", "fid"} <= set(first[0])

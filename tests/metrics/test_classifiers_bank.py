@@ -32,7 +32,13 @@ def smoke_bank(tmp_path_factory):
 def test_classifier_is_accurate_on_held_out_identities(smoke_bank: ClassifierBank, kind: str) -> None:
     clf = smoke_bank.get(kind)
     assert smoke_bank.trained == ["landmarks", "mesh"]
-    assert clf.test_accuracy is not None and clf.test_accuracy >= 80.0, clf.test_report
+    # scale: chance (100 / classes) to perfect; the limit is 70 % of the way (80 % with 3 classes), the
+    # smoke classifiers reach 100 % on the held-out identities, so a 20-point margin
+    chance = 100.0 / len(clf.labels)
+    limit = chance + 0.7 * (100.0 - chance)
+    acc = clf.test_accuracy
+    assert acc is not None and acc >= limit, (f"held-out accuracy {acc} % vs limit {limit:.1f} % "
+                                               f"(ratio {acc / limit if acc else 0:.2f}); {clf.test_report}")
     assert set(clf.test_report["per_class"]) == set(tiny_dataset().labels)
 
 

@@ -111,4 +111,8 @@ def test_ground_truth_scores_high_with_a_trained_bank(bank_ctx: EvalContext) -> 
              for s in ds.sequences if s.identity in test_ids]
     v = LandmarkClassificationAccuracy().compute(items, bank_ctx)
     assert v.value == pytest.approx(clf.test_accuracy)
-    assert MeshClassificationAccuracy().compute(items, bank_ctx).value >= 80.0
+    # real meshes of held-out identities: 70 % of the way from chance to perfect (80 % with 3 classes)
+    chance = 100.0 / len(ds.labels)
+    limit = chance + 0.7 * (100.0 - chance)
+    acc = MeshClassificationAccuracy().compute(items, bank_ctx).value
+    assert acc >= limit, f"CA (mesh) of real meshes {acc:.1f} % vs limit {limit:.1f} % (ratio {acc / limit:.2f})"

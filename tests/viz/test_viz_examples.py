@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +66,8 @@ def test_render_examples_without_predicted_meshes(tmp_path):
 
 def test_render_examples_respects_the_time_budget(tmp_path):
     rd = make_run(tmp_path / "run", "mlp+pca", 1.0)
-    t0 = time.perf_counter()
     files = render_examples(rd, max_examples=2, time_budget_s=0.0)
-    assert files == [] and time.perf_counter() - t0 < 5.0
+    assert files == []  # an exhausted budget renders nothing (speed itself is measured in benchmarks/)
 
 
 def test_render_examples_names_the_missing_file(tmp_path):
