@@ -20,9 +20,10 @@ its held-out accuracy on the real test sequences; use it as ``EvalContext(classi
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
-from typing import Any, ClassVar, Sequence as Seq
+from typing import Any, Callable, ClassVar, Sequence as Seq
 
 import numpy as np
 import torch
@@ -347,11 +348,19 @@ class ClassifierBank:
     training identities, the classifier's name and version, the seed, the budget with its overrides
     and the hyper-parameters they resolve to; ``retrain=True`` trains again and overwrites the stored
     model. ``store`` overrides the store folder (default ``$FC4DFS_CACHE/components``).
+
+    Frozen evaluators (:mod:`fc4dfs.benchmark.evaluators`) come first: ``evaluator`` (a file written by
+    ``fc4dfs-bench evaluator train``) is loaded and used for every kind, and without one the evaluator
+    file shipped with the package for exactly this dataset version, split and seed is (at any budget:
+    a frozen evaluator does not depend on the run's budget), unless ``use_shipped=False`` or
+    ``retrain``. When the dataset has a shipped file made for another version, ``log`` says that the
+    classifiers are trained through the store instead. :meth:`evaluator` names what scored.
     """
 
     def __init__(self, dataset: Dataset, train_ids: Seq[str] | None = None, seed: int = 0,
                  device: str = "cpu", retrain: bool = False, budget: str | Budget = "quick",
-                 progress: bool = False, store: Path | None = None) -> None:
+                 progress: bool = False, store: Path | None = None, evaluator: Path | None = None,
+                 use_shipped: bool = True, log: Callable[[str], None] | None = None) -> None:
         self.dataset = dataset
         self.train_ids = list(train_ids) if train_ids is not None else dataset.generator_split()[0]
         unknown = set(self.train_ids) - set(dataset.identities)
@@ -364,6 +373,11 @@ class ClassifierBank:
         self.budget = budget if isinstance(budget, Budget) else Budget(budget)
         self.progress = progress
         self.store = store
+        self.evaluator_file = Path(evaluator) if evaluator is not None else None
+        self.use_shipped = use_shipped and not retrain
+        self.log = log or (lambda s: print(s, file=sys.stderr))
+        self._frozen: Any = None  # the loaded Evaluator, once looked up
+        self._looked_up = False
         self._loaded: dict[str, SequenceClassifier] = {}
         self._paths: dict[str, Path] = {}
         #: kinds this bank trained (rather than loaded from the store)
@@ -386,10 +400,46 @@ class ClassifierBank:
             self.get(kind)
         return self._paths[kind]
 
+    def frozen(self) -> Any:
+        """The frozen :class:`~fc4dfs.benchmark.evaluators.Evaluator` this bank scores with, or None
+        (the classifiers then come from the store)."""
+        if self._looked_up:
+            return self._frozen
+        from fc4dfs.benchmark import evaluators as ev
+
+        self._looked_up = True
+        if self.evaluator_file is not None:
+            self._frozen = ev.load_evaluator(self.evaluator_file, self.dataset, self.device)
+        elif self.use_shipped:
+            path = ev.shipped_file(self.dataset, self.train_ids, self.seed)
+            if path is not None:
+                self._frozen = ev.load_evaluator(path, self.dataset, self.device, source=f"shipped {path.name}")
+            elif (ev.SHIPPED / f"{self.dataset.name}.safetensors").is_file():
+                self.log(f"note: the shipped {self.dataset.name} evaluator was made for another version of the "
+                         f"dataset or split (this is {self.dataset.fingerprint}); training the classifiers "
+                         f"through the component store at budget {self.budget.name}")
+        return self._frozen
+
+    def evaluator(self) -> Any:
+        """The :class:`~fc4dfs.benchmark.evaluators.Evaluator` of the classifiers used so far: the frozen
+        one, or the store's classifiers with the content hash of their tensors; None when none was used."""
+        from fc4dfs.benchmark import evaluators as ev
+
+        if self.frozen() is not None:
+            return self._frozen
+        if not self._loaded:
+            return None
+        digest = ev.content_hash(ev.bundle_tensors(self._loaded))
+        return ev.Evaluator(dict(self._loaded), digest, f"store ({self.budget.name})")
+
     def get(self, kind: str) -> SequenceClassifier:
-        """The trained ``kind`` classifier (trained now and stored, or loaded from the store)."""
+        """The ``kind`` classifier: of the frozen evaluator, or trained now and stored, or loaded from
+        the store."""
         if kind in self._loaded:
             return self._loaded[kind]
+        self._cls(kind)
+        if self.frozen() is not None:
+            return self._frozen.get(kind)
         from fc4dfs.zoo.store import train_or_load
 
         cls = self._cls(kind)

@@ -93,6 +93,8 @@ class RunContext:
     progress: bool = True
     retrain_classifier: bool = False
     resume: bool = False
+    #: an evaluator file (``run --evaluator``) scoring CA, CA (mesh) and FID; None: the shipped one or the store's
+    evaluator: Path | None = None
     _banks: dict[str, Any] = field(default_factory=dict)
     examples: list[tuple[EvalItem, str]] = field(default_factory=list)
     #: the protocol's options: its declared defaults overlaid with the validated --protocol-opt values
@@ -166,12 +168,23 @@ class RunContext:
 
                 bank = ClassifierBank(self.dataset, list(train_ids), seed=0, device=self.device,
                                       retrain=self.retrain_classifier, budget=classifier_budget(self.budget),
-                                      store=self.components_dir)
+                                      store=self.components_dir, evaluator=self.evaluator)
                 self._banks[key] = bank
             return bank.get(kind)
 
         return EvalContext(self.dataset.topology, list(self.dataset.labels), seed=self.seed,
                            classifier=classifier if classifiers and _has_classifiers() else None)
+
+    def evaluator_record(self) -> dict[str, Any] | None:
+        """What scored CA, CA (mesh) and FID in this run: ``{"hash", "source", "classifiers"}`` (hashes of
+        several training splits joined by ``+``), or None when no classifier was used."""
+        used = [e for e in (bank.evaluator() for bank in self._banks.values()) if e is not None]
+        if not used:
+            return None
+        if len(used) == 1:
+            return used[0].describe()
+        return {"hash": "+".join(e.content_hash for e in used), "source": "; ".join(e.source for e in used),
+                "splits": [e.describe() for e in used]}
 
     def keep_example(self, item: EvalItem, method: str, limit: int = 4) -> None:
         if len(self.examples) < limit:
@@ -220,8 +233,12 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
             resume: bool = False, force: bool = False, progress: bool = True, reg: Registry | None = None,
             retrain_classifier: bool = False, render: bool = True, components_dir: Path | None = None,
             lock_timeout: float | None = None,
-            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> RunResult:
+            log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+            evaluator: Path | None = None) -> RunResult:
     """Run one config end to end and return its record. A crash is recorded, then re-raised.
+
+    ``evaluator`` is an evaluator file (``fc4dfs-bench evaluator train``) that scores CA, CA (mesh)
+    and FID instead of the shipped or stored classifiers; its content hash goes into every row.
 
     ``components_dir`` overrides the component store (default ``$FC4DFS_CACHE/components``). While
     another live process writes the same run, this one waits (``lock_timeout`` s at most, None =
@@ -240,7 +257,7 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     lock = _acquire_run_lock(run_lock_path(out_dir / config.run_id), config.run_id, lock_timeout, log)
     try:
         return _execute_locked(config, protocol, protocol_options, reg, out_dir, leaderboard, resume, force,
-                               progress, retrain_classifier, render, components_dir, log)
+                               progress, retrain_classifier, render, components_dir, log, evaluator)
     finally:
         lock.release()
 
@@ -274,7 +291,8 @@ def _acquire_run_lock(path: Path, run_id: str, timeout: float | None, log: Calla
 
 def _execute_locked(config: RunConfig, protocol: Any, protocol_options: dict[str, Any], reg: Registry,
                     out_dir: Path, leaderboard: Path | None, resume: bool, force: bool, progress: bool, retrain_classifier: bool, render: bool,
-                    components_dir: Path | None, log: Callable[[str], None]) -> RunResult:
+                    components_dir: Path | None, log: Callable[[str], None],
+                    evaluator: Path | None = None) -> RunResult:
     run_dir = out_dir / config.run_id
     record_path = run_dir / "record.json"
     new_dir = not run_dir.exists()
@@ -304,8 +322,10 @@ def _execute_locked(config: RunConfig, protocol: Any, protocol_options: dict[str
         base["dataset"] = {"name": dataset.name, "hash": dataset.fingerprint, "version": dataset.version,
                            "topology": dataset.topology.hash}
         ctx = RunContext(config, reg, dataset, run_dir, components_dir, progress=progress,
-                         retrain_classifier=retrain_classifier, resume=resume, options=protocol_options)
+                         retrain_classifier=retrain_classifier, resume=resume, options=protocol_options,
+                         evaluator=evaluator)
         rows: list[ResultRow] = protocol.run(ctx)
+        base["evaluator"] = ctx.evaluator_record()
         for r in rows:
             if not isinstance(r, ResultRow):
                 raise TypeError(f"protocol {config.protocol!r} returned a {type(r).__name__} row; Protocol.run "
@@ -408,10 +428,28 @@ def _flat(row: ResultRow, base: dict[str, Any], config: RunConfig, wall: float) 
         "torch_version": prov["torch_version"],
         "git_commit": (prov["git_commit"] or "") + ("-dirty" if prov.get("git_dirty") else ""),
         "config_hash": config.hash, "error": "",
+        "evaluator": (base.get("evaluator") or {}).get("hash", "") if _uses_classifier(row) else "",
+        "fid_features": _fid_features(row),
     }
     out.update(row.metrics)
     out["row_id"] = lb.row_id(out)
     return out
+
+
+#: the metrics scored by the evaluator's classifiers
+_EVALUATOR_METRICS = ("ca", "ca_mesh", "fid")
+
+
+def _uses_classifier(row: ResultRow) -> bool:
+    return any(m in row.metrics for m in _EVALUATOR_METRICS)
+
+
+def _fid_features(row: ResultRow) -> str:
+    """``"<D>-d x <N>"``: the FID's feature dimension and sample count (items), or "" without FID."""
+    fid = row.details.get("fid") if isinstance(row.details, dict) else None
+    if "fid" not in row.metrics or not isinstance(fid, dict) or "feature_dim" not in fid:
+        return ""
+    return f"{fid['feature_dim']}-d x {row.n_items}"
 
 
 def _flat_failed(record: dict[str, Any], config: RunConfig) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     setup_threads(args.threads)
     reg = registry()
     reg.get("dataset", args.dataset)
-    dataset = load_dataset(reg, args.dataset, dataset_options(args))
+    dataset = load_dataset(args.dataset, dataset_options(args), reg)
     path = train_evaluator(dataset, args.budget, args.seed, args.out, half=args.half)
     print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
                         "(default: the protocol's)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
     p.add_argument("--force", action="store_true", help="discard an existing run directory and start over")
+    p.add_argument("--evaluator", type=Path, default=None, metavar="FILE",
+                   help="evaluator file (`fc4dfs-bench evaluator train`) scoring CA, CA (mesh) and FID (default: "
+                        "the one shipped for this dataset version, else classifiers trained through the store)")
     add_common(p)
     return ["run"]
 
@@ -59,12 +62,18 @@ def run(args: argparse.Namespace) -> int:
     from fc4dfs.datasets.storage import progress_enabled
 
     from fc4dfs.benchmark.config import RunConfig, parse_options
-    from fc4dfs.benchmark.errors import writable_dir, writable_file
+    from fc4dfs.benchmark.errors import UserError, writable_dir, writable_file
     from fc4dfs.benchmark.report import print_result
     from fc4dfs.benchmark.runner import execute
 
     writable_dir(args.out, "--out")
     writable_file(args.leaderboard, "--leaderboard")
+    if args.evaluator is not None:
+        from fc4dfs.benchmark.evaluators import read_header
+
+        if not args.evaluator.is_file():
+            raise UserError(f"--evaluator {args.evaluator}: no such file")
+        read_header(args.evaluator)  # not an evaluator file: refused before any work
     setup_threads(args.threads)
     seeds = args.seeds or [args.seed]
     progress = progress_enabled()
@@ -79,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
                            pipeline=args.pipeline,
                            pipeline_options=parse_options(args.pipeline_opt, "--pipeline-opt"))
         result = execute(config, out_dir=args.out, leaderboard=args.leaderboard, resume=args.resume,
-                         force=args.force, progress=progress, retrain_classifier=args.retrain_classifier)
+                         force=args.force, progress=progress, retrain_classifier=args.retrain_classifier,
+                         evaluator=args.evaluator)
         print_result(result)
     return 0

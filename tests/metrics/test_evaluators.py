@@ -1,0 +1,145 @@
+"""Frozen evaluators: one file with both classifiers, its content hash, where it applies, and the shipped one."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fc4dfs.benchmark import evaluators as ev
+from fc4dfs.benchmark.classifiers import ClassifierBank
+from fc4dfs.benchmark.cli import main
+from fc4dfs.benchmark.config import RunConfig
+from fc4dfs.benchmark.runner import execute, load_dataset
+from fc4dfs.datasets.fixtures import tiny_dataset
+from fc4dfs.plugins.contracts import Budget
+
+CHEAP = Budget("smoke", overrides={"epochs": 2})
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FC4DFS_CACHE", str(tmp_path_factory.mktemp("evcache")))
+        b = ClassifierBank(tiny_dataset(), budget=CHEAP)
+        b.get("landmarks"), b.get("mesh")
+        yield b
+
+
+def _save(bank: ClassifierBank, path: Path, half: bool = False) -> str:
+    return ev.save_evaluator(path, {k: bank.get(k) for k in ev.KINDS}, bank.dataset, bank.train_ids, "smoke", 0,
+                             half=half)
+
+
+def test_evaluator_file_scores_exactly_like_the_classifiers_it_froze(bank: ClassifierBank, tmp_path: Path):
+    ds = bank.dataset
+    digest = _save(bank, tmp_path / "e.safetensors")
+    assert digest == bank.evaluator().content_hash  # the store's classifiers and their file: one hash
+    frozen = ev.load_evaluator(tmp_path / "e.safetensors", ds)
+    assert frozen.content_hash == digest and frozen.source.startswith("file ")
+    seqs = ds.sequences[:6]
+    for kind in ev.KINDS:
+        np.testing.assert_array_equal(frozen.get(kind).logits(seqs), bank.get(kind).logits(seqs))
+        assert frozen.get(kind).test_accuracy == bank.get(kind).test_accuracy
+    # float16 storage: a different evaluator (hash), the same decisions on real data
+    half = _save(bank, tmp_path / "h.safetensors", half=True)
+    small = ev.load_evaluator(tmp_path / "h.safetensors", ds)
+    assert half != digest and small.content_hash == half
+    assert (tmp_path / "h.safetensors").stat().st_size < 0.6 * (tmp_path / "e.safetensors").stat().st_size
+    np.testing.assert_array_equal(small.get("landmarks").predict(seqs), bank.get("landmarks").predict(seqs))
+
+
+def test_evaluator_refuses_another_dataset_version_and_damage(bank: ClassifierBank, tmp_path: Path):
+    path = tmp_path / "e.safetensors"
+    _save(bank, path)
+    other = tiny_dataset(seed=1)
+    assert other.fingerprint != bank.dataset.fingerprint
+    with pytest.raises(ev.EvaluatorError, match=f"trained for dataset 'tiny' version {bank.dataset.fingerprint}"):
+        ev.load_evaluator(path, other)
+    assert ev.shipped_file(other, bank.train_ids, 0) is None
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # a tensor byte
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ev.EvaluatorError, match="damaged"):
+        ev.load_evaluator(bad, bank.dataset)
+    plain = tmp_path / "plain.safetensors"
+    bank.get("mesh").save(plain)
+    with pytest.raises(ev.EvaluatorError, match="not an evaluator file"):
+        ev.load_evaluator(plain, bank.dataset)
+
+
+def test_bank_with_an_evaluator_file_trains_nothing(bank: ClassifierBank, tmp_path: Path, monkeypatch):
+    path = tmp_path / "e.safetensors"
+    digest = _save(bank, path)
+    monkeypatch.setenv("FC4DFS_CACHE", str(tmp_path / "empty"))
+    frozen_bank = ClassifierBank(bank.dataset, budget="smoke", evaluator=path)
+    for kind in ev.KINDS:
+        frozen_bank.get(kind)
+    assert frozen_bank.trained == [] and not (tmp_path / "empty" / "components").exists()
+    assert frozen_bank.evaluator().content_hash == digest
+
+
+@pytest.mark.e2e
+def test_run_rows_carry_the_evaluator_hash_and_fid_size(bank: ClassifierBank, test_registry, tmp_path: Path,
+                                                       capsys):
+    pytest.importorskip("fc4dfs_nn_baseline", reason="example plugin not installed")
+    path = tmp_path / "e.safetensors"
+    digest = _save(bank, path)
+    cfg = RunConfig(protocol="e2e", dataset="tiny", generator="nn_retrieval", decoder="sgd_linear", budget="smoke")
+    res = execute(cfg, out_dir=tmp_path / "runs", leaderboard=tmp_path / "lb.csv", progress=False,
+                  reg=test_registry, render=False, evaluator=path, components_dir=tmp_path / "store")
+    assert res.record["evaluator"]["hash"] == digest and res.record["evaluator"]["source"] == f"file {path}"
+    rows = res.record["rows_flat"]
+    assert {r["evaluator"] for r in rows} == {digest}
+    main_row = rows[0]
+    assert main_row["fid_features"] == f"{bank.get('landmarks').meta['n_classes']}-d x {main_row['n_items']}"
+    assert not list((tmp_path / "store").glob("classifier-*"))  # no classifier trained
+    assert main(["leaderboard", "show", "--leaderboard", str(tmp_path / "lb.csv")]) == 0
+    shown = capsys.readouterr().out
+    assert f"evaluator {digest}" in shown and "fid features" in shown
+
+
+def test_evaluator_cli_trains_a_file_runs_load_and_bad_files_are_refused(test_registry, tmp_path: Path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.setenv("FC4DFS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "tiny.safetensors"
+    assert main(["evaluator", "train", "--dataset", "tiny", "--budget", "smoke", "--out", str(out),
+                 "--threads", "1"]) == 0
+    capsys.readouterr()
+    assert main(["evaluator", "show", str(out)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["dataset"] == "tiny" and shown["content_hash"] == ev.load_evaluator(out, tiny_dataset()).content_hash
+    for bad, expect in ((tmp_path / "missing.safetensors", "no such file"), (tmp_path / "x.safetensors", "not a")):
+        if "x." in bad.name:
+            bad.write_text("not a checkpoint")
+        code = main(["run", "--gen", "nn_retrieval", "--dec", "sgd_linear", "--dataset", "tiny", "--budget", "smoke",
+                     "--evaluator", str(bad), "--out", str(tmp_path / "runs"), "--leaderboard",
+                     str(tmp_path / "lb.csv")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and "Traceback" not in err and str(bad) in err, err
+        assert expect in err, err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "lb.csv").exists()
+
+
+def test_shipped_synthetic_evaluator_applies_and_trains_nothing(tmp_path: Path, monkeypatch):
+    """The package's synthetic evaluator is used for the default synthetic dataset, at any budget, and
+    gives the same scores every time; another dataset version falls back to the store (and says so)."""
+    monkeypatch.setenv("FC4DFS_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset("synthetic", {})
+    train_ids = ds.generator_split()[0]
+    path = ev.shipped_file(ds, train_ids, 0)
+    assert path is not None, f"no shipped evaluator for synthetic version {ds.fingerprint}: run scripts/make_evaluators.sh"
+    assert path.stat().st_size < 2e6
+    said: list[str] = []
+    scores = []
+    for budget in ("smoke", "quick"):
+        b = ClassifierBank(ds, train_ids, budget=budget, log=said.append)
+        clf = b.get("landmarks")
+        assert b.trained == [] and b.evaluator().source == "shipped synthetic.safetensors"
+        scores.append(clf.logits(ds.sequences[:8]))
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert said == [] and not (tmp_path / "cache" / "components").exists()
+    other = ClassifierBank(tiny_dataset(), budget=CHEAP, log=said.append)
+    assert other.frozen() is None and said == []  # no shipped file for "tiny": nothing to say
