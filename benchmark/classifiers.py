@@ -62,6 +62,30 @@ class _SequenceNet(nn.Module):
         return self.head(last)
 
 
+class _ConcatNet(nn.Module):
+    """Potamias et al. §5.3: the codes of ``frames`` frames concatenated, then fully connected layers.
+
+    Each sequence (any length) is linearly resampled in time to ``frames`` frames first, so the
+    concatenation has a fixed size ``frames * in_dim``.
+    """
+
+    def __init__(self, in_dim: int, frames: int, n_classes: int, head: Seq[int]) -> None:
+        super().__init__()
+        self.frames = frames
+        layers: list[nn.Module] = []
+        width = in_dim * frames
+        for h in head:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, n_classes))
+        self.head = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        fixed = [nn.functional.interpolate(x[i, :int(n)].T[None], size=self.frames, mode="linear",
+                                           align_corners=True)[0].T for i, n in enumerate(lengths.tolist())]
+        return self.head(torch.stack(fixed).flatten(1))
+
+
 class SequenceClassifier(Component):
     """Base of the expression classifiers: per-frame encoding + :class:`_SequenceNet`."""
 
@@ -171,7 +195,11 @@ class SequenceClassifier(Component):
 
     def _build(self, device: str) -> None:
         m = self.meta
-        self.net = _SequenceNet(m["in_dim"], m["hidden"], m["n_classes"], self.bidirectional,
+        if m.get("design") == "potamias":
+            self.net = _ConcatNet(m["in_dim"], int(m["frames"]), m["n_classes"], tuple(m["head"])).to(device)
+            return
+        self.net = _SequenceNet(m["in_dim"], m["hidden"], m["n_classes"],
+                                bool(self.options.get("bidirectional", self.bidirectional)),
                                 tuple(m.get("head", ()))).to(device)
 
     # -- inference ---------------------------------------------------------------------------
@@ -229,13 +257,22 @@ class SequenceClassifier(Component):
 
 
 class LandmarkClassifier(SequenceClassifier):
-    """One bidirectional LSTM layer + linear over the landmark displacement sequence."""
+    """One LSTM layer + linear over the landmark displacement sequence (CA and FID).
+
+    ``bidirectional=False`` is the diffusion paper's independent classifier exactly (Zou et al. §5.1:
+    "one LSTM layer followed by a linear layer", FID from that linear layer's output). The suite's
+    default reads the sequence both ways (``bidirectional=True``) so that a sequence's end weighs as
+    much as its start — onset and offset of an expression are symmetric in N2E2N sequences — and
+    because the shipped evaluator and the recorded rows were made with it; ``fc4dfs-bench evaluator
+    train --classifiers papers`` builds the paper's.
+    """
 
     name: ClassVar[str] = "landmarks"
     version: ClassVar[str] = "1"
-    description: ClassVar[str] = "BiLSTM + linear expression classifier on landmark displacement sequences"
+    description: ClassVar[str] = "(Bi)LSTM + linear expression classifier on landmark displacement sequences"
     input_kind: ClassVar[str] = "landmarks"
     bidirectional: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {"bidirectional": True}
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"epochs": 15, "hidden": 32, "lr": 3e-3, "batch_size": 8, "time_jitter": 0.0},
         "quick": {"epochs": 40, "hidden": 128, "lr": 1e-3, "batch_size": 16, "time_jitter": 0.3},
@@ -251,14 +288,33 @@ class LandmarkClassifier(SequenceClassifier):
 
 
 class MeshClassifier(SequenceClassifier):
-    """Per-frame PCA code of the mesh displacement + LSTM + three fully connected layers."""
+    """Per-frame PCA code of the mesh displacement, then a classifier head: CA (mesh), FC-4DFS's CA on
+    the decoded meshes.
+
+    ``design="potamias"`` is Potamias et al.'s classifier (§5.3): 64 PCA coefficients per frame, the
+    frames' codes concatenated (here after resampling to ``frames`` frames, so any length fits) and
+    three fully connected layers. The default ``design="sequence"`` keeps the PCA frame encoder but
+    reads the codes with an LSTM before the three FC layers: it takes sequences of any length without
+    resampling their timing away, and the shipped evaluator and recorded rows use it;
+    ``fc4dfs-bench evaluator train --classifiers papers`` builds the paper's.
+    """
 
     name: ClassVar[str] = "mesh"
     version: ClassVar[str] = "1"
-    description: ClassVar[str] = ("PCA frame encoder + LSTM + 3 FC layers expression classifier on mesh "
-                                  "displacement sequences (Potamias et al. 2020)")
+    description: ClassVar[str] = ("PCA frame encoder + LSTM (or concatenation) + 3 FC layers expression classifier "
+                                  "on mesh displacement sequences (Potamias et al. 2020)")
     input_kind: ClassVar[str] = "mesh"
     bidirectional: ClassVar[bool] = False
+    defaults: ClassVar[dict[str, Any]] = {"design": "sequence", "frames": 16}
+    DESIGNS: ClassVar[tuple[str, ...]] = ("sequence", "potamias")
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if self.options["design"] not in self.DESIGNS:
+            raise ComponentError(f"mesh classifier: design {self.options['design']!r} is not one of "
+                                 f"{', '.join(self.DESIGNS)}")
+        if int(self.options["frames"]) < 2:
+            raise ComponentError(f"mesh classifier: frames must be >= 2, got {self.options['frames']}")
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"epochs": 15, "components": 16, "hidden": 32, "lr": 3e-3, "weight_decay": 5e-3,
                   "batch_size": 8, "max_pca_frames": 400, "time_jitter": 0.0},
@@ -280,6 +336,8 @@ class MeshClassifier(SequenceClassifier):
         codes = (frames - mean) @ comps.T
         self.meta = {"mean": mean.astype(np.float32), "components": comps.astype(np.float32),
                      "code_scale": float(np.sqrt(np.mean(codes**2)) or 1.0)}
+        if self.options["design"] == "potamias":
+            self.meta.update({"design": "potamias", "frames": int(self.options["frames"])})
 
     def _encode(self, arr: np.ndarray) -> np.ndarray:
         disp = torch.from_numpy(np.ascontiguousarray((arr - arr[:1]).reshape(len(arr), -1)))
@@ -325,6 +383,12 @@ def _time_jitter(x: np.ndarray, rng: np.random.Generator, amount: float) -> np.n
 
 # --------------------------------------------------------------------------- cache
 CLASSIFIERS: dict[str, type[SequenceClassifier]] = {"landmarks": LandmarkClassifier, "mesh": MeshClassifier}
+#: the classifier options of each named design set: the suite's defaults, and the papers' own
+#: (Zou et al. §5.1's one-LSTM-layer + linear IC; Potamias et al. §5.3's PCA + concatenation + 3 FC)
+DESIGNS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {"landmarks": {}, "mesh": {}},
+    "papers": {"landmarks": {"bidirectional": False}, "mesh": {"design": "potamias"}},
+}
 
 
 def classifier_budget(budget: Budget) -> Budget:
@@ -360,7 +424,8 @@ class ClassifierBank:
     def __init__(self, dataset: Dataset, train_ids: Seq[str] | None = None, seed: int = 0,
                  device: str = "cpu", retrain: bool = False, budget: str | Budget = "quick",
                  progress: bool = False, store: Path | None = None, evaluator: Path | None = None,
-                 use_shipped: bool = True, log: Callable[[str], None] | None = None) -> None:
+                 use_shipped: bool = True, log: Callable[[str], None] | None = None,
+                 options: dict[str, dict[str, Any]] | None = None) -> None:
         self.dataset = dataset
         self.train_ids = list(train_ids) if train_ids is not None else dataset.generator_split()[0]
         unknown = set(self.train_ids) - set(dataset.identities)
@@ -373,8 +438,10 @@ class ClassifierBank:
         self.budget = budget if isinstance(budget, Budget) else Budget(budget)
         self.progress = progress
         self.store = store
+        #: per kind, the classifier's options (see :data:`DESIGNS`); the shipped evaluator has the defaults
+        self.options = {k: dict(v) for k, v in (options or {}).items() if v}
         self.evaluator_file = Path(evaluator) if evaluator is not None else None
-        self.use_shipped = use_shipped and not retrain
+        self.use_shipped = use_shipped and not retrain and not self.options
         self.log = log or (lambda s: print(s, file=sys.stderr))
         self._frozen: Any = None  # the loaded Evaluator, once looked up
         self._looked_up = False
@@ -392,7 +459,8 @@ class ClassifierBank:
         """Store key of the ``kind`` classifier for this dataset, split, seed and budget."""
         from fc4dfs.zoo.store import store_key
 
-        return store_key(self._cls(kind)(), self.dataset.fingerprint, self.train_ids, self.budget, self.seed)
+        return store_key(self._cls(kind)(**self.options.get(kind, {})), self.dataset.fingerprint, self.train_ids,
+                         self.budget, self.seed)
 
     def path(self, kind: str) -> Path:
         """The stored checkpoint of the ``kind`` classifier (after :meth:`get`)."""
@@ -450,7 +518,7 @@ class ClassifierBank:
             clf.train_report["test_report"] = clf.evaluate(test) if test else {}
             clf.train_report["test_ids"] = self.test_ids
 
-        trained = train_or_load(cls(), self.dataset, self.train_ids, self.budget, self.seed, device=self.device,
+        trained = train_or_load(cls(**self.options.get(kind, {})), self.dataset, self.train_ids, self.budget, self.seed, device=self.device,
                                 progress=self.progress, finish=held_out, retrain=self.retrain, store=self.store)
         clf = trained.component
         assert isinstance(clf, SequenceClassifier)

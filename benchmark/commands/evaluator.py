@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
     t.add_argument("--budget", default="quick", choices=["smoke", "quick", "paper"],
                    help="classifier training budget (default: quick)")
     t.add_argument("--out", type=Path, required=True, help="evaluator file to write (.safetensors)")
+    t.add_argument("--classifiers", default="default", choices=["default", "papers"],
+                   help="classifier designs: default (BiLSTM + linear; PCA + LSTM + 3 FC) or papers (Zou et al.'s "
+                        "one LSTM layer + linear; Potamias et al.'s PCA + concatenated frames + 3 FC) (default: default)")
     t.add_argument("--half", action="store_true",
                    help="store the weights as float16 (half the size; a different evaluator from the float32 one)")
     add_seed(t)
@@ -59,20 +62,21 @@ def run(args: argparse.Namespace) -> int:
     reg = registry()
     reg.get("dataset", args.dataset)
     dataset = load_dataset(args.dataset, dataset_options(args), reg)
-    path = train_evaluator(dataset, args.budget, args.seed, args.out, half=args.half)
+    path = train_evaluator(dataset, args.budget, args.seed, args.out, half=args.half, design=args.classifiers)
     print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0
 
 
-def train_evaluator(dataset, budget: str, seed: int, out: Path, half: bool = False) -> Path:
+def train_evaluator(dataset, budget: str, seed: int, out: Path, half: bool = False, design: str = "default") -> Path:
     """Train (or load from the component store) both classifiers and write them as one evaluator file."""
     import sys
 
-    from fc4dfs.benchmark.classifiers import ClassifierBank
+    from fc4dfs.benchmark.classifiers import DESIGNS, ClassifierBank
     from fc4dfs.benchmark.evaluators import KINDS, save_evaluator
 
     train_ids = dataset.generator_split()[0]
-    bank = ClassifierBank(dataset, train_ids, seed=seed, budget=budget, progress=False, use_shipped=False)
+    bank = ClassifierBank(dataset, train_ids, seed=seed, budget=budget, progress=False, use_shipped=False,
+                          options=DESIGNS[design])
     classifiers = {kind: bank.get(kind) for kind in KINDS}
     digest = save_evaluator(out, classifiers, dataset, train_ids, budget, seed, half=half)
     for kind, clf in classifiers.items():

@@ -143,3 +143,29 @@ def test_shipped_synthetic_evaluator_applies_and_trains_nothing(tmp_path: Path, 
     assert said == [] and not (tmp_path / "cache" / "components").exists()
     other = ClassifierBank(tiny_dataset(), budget=CHEAP, log=said.append)
     assert other.frozen() is None and said == []  # no shipped file for "tiny": nothing to say
+
+
+def test_the_papers_classifier_designs_train_take_any_length_and_freeze(tmp_path: Path, monkeypatch):
+    from torch import nn
+
+    from fc4dfs.benchmark.classifiers import DESIGNS
+
+    monkeypatch.setenv("FC4DFS_CACHE", str(tmp_path / "cache"))
+    ds = tiny_dataset()
+    papers = ClassifierBank(ds, budget=CHEAP, options=DESIGNS["papers"])
+    lm, mesh = papers.get("landmarks"), papers.get("mesh")
+    assert lm.net.lstm.num_layers == 1 and not lm.net.lstm.bidirectional  # Zou et al.: one LSTM layer + linear
+    assert [type(m) for m in lm.net.head] == [nn.Linear]
+    assert sum(isinstance(m, nn.Linear) for m in mesh.net.head) == 3 and not hasattr(mesh.net, "lstm")  # Potamias
+    seq = ds.sequences[0]
+    for n in (5, seq.length, 2 * seq.length):  # any length: resampled to the concatenated frame count
+        idx = np.linspace(0, seq.length - 1, n).round().astype(int)
+        assert mesh.predict([np.asarray(seq.frames)[idx]]).shape == (1,)
+    path = tmp_path / "papers.safetensors"
+    ev.save_evaluator(path, {"landmarks": lm, "mesh": mesh}, ds, papers.train_ids, "smoke", 0)
+    frozen = ev.load_evaluator(path, ds)
+    np.testing.assert_array_equal(frozen.get("mesh").logits(ds.sequences[:4]), mesh.logits(ds.sequences[:4]))
+    assert frozen.get("mesh").options["design"] == "potamias" and frozen.get("landmarks").options["bidirectional"] is False
+    # the designs differ, so their evaluators do too, and the shipped file is never used for them
+    default = ClassifierBank(ds, budget=CHEAP)
+    assert default.key("mesh") != papers.key("mesh") and papers.use_shipped is False
