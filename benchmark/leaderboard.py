@@ -264,8 +264,9 @@ def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | st
         groups = list(whole.groupby(TABLE_COLUMNS[3:], sort=True))
         evaluators = sorted({k[0] for k, _ in groups})
         if len(groups) > 1:
-            notes.append(f"{len(groups)} tables: rows scored by different evaluators ({len(evaluators)}), budgets, "
-                         "budget overrides or protocol options are never ranked together")
+            notes.append(f"{len(groups)} tables for this protocol and dataset version ({len(evaluators)} evaluator(s)): "
+                         "rows that differ in evaluator, budget, budget overrides or protocol options are never "
+                         "ranked together")
         for (evaluator, budget, b_over, p_opts), part in groups:
             part = part.copy()
             metrics = [m for m in metric_columns(part) if (part[m] != "").any()]

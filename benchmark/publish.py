@@ -80,11 +80,13 @@ def _cell(value: object) -> str:
 
 
 def _table_html(df: "pd.DataFrame") -> str:
-    """The ranked table; columns whose cells are all numbers (or 'mean ± std') are right-aligned and
+    """The ranked table; columns whose cells are all numbers (or 'mean ± spread', or blank) are right-aligned and
     rows ranked 1 (a ``rank`` column) are set in bold."""
     cols = [str(c) for c in df.columns]
     rows = [[_cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
-    numeric = [bool(rows) and all(_NUMERIC.match(r[j].strip()) or r[j] == "–" for r in rows)
+    blank = ("–", "")
+    numeric = [bool(rows) and any(r[j].strip() not in blank for r in rows)
+               and all(_NUMERIC.match(r[j].strip()) or r[j].strip() in blank for r in rows)
                for j in range(len(cols))]
     cls = [' class="num"' if n else "" for n in numeric]
     head = "".join(f"<th{cls[j]}>{html.escape(c)}</th>" for j, c in enumerate(cols))
