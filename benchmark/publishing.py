@@ -64,7 +64,14 @@ def markdown(path: Path, protocol: str | None = None, dataset: str | None = None
     if not tables:
         parts.append("(no finished runs match)\n")
     if failed:
-        parts.append(f"{failed} failed run(s) are recorded in {path} (status=failed) and not ranked.\n")
+        from tabulate import tabulate
+
+        parts.append(f"### Failed runs (recorded in {path}, not ranked)\n")
+        bad = df[df["status"] == "failed"]
+        parts.append(tabulate([[r["utc_time"], r["protocol"], r["generator"], r["decoder"], r["budget"], r["seed"],
+                                r["error"][:120]] for _, r in bad.iterrows()],
+                              headers=["utc time", "protocol", "generator", "decoder", "budget", "seed", "error"],
+                              tablefmt="github") + "\n")
     return "\n".join(parts)
 
 

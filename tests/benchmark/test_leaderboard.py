@@ -137,3 +137,15 @@ def test_ci_over_seeds_marks_overlapping_rows(tmp_path: Path):
     t = table.table.set_index("generator")
     assert t.loc["d", "rank"] == 2 and t.loc["d", "overlaps_first"]  # 0.5 worse than c, CI half-width ~2.5
     assert f"2{lb.OVERLAP_MARK}" in lb.format_table(table)
+
+
+def test_failed_rows_are_listed_apart_from_the_ranking(tmp_path: Path, monkeypatch):
+    from fc4dfs.benchmark.publishing import markdown
+
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, [_row(1, generator="a"), _row(2, generator="boom", status="failed", setting="failed@t",
+                                                    error="RuntimeError: out of memory", e_mesh="")])
+    text = markdown(path)
+    ranked, failed = text.split("### Failed runs")
+    assert "boom" not in ranked and " a " in ranked
+    assert "boom" in failed and "RuntimeError: out of memory" in failed
