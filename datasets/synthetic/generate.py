@@ -10,7 +10,7 @@ from fc4dfs.datasets.synthetic.expressions import (ACTION_LAG, FaceActions, Styl
                                                    label_catalog, recipe, sample_style)
 from fc4dfs.datasets.synthetic.identity import Face, IdentityParams, sample_identity
 from fc4dfs.datasets.synthetic.template import RESOLUTIONS, Template, build_template
-from fc4dfs.datasets.synthetic.timing import Timing, envelope, plan_timing
+from fc4dfs.datasets.synthetic.timing import envelope, plan_timing
 
 KINDS = ("n2e", "n2e2n")
 
@@ -151,7 +151,3 @@ def generate(config: SyntheticConfig) -> Iterator[tuple[Identity, Iterator[Gener
 
         yield ident, seqs()
 
-
-def timing_of(seq_meta: dict) -> Timing:
-    """The :class:`Timing` stored in a sequence's ``meta``."""
-    return Timing(**seq_meta["timing"])
