@@ -1,4 +1,5 @@
-"""Leaderboard views: ranked markdown, the published HTML page, rebuilding the CSV from run records."""
+"""Leaderboard commands (`leaderboard show|publish|rebuild`): ranked markdown tables, the published folder
+(the HTML page itself is built by `viz.page`), and rebuilding the CSV from run records."""
 from __future__ import annotations
 
 import json
@@ -85,7 +86,7 @@ def publish(path: Path, out: Path, runs: Path, protocol: str | None = None,
     atomic_write_text(md, "# fc4dfs-bench leaderboard\n\n" + markdown(path, protocol, dataset, folds))
     written = [md]
     try:
-        from fc4dfs.benchmark.publish import build_html
+        from fc4dfs.benchmark.viz.page import build_html
     except ImportError:
         return written
     html_tables, images, legends = {}, {}, {}

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fc4dfs.benchmark.publish import build_html, image_data_uri
+from fc4dfs.benchmark.viz.page import build_html, image_data_uri
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
 needs_chromium = pytest.mark.skipif(
