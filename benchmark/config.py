@@ -24,6 +24,9 @@ class RunConfig:
     budget: str = "quick"
     seed: int = 0
     device: str = "cpu"
+    #: torch CPU threads of the run (None: the process's setting). Like ``device`` it is an execution
+    #: setting, left out of the hash and run id; at a fixed count the results are bit for bit repeatable.
+    threads: int | None = None
     generator_options: dict[str, Any] = field(default_factory=dict)
     decoder_options: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
@@ -44,12 +47,14 @@ class RunConfig:
 
     @property
     def hash(self) -> str:
-        """Hash of what determines the result (the device is left out: it should not change scores).
+        """Hash of what determines the result (device and threads are left out: they should not change
+        scores beyond floating-point summation order, and run ids stay the same across machines).
 
         Dataset paths are part of it: a finished run is only reused for the same data location.
         """
         d = self.to_dict()
         d.pop("device")
+        d.pop("threads")
         return stable_hash(d)
 
     @property

@@ -6,7 +6,8 @@ baseline, per expression) and Fig. 5 (``fig5-frame-error.png``).
 The plan is a list of RunConfigs (Table 1: every generator x {s2d, miadnet} in ``e2e``; Table 2:
 ``decoder-cv`` for every decoder and the MIADNet ablations; Table 3: the generator ablation in
 ``length-ablation``; Table 4: the alpha sweep; Table 5: Zou et al.'s decoder comparison, ``decoder-cv``
-for lgmd, s2d, neural3dmm and linear, the same runs as their Table 2 rows). Runs execute one after another; finished runs are
+for lgmd, s2d, neural3dmm and linear, the same runs as their Table 2 rows). Runs execute on an executor
+(:mod:`fc4dfs.benchmark.executor`: one after another, or as Ray tasks); finished runs are
 reused, so an interrupted reproduction resumes where it stopped. The report puts each measured
 table beside the paper's and judges each claim with a paired bootstrap 95 % interval: a claim
 holds only where the interval of the difference excludes zero in the claimed direction.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -121,29 +122,19 @@ def make_plan(reg: Registry, dataset: str, budget: str, seeds: list[int], device
 
 def run_plan(plan: Plan, out_dir: Path, leaderboard: Path | None, progress: bool = True,
              retrain_classifier: bool = False, reg: Registry | None = None,
-             log: Callable[[str], None] = print) -> None:
-    """Execute (or reuse) every planned run; a failing run is recorded and the rest go on."""
-    from tqdm.auto import tqdm
+             log: Callable[[str], None] = print, executor: Any = None) -> None:
+    """Execute (or reuse) every planned run on ``executor`` (default: local, one after another); a failing
+    run is recorded and the rest go on."""
+    from fc4dfs.benchmark.executor import Job, LocalExecutor, Settings
 
-    cache: dict[str, RunResult] = {}
-    bar = tqdm(plan.runs, desc="reproduce", unit="run", disable=not progress)
-    for pr in bar:
-        bar.set_postfix_str(f"T{pr.table} {pr.label}")
-        key = pr.config.run_id
-        if key in cache:
-            pr.result = cache[key]
-            continue
-        try:
-            pr.result = execute(pr.config, out_dir=out_dir, leaderboard=leaderboard, resume=True,
-                                progress=False, retrain_classifier=retrain_classifier, reg=reg,
-                                render=pr.table in ("1", "2"), log=lambda s: None)
-            cache[key] = pr.result
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - recorded in the run dir and the report
-            pr.error = f"{type(e).__name__}: {e}"
-            log(f"run {key} failed: {pr.error}")
-    bar.close()
+    jobs = [Job(pr.config, f"T{pr.table} {pr.label}", render=pr.table in ("1", "2")) for pr in plan.runs]
+    settings = Settings(out_dir, leaderboard, resume=True, retrain_classifier=retrain_classifier, progress=progress)
+    outcomes = (executor or LocalExecutor()).run(jobs, settings, reg=reg, desc="reproduce", log=log)
+    for pr in plan.runs:
+        out = outcomes[pr.config.run_id]
+        pr.result, pr.error = out.result, out.error
+        if out.error:
+            log(f"run {pr.config.run_id} failed: {out.error}")
 
 
 # --------------------------------------------------------------------------- report
@@ -454,19 +445,23 @@ def claims_for(plan: Plan, by: Callable[[str, str], list[PlannedRun]]) -> list[C
 def reproduce(dataset: str, budget: str, out_dir: Path, report_dir: Path, seeds: list[int], device: str = "cpu",
               dataset_options: dict[str, Any] | None = None, tables: tuple[str, ...] = TABLES,
               progress: bool = True, retrain_classifier: bool = False, reg: Registry | None = None,
-              log: Callable[[str], None] = print, leaderboard: Path | None = None) -> Path:
-    """Plan, run (resuming finished runs) and report; returns the report's path.
+              log: Callable[[str], None] = print, leaderboard: Path | None = None, executor: Any = None,
+              threads: int | None = None) -> Path:
+    """Plan, run (resuming finished runs) on ``executor`` (default: local) and report; returns the report's path.
 
-    Leaderboard rows go to ``leaderboard`` (default ``report_dir / "leaderboard.csv"``).
+    Leaderboard rows go to ``leaderboard`` (default ``report_dir / "leaderboard.csv"``); ``threads`` is
+    each run's torch thread count (``RunConfig.threads``).
     """
     reg = reg or global_registry()
     t0 = time.perf_counter()
     plan = make_plan(reg, dataset, budget, seeds, device, dataset_options or {}, tables)
+    if threads:
+        plan.runs = [PlannedRun(p.table, p.label, replace(p.config, threads=threads)) for p in plan.runs]
     for m in plan.missing:
         log(f"missing: {m}")
     report_dir.mkdir(parents=True, exist_ok=True)
     run_plan(plan, out_dir, leaderboard or report_dir / "leaderboard.csv", progress=progress,
-             retrain_classifier=retrain_classifier, reg=reg, log=log)
+             retrain_classifier=retrain_classifier, reg=reg, log=log, executor=executor)
     wall = time.perf_counter() - t0
     report = build_report(plan, dataset, budget, wall)
     potamias_figure(plan, report_dir / "fig5-frame-error.png")

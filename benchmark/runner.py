@@ -243,6 +243,7 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     ``components_dir`` overrides the component store (default ``$FC4DFS_CACHE/components``). While
     another live process writes the same run, this one waits (``lock_timeout`` s at most, None =
     unbounded) and then reuses the finished record; :class:`RunBusyError` when the wait times out.
+    With ``config.threads`` set, torch uses that many CPU threads for the run (restored afterwards).
     """
     reg = reg or global_registry()
     spec = reg.get("protocol", config.protocol)
@@ -255,10 +256,16 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     protocol_options = validate_options(reg, config)  # bad options fail here, before any work
     out_dir = Path(out_dir)
     lock = _acquire_run_lock(run_lock_path(out_dir / config.run_id), config.run_id, lock_timeout, log)
+    import torch
+
+    threads = torch.get_num_threads()
     try:
+        if config.threads:
+            torch.set_num_threads(config.threads)
         return _execute_locked(config, protocol, protocol_options, reg, out_dir, leaderboard, resume, force,
                                progress, retrain_classifier, render, components_dir, log, evaluator)
     finally:
+        torch.set_num_threads(threads)
         lock.release()
 
 

@@ -704,3 +704,9 @@ class Protocol(ABC):
     @abstractmethod
     def run(self, ctx: Any) -> list[ResultRow]:
         """Run under a :class:`fc4dfs.benchmark.runner.RunContext`; return result rows."""
+
+    def planned_fits(self, ctx: Any) -> list[tuple[str, list[str]]]:
+        """The ``(kind, training identities)`` of each component :meth:`run` will train with ``ctx.fit``
+        on ``ctx.make(kind)``, known before running, so that an executor can train a component that
+        several runs share once, ahead of them. Default: none declared (each run trains its own)."""
+        return []

@@ -3,5 +3,5 @@
 Modules here must import nothing heavy at module level (torch, models): ``fc4dfs-bench --help``
 and ``list`` stay fast.
 """
-COMMANDS = ["list_cmd", "run", "check", "leaderboard", "reproduce", "dataset", "render", "generate", "retarget",
-            "evaluator"]
+COMMANDS = ["list_cmd", "run", "check", "leaderboard", "reproduce", "sweep", "dataset", "render", "generate",
+            "retarget", "evaluator"]

@@ -117,7 +117,22 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int_range(1, 4096, "a thread count"), default=None,
-                   help="torch CPU threads, 1..4096 (default: all cores)")
+                   help="torch CPU threads of each run, 1..4096; recorded in the run's config (default: all "
+                        "cores with --executor local, --cpus-per-run with --executor ray)")
+
+
+def add_executor_flags(p: argparse.ArgumentParser) -> None:
+    """``--executor local|ray``, ``--ray-address``, ``--cpus-per-run``, ``--gpus-per-run``."""
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where runs execute: local (one after another in this process) or ray (one Ray task "
+                        "per run; needs the distributed extra) (default: local)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="join this Ray cluster, e.g. auto or HEAD_IP:6379 (default: start a local Ray with "
+                        "this machine's cores)")
+    p.add_argument("--cpus-per-run", type=float_range(0.0, 4096.0), default=1.0, metavar="N",
+                   help="CPUs each Ray task declares; also its torch threads unless --threads (default: 1)")
+    p.add_argument("--gpus-per-run", type=float_range(0.0, 64.0, lo_open=False), default=0.0, metavar="N",
+                   help="GPUs each Ray task declares (default: 0)")
 
 
 def add_dataset_flags(p: argparse.ArgumentParser, deprecated: tuple[str, ...] = ()) -> None:

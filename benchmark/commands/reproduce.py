@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from fc4dfs.datasets.storage import progress_enabled
 
     from fc4dfs.benchmark.commands.flags import dataset_options
-    from fc4dfs.benchmark.commands.run import setup_threads
+    from fc4dfs.benchmark.commands.run import executor_for, setup_threads
+    from fc4dfs.benchmark.executor import threads_for
     from fc4dfs.benchmark.errors import UserError, writable_dir, writable_file
     from fc4dfs.benchmark.reproduce import reproduce
 
@@ -50,11 +51,14 @@ def run(args: argparse.Namespace) -> int:
     writable_dir(report_dir, "--report-dir")
     if args.leaderboard is not None:
         writable_file(args.leaderboard, "--leaderboard")
+    executor = executor_for(args)
+    threads = threads_for(args.executor, args.threads, args.cpus_per_run)
     setup_threads(args.threads)
     path = reproduce(args.dataset, args.budget, args.out, report_dir, seeds, device=args.device,
                      dataset_options=dataset_options(args), tables=tables,
                      progress=progress_enabled(),
-                     retrain_classifier=args.retrain_classifier, leaderboard=args.leaderboard)
+                     retrain_classifier=args.retrain_classifier, leaderboard=args.leaderboard,
+                     executor=executor, threads=threads)
     print(path.read_text())
     print(f"report: {path}")
     return 0

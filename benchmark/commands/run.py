@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from fc4dfs.benchmark.commands.flags import (add_component_opts, add_dataset_flags, add_device, add_seed,
-                                             add_threads, dataset_options)
+from fc4dfs.benchmark.commands.flags import (add_component_opts, add_dataset_flags, add_device, add_executor_flags,
+                                             add_seed, add_threads, dataset_options)
 from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD, DEFAULT_OUT
 
-__all__ = ["add_common", "add_parser", "dataset_options", "run", "setup_threads"]
+__all__ = ["add_common", "add_parser", "add_run_flags", "dataset_options", "execute_configs", "executor_for",
+           "run", "run_config", "setup_threads"]
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
-    """Flags shared by ``run`` and ``reproduce``."""
+    """Flags shared by ``run``, ``sweep`` and ``reproduce``."""
     p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
     p.add_argument("--budget", default="quick", choices=["smoke", "quick", "paper"],
                    help="training budget: smoke, quick or paper (default: quick)")
@@ -25,13 +27,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="override one hyper-parameter of the budget, e.g. epochs=5, repeatable (default: none)")
     p.add_argument("--retrain-classifier", action="store_true", help="retrain the cached expression classifiers")
     add_threads(p)
+    add_executor_flags(p)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> list[str]:
-    p = sub.add_parser("run", help="run one protocol for a generator/decoder on a dataset",
-                       description="Train what needs training, evaluate, print the result table, append rows to "
-                                   "the leaderboard and write the run directory (config, record, metrics, "
-                                   "checkpoints, examples).")
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of one run's configuration (``run`` and ``sweep``)."""
     p.add_argument("--gen", help="generator name (default: none; the protocol says whether it needs one)")
     p.add_argument("--dec", help="decoder name (default: none; the protocol says whether it needs one)")
     p.add_argument("--pipeline", help="direct pipeline name, in place of --gen and --dec (neutral mesh + label "
@@ -48,6 +48,14 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
                    help="evaluator file (`fc4dfs-bench evaluator train`) scoring CA, CA (mesh) and FID (default: "
                         "the one shipped for this dataset version, else classifiers trained through the store)")
     add_common(p)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> list[str]:
+    p = sub.add_parser("run", help="run one protocol for a generator/decoder on a dataset",
+                       description="Train what needs training, evaluate, print the result table, append rows to "
+                                   "the leaderboard and write the run directory (config, record, metrics, "
+                                   "checkpoints, examples). With --seeds, one run per seed, on --executor.")
+    add_run_flags(p)
     return ["run"]
 
 
@@ -58,13 +66,42 @@ def setup_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def run(args: argparse.Namespace) -> int:
-    from fc4dfs.datasets.storage import progress_enabled
-
+def run_config(args: argparse.Namespace, seed: int, **options: dict[str, Any]) -> Any:
+    """The RunConfig of ``args`` at ``seed``; ``options`` (e.g. ``generator_options``) overlay the flags'."""
     from fc4dfs.benchmark.config import RunConfig, parse_options
+    from fc4dfs.benchmark.executor import threads_for
+
+    given = {"generator_options": parse_options(args.gen_opt, "--gen-opt"),
+             "decoder_options": parse_options(args.dec_opt, "--dec-opt"),
+             "dataset_options": dataset_options(args),
+             "protocol_options": parse_options(args.protocol_opt, "--protocol-opt"),
+             "budget_overrides": parse_options(args.budget_opt, "--budget-opt"),
+             "pipeline_options": parse_options(args.pipeline_opt, "--pipeline-opt")}
+    for key, extra in options.items():
+        given[key] = {**given[key], **extra}
+    return RunConfig(protocol=args.protocol, dataset=args.dataset, generator=args.gen, decoder=args.dec,
+                     budget=args.budget, seed=seed, device=args.device, pipeline=args.pipeline,
+                     threads=threads_for(args.executor, args.threads, args.cpus_per_run), **given)
+
+
+def executor_for(args: argparse.Namespace, stop_on_error: bool = False) -> Any:
+    from fc4dfs.benchmark.executor import make_executor
+
+    return make_executor(args.executor, args.ray_address, args.cpus_per_run, args.gpus_per_run,
+                         stop_on_error=stop_on_error)
+
+
+def execute_configs(args: argparse.Namespace, configs: list[Any], desc: str, labels: list[str] | None = None) -> dict:
+    """Validate every config (bad input fails here, before any run), then execute them on ``--executor``.
+
+    Returns the outcomes by run id. With the local executor a failing run stops the command as a
+    single ``run`` always has; with Ray the other runs go on and failures are reported at the end.
+    """
+    from fc4dfs.benchmark.config import validate_options
     from fc4dfs.benchmark.errors import UserError, writable_dir, writable_file
-    from fc4dfs.benchmark.report import print_result
-    from fc4dfs.benchmark.runner import execute
+    from fc4dfs.benchmark.executor import Job, Settings
+    from fc4dfs.datasets.storage import progress_enabled
+    from fc4dfs.plugins.manager import registry
 
     writable_dir(args.out, "--out")
     writable_file(args.leaderboard, "--leaderboard")
@@ -74,21 +111,35 @@ def run(args: argparse.Namespace) -> int:
         if not args.evaluator.is_file():
             raise UserError(f"--evaluator {args.evaluator}: no such file")
         read_header(args.evaluator)  # not an evaluator file: refused before any work
+    reg = registry()
+    for config in configs:
+        for kind in ("generator", "decoder", "pipeline", "dataset"):
+            if getattr(config, kind):
+                reg.get(kind, getattr(config, kind))
+        validate_options(reg, config)
     setup_threads(args.threads)
-    seeds = args.seeds or [args.seed]
+    executor = executor_for(args, stop_on_error=True)
     progress = progress_enabled()
-    for seed in seeds:
-        config = RunConfig(protocol=args.protocol, dataset=args.dataset, generator=args.gen, decoder=args.dec,
-                           budget=args.budget, seed=seed, device=args.device,
-                           generator_options=parse_options(args.gen_opt, "--gen-opt"),
-                           decoder_options=parse_options(args.dec_opt, "--dec-opt"),
-                           dataset_options=dataset_options(args),
-                           protocol_options=parse_options(args.protocol_opt, "--protocol-opt"),
-                           budget_overrides=parse_options(args.budget_opt, "--budget-opt"),
-                           pipeline=args.pipeline,
-                           pipeline_options=parse_options(args.pipeline_opt, "--pipeline-opt"))
-        result = execute(config, out_dir=args.out, leaderboard=args.leaderboard, resume=args.resume,
-                         force=args.force, progress=progress, retrain_classifier=args.retrain_classifier,
-                         evaluator=args.evaluator)
-        print_result(result)
-    return 0
+    settings = Settings(args.out, args.leaderboard, resume=args.resume, force=args.force,
+                        retrain_classifier=args.retrain_classifier, progress=progress,
+                        quiet=len(configs) > 1 or args.executor != "local", evaluator=args.evaluator)
+    jobs = [Job(c, (labels or [""] * len(configs))[i]) for i, c in enumerate(configs)]
+    return executor.run(jobs, settings, desc=desc)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from fc4dfs.benchmark.report import print_result
+
+    configs = [run_config(args, seed) for seed in args.seeds or [args.seed]]
+    outcomes = execute_configs(args, configs, "run")
+    failed = 0
+    for config in configs:
+        out = outcomes[config.run_id]
+        if out.ok:
+            print_result(out.result)
+        else:
+            failed += 1
+            print(f"run {config.run_id} failed: {out.error}", file=sys.stderr)
+    return 1 if failed else 0

@@ -39,6 +39,11 @@ class DecoderCV(Protocol):
                                  f"0 .. {opts['folds'] - 1} (folds={opts['folds']})")
         return opts
 
+    def planned_fits(self, ctx: RunContext) -> list[tuple[str, list[str]]]:
+        only = ctx.option("only_folds")
+        folds = ctx.dataset.folds(int(ctx.option("folds")))
+        return [("decoder", list(train)) for fold, (train, _) in enumerate(folds) if only is None or fold in only]
+
     def run(self, ctx: RunContext) -> list[ResultRow]:
         k = int(ctx.option("folds"))
         only = ctx.option("only_folds")

@@ -38,6 +38,10 @@ class EndToEnd(Protocol):
     }
     runs_pipelines: ClassVar[bool] = True
 
+    def planned_fits(self, ctx: RunContext) -> list[tuple[str, list[str]]]:
+        train_ids = list(ctx.dataset.generator_split()[0])
+        return [("generator", train_ids), ("decoder", train_ids)]
+
     def run(self, ctx: RunContext) -> list[ResultRow]:
         ds = ctx.dataset
         train_ids, test_ids = ds.generator_split()

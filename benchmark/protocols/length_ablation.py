@@ -30,6 +30,10 @@ class LengthAblation(Protocol):
                                  many=True),
     }
 
+    def planned_fits(self, ctx: RunContext) -> list[tuple[str, list[str]]]:
+        train_ids = list(ctx.dataset.generator_split()[0])
+        return [("generator", train_ids), ("decoder", train_ids)]
+
     def run(self, ctx: RunContext) -> list[ResultRow]:
         lengths = [int(x) for x in ctx.option("lengths")]
         ds = ctx.dataset
