@@ -141,9 +141,13 @@ def shared_components(jobs: Sequence[Job], reg: Any) -> tuple[list[ComponentTask
             datasets[dkey] = load_dataset(cfg.dataset, cfg.dataset_options, reg)
         ctx = RunContext(cfg, reg, datasets[dkey], Path("."), progress=False,
                          options=validate_options(reg, cfg))
+        try:
+            planned = [(kind, train_ids, ctx.make(kind)) for kind, train_ids in protocol.planned_fits(ctx)]
+        except Exception:  # noqa: BLE001 - the run itself fails the same way and records why
+            planned = []
         keys = []
-        for kind, train_ids in protocol.planned_fits(ctx):
-            key = store_key(ctx.make(kind), ctx.dataset.fingerprint, train_ids, ctx.budget, cfg.seed)
+        for kind, train_ids, component in planned:
+            key = store_key(component, ctx.dataset.fingerprint, train_ids, ctx.budget, cfg.seed)
             found.setdefault(key, ComponentTask(key, kind, cfg, tuple(train_ids)))
             users.setdefault(key, set()).add(cfg.run_id)
             keys.append(key)

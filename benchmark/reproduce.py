@@ -25,7 +25,7 @@ import numpy as np
 
 from fc4dfs.benchmark import paper_tables as paper
 from fc4dfs.benchmark.config import RunConfig
-from fc4dfs.benchmark.runner import RunResult, execute
+from fc4dfs.benchmark.runner import RunResult
 from fc4dfs.datasets.storage import atomic_write_json, atomic_write_text
 from fc4dfs.plugins.contracts import ResultRow
 from fc4dfs.plugins.manager import Registry, registry as global_registry

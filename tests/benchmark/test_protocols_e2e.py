@@ -48,11 +48,12 @@ def test_length_ablation_honours_lengths(with_generator, tmp_path: Path):
 
 def test_reproduce_resumes_after_an_interruption(with_generator, tmp_path: Path, monkeypatch):
     from fc4dfs.benchmark import reproduce as rp
+    from fc4dfs.benchmark import runner
 
     reg = with_generator
     reg._specs["generator"] = {"nn_retrieval": reg.get("generator", "nn_retrieval")}
     reg._specs["decoder"] = {"sgd_linear": reg.get("decoder", "sgd_linear")}
-    real = rp.execute
+    real = runner.execute
     calls = {"n": 0}
 
     def flaky(config, **kw):
@@ -61,13 +62,13 @@ def test_reproduce_resumes_after_an_interruption(with_generator, tmp_path: Path,
             raise KeyboardInterrupt
         return real(config, **kw)
 
-    monkeypatch.setattr(rp, "execute", flaky)
+    monkeypatch.setattr(runner, "execute", flaky)
     kw = dict(dataset="tiny", budget="smoke", out_dir=tmp_path / "runs", report_dir=tmp_path / "report",
               seeds=[0, 1], tables=("2", "3"), progress=False, reg=reg, log=lambda s: None,
               dataset_options={})
     with pytest.raises(KeyboardInterrupt):
         rp.reproduce(**kw)
-    monkeypatch.setattr(rp, "execute", real)
+    monkeypatch.setattr(runner, "execute", real)
     finished_before = {p.parent.name for p in (tmp_path / "runs").glob("*/record.json")}
     assert len(finished_before) == 1
     path = rp.reproduce(**kw)
