@@ -21,5 +21,6 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     "${PIP[@]}" install "torch==${TORCH_VERSION}"
   fi
 fi
-"${PIP[@]}" install -e ".[test]"
+# distributed: Ray, so that the --executor ray tests run (about 35 s and 240 MB more)
+"${PIP[@]}" install -e ".[test,distributed]"
 "${PIP[@]}" install -e examples/fc4dfs-nn-baseline
