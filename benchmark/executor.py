@@ -26,7 +26,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -293,6 +293,8 @@ class RayExecutor:
         from fc4dfs.plugins.manager import registry
 
         ray = self._init()
+        # workers may start in another folder (a cluster's `ray start`): they get the absolute runs folder
+        settings = replace(settings, out_dir=Path(settings.out_dir).resolve())
         unique = _dedupe(jobs)
         reused, todo = [], []
         for job in unique:
@@ -330,7 +332,10 @@ class RayExecutor:
         finally:
             progress.close()
         for key, ref in component_refs.items():
-            err = ray.get(ref) if not pending else None
+            try:
+                err = ray.get(ref)
+            except Exception as e:  # noqa: BLE001 - its worker died; the runs trained it themselves
+                err = f"{type(e).__name__}: {e}"
             if err:
                 log(f"warning: shared component {key} failed to train once for all; its runs trained it: "
                     f"{err.splitlines()[0]}")
