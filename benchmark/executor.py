@@ -10,8 +10,8 @@ Task graph: a component that several runs of the plan train identically (same co
 training identities, budget and seed, e.g. the decoder of twelve Table 1 rows) is trained once by a
 component task, through the same content-addressed component store as :meth:`RunContext.fit`; the
 runs that need it are submitted with that task as a dependency, so Ray starts them only after it.
-A component task never fails its runs: on error it reports and the run trains the component itself
-(and records the error in its run folder if it fails again).
+A component task that raises does not fail its runs: it returns the error (a warning at the end) and
+each run trains the component itself, recording the error in its run folder if it fails again.
 
 Who writes what: workers write the run folders (``OUT/<run_id>/`` and the component store), so
 ``OUT`` must be one folder every worker and the driver see (a shared filesystem on a cluster); the
