@@ -76,6 +76,8 @@ class Settings:
     progress: bool = True
     #: False: each run's own messages (stderr) and training bars are shown, as a single ``run`` shows them
     quiet: bool = True
+    #: the evaluator file scoring CA, CA (mesh) and FID (``run --evaluator``; None: the default)
+    evaluator: Path | None = None
 
 
 def run_one(job: Job, settings: Settings, *deps: Any, keep_exception: bool = False, reg: Any = None) -> Outcome:
@@ -89,7 +91,8 @@ def run_one(job: Job, settings: Settings, *deps: Any, keep_exception: bool = Fal
         out.result = runner.execute(job.config, out_dir=settings.out_dir, leaderboard=None, resume=settings.resume,
                                     force=settings.force, progress=settings.progress and not settings.quiet,
                                     render=job.render, retrain_classifier=settings.retrain_classifier, reg=reg,
-                                    log=(lambda s: None) if settings.quiet else _stderr)
+                                    log=(lambda s: None) if settings.quiet else _stderr,
+                                    evaluator=settings.evaluator)
         out.rows = list(out.result.record.get("rows_flat", []))
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -294,7 +297,8 @@ class RayExecutor:
 
         ray = self._init()
         # workers may start in another folder (a cluster's `ray start`): they get the absolute runs folder
-        settings = replace(settings, out_dir=Path(settings.out_dir).resolve())
+        settings = replace(settings, out_dir=Path(settings.out_dir).resolve(),
+                           evaluator=Path(settings.evaluator).resolve() if settings.evaluator else None)
         unique = _dedupe(jobs)
         reused, todo = [], []
         for job in unique:
