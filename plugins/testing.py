@@ -84,23 +84,28 @@ def _expect_raises(excs: tuple[type[BaseException], ...], fn: Callable[[], Any],
     raise AssertionError(f"{what} was accepted; expected one of {[e.__name__ for e in excs]}")
 
 
+def _smoke_fit(kind: str, cls: type, options: dict | None, dataset: Dataset | None,
+               budget: Budget | None) -> tuple[Report, Dataset, Callable[[int], Any]]:
+    """The start of a trained component's check: its report, the data, and ``fit(seed)`` on the generator
+    split's training identities at ``budget`` (default smoke)."""
+    ds = dataset or tiny_dataset()
+    budget = budget or Budget("smoke")
+    train = ds.subset(ds.generator_split()[0])
+
+    def fit(seed: int) -> Any:
+        component = cls(**(options or {}))
+        component.fit(train, budget, seed=seed, device="cpu", progress=False)
+        return component
+
+    return Report(f"{kind} {getattr(cls, 'name', cls)}"), ds, fit
+
+
 # --------------------------------------------------------------------------- generators
 def check_generator(cls: type[Generator], options: dict | None = None, dataset: Dataset | None = None,
                     budget: Budget | None = None) -> Report:
     """Train ``cls`` at the smoke budget and check the Generator contract."""
-    options = options or {}
-    ds = dataset or tiny_dataset()
-    budget = budget or Budget("smoke")
-    rep = Report(f"generator {getattr(cls, 'name', cls)}")
-    train_ids, _ = ds.generator_split()
-    train = ds.subset(train_ids)
+    rep, ds, fit = _smoke_fit("generator", cls, options, dataset, budget)
     meshes, nlm, labels, _ = _test_batch(ds)
-
-    def fit(seed: int) -> Generator:
-        g = cls(**options)
-        g.fit(train, budget, seed=seed, device="cpu", progress=False)
-        return g
-
     g = rep.check("fit at smoke budget", lambda: fit(0))
     if g is None:
         return rep.raise_if_failed()
@@ -231,19 +236,8 @@ def check_decoder(cls: type[Decoder], options: dict | None = None, dataset: Data
 def check_pipeline(cls: type[Pipeline], options: dict | None = None, dataset: Dataset | None = None,
                    budget: Budget | None = None) -> Report:
     """Train ``cls`` at the smoke budget and check the Pipeline contract (and each control it declares)."""
-    options = options or {}
-    ds = dataset or tiny_dataset()
-    budget = budget or Budget("smoke")
-    rep = Report(f"pipeline {getattr(cls, 'name', cls)}")
-    train_ids, _ = ds.generator_split()
-    train = ds.subset(train_ids)
+    rep, ds, fit = _smoke_fit("pipeline", cls, options, dataset, budget)
     meshes, _, labels, _ = _test_batch(ds)
-
-    def fit(seed: int) -> Pipeline:
-        p = cls(**options)
-        p.fit(train, budget, seed=seed, device="cpu", progress=False)
-        return p
-
     p = rep.check("fit at smoke budget", lambda: fit(0))
     if p is None:
         return rep.raise_if_failed()
