@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+from types import ModuleType
 from typing import NoReturn, Sequence
 
 from fc4dfs.benchmark.commands import COMMANDS
@@ -53,19 +54,39 @@ def _walk(parser: argparse.ArgumentParser):
                 yield from _walk(child)
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command a command line names: its first word that is not a flag (global flags take no value)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """The parser of ``fc4dfs-bench`` and the module that runs each command.
+
+    Without ``argv`` every command's parser is built. With ``argv`` only the module of the command
+    it names is imported; every other command gets a bare parser with its help line, which is all
+    the top-level help and the refusal of an unknown command need (so ``--help`` imports no command).
+    """
     parser = Parser(prog=PROG, formatter_class=HelpFormatter,
                     description="Model zoo and benchmark suite for 4D facial expression synthesis.")
     for flag, help_ in GLOBAL_FLAGS.items():
         parser.add_argument(flag, action="store_true", help=help_)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    handlers: dict[str, object] = {}
-    for name in COMMANDS:
+    wanted = set(COMMANDS) if argv is None else {_command_in(argv)}
+    handlers: dict[str, ModuleType] = {}
+    for name, (module, help_) in COMMANDS.items():
+        if name not in wanted:
+            sub.add_parser(name, help=help_)
+            continue
         try:
-            mod = importlib.import_module(f"fc4dfs.benchmark.commands.{name}")
+            mod = importlib.import_module(f"fc4dfs.benchmark.commands.{module}")
         except ModuleNotFoundError as e:
-            if e.name == f"fc4dfs.benchmark.commands.{name}":
+            if e.name == f"fc4dfs.benchmark.commands.{module}":
                 continue
             raise
         for cmd in mod.add_parser(sub) or []:
@@ -86,7 +107,7 @@ def _lock_timeout(e: BaseException) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, handlers = build_parser()
+    parser, handlers = build_parser(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or a refused command line (2, message already printed)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -62,6 +61,8 @@ def one_line(e: BaseException) -> str:
 
 def _probe_dir(folder: Path) -> None:
     """Create and delete a temporary file in the existing ``folder`` (raises OSError if it cannot)."""
+    import tempfile
+
     fd, name = tempfile.mkstemp(prefix=".fc4dfs-probe-", dir=folder)
     os.close(fd)
     os.unlink(name)

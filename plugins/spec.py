@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -89,31 +90,49 @@ class ComponentSpec:
         return obj
 
 
+#: a top-level ``class NAME`` or ``def NAME`` line
+_DEFINITION = re.compile(r"^(class|def)[ \t]+(\w+)", re.MULTILINE)
+#: a line that assigns an attribute of a top-level name (``factory.version = ...``)
+_ATTRIBUTE_ASSIGNED = re.compile(r"^(\w+)[ \t]*\.", re.MULTILINE)
+#: an indented line that assigns ``version``
+_VERSION_LINE = re.compile(r"^[ \t]+version\b[^\n]*\n?", re.MULTILINE)
+
+
 def _static_version(module: str, attr: str) -> tuple[bool, str | None]:
     """``(True, version)`` when ``module``'s source alone settles the target's version: a string literal
     assigned to ``version`` in the body of top-level class ``attr``, or None for a top-level function
     ``attr`` to which nothing is assigned; ``(False, None)`` when only importing can tell (inherited or
-    computed versions)."""
+    computed versions).
+
+    Only the class from its ``class`` line to its first ``version`` line is parsed, not the module:
+    listing the components reads a few lines per target.
+    """
     try:
         found = importlib.util.find_spec(module)
         origin = found.origin if found else None
         if not origin or not origin.endswith(".py"):
             return False, None
         with open(origin, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), origin)
+            source = f.read()
     except Exception:  # noqa: BLE001 - importing reports the problem
         return False, None
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == attr:
-            for stmt in node.body:
-                value = _assigned(stmt, lambda t: isinstance(t, ast.Name) and t.id == "version")
-                if isinstance(value, ast.Constant) and isinstance(value.value, str):
-                    return True, value.value
-            return False, None
-        if isinstance(node, ast.FunctionDef) and node.name == attr:
-            assigned = any(_assigned(stmt, lambda t: isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
-                                     and t.value.id == attr) is not None for stmt in tree.body)
-            return (False, None) if assigned else (True, None)
+    head = next((m for m in _DEFINITION.finditer(source) if m.group(2) == attr), None)
+    if head is None:
+        return False, None
+    if head.group(1) == "def":
+        assigned = any(m.group(1) == attr for m in _ATTRIBUTE_ASSIGNED.finditer(source))
+        return (False, None) if assigned else (True, None)
+    line = _VERSION_LINE.search(source, head.end())
+    if line is None:
+        return False, None
+    try:  # the class up to that line; a line inside a string or a method does not parse, or not as the class's
+        node = ast.parse(source[head.start():line.end()]).body[0]
+    except (SyntaxError, IndexError):
+        return False, None
+    for stmt in getattr(node, "body", []):
+        value = _assigned(stmt, lambda t: isinstance(t, ast.Name) and t.id == "version")
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return True, value.value
     return False, None
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fc4dfs.benchmark.commands import HELP
+
 
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:
-    p = sub.add_parser("check", help="run the conformance kit on a registered component",
+    p = sub.add_parser("check", help=HELP["check"],
                        description="Train the component at the smoke budget on the kit's tiny dataset and check "
                                    "its contract (shapes, dtypes, units, determinism, save/load, topology refusal).")
     g = p.add_mutually_exclusive_group(required=True)

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fc4dfs.benchmark.commands import HELP
 from fc4dfs.benchmark.commands.flags import add_dataset_flags, dataset_options, first_identity, int_range
 from fc4dfs.benchmark.errors import UserError
 
@@ -20,7 +21,7 @@ SKIN = (0.93, 0.78, 0.68)
 
 
 def add_parser(subparsers: Any) -> list[str]:
-    p = subparsers.add_parser("dataset", help="look at a dataset: render a PNG or print a summary",
+    p = subparsers.add_parser("dataset", help=HELP["dataset"],
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
     sub.required = True

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fc4dfs.benchmark.commands import HELP
 from fc4dfs.benchmark.commands.flags import add_dataset_flags, add_seed, add_threads, dataset_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:
-    p = sub.add_parser("evaluator", help="train or inspect a frozen evaluator (the CA / CA (mesh) / FID classifiers)")
+    p = sub.add_parser("evaluator", help=HELP["evaluator"])
     esub = p.add_subparsers(dest="action", metavar="ACTION")
     esub.required = True
     t = esub.add_parser("train", help="train both classifiers on a dataset's generator-training identities and "

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fc4dfs.benchmark.commands import HELP
 from fc4dfs.benchmark.commands.flags import (FPS_MAX, LENGTH_MAX, add_component_opts, add_dataset_flags, add_device,
                                              add_seed, dataset_options, first_identity, float_range, int_range)
 from fc4dfs.benchmark.errors import UserError, writable_dir
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p = subparsers.add_parser(
-        "generate", help="generate one expression sequence and export it (PLY, OBJ, NPZ, GLB, preview)",
+        "generate", help=HELP["generate"],
         description="Generate a 4D expression: neutral face + label + length -> mesh sequence, written as "
                     "per-frame PLY and OBJ, one NPZ, a glTF 2.0 .glb morph-target animation (Blender, three.js, "
                     "game engines) and a preview strip + GIF. Components are loaded from --run or trained "

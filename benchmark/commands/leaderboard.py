@@ -4,17 +4,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fc4dfs.benchmark.commands import HELP
 from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD
 
 
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:
-    p = sub.add_parser("leaderboard", help="show, publish or rebuild the leaderboard")
+    p = sub.add_parser("leaderboard", help=HELP["leaderboard"])
     lsub = p.add_subparsers(dest="action", metavar="ACTION")
     lsub.required = True
     for action, help_ in (("show", "mean and 95 % CI over seeds, ranked per table of comparable rows"),
                           ("publish", "write markdown and a self-contained HTML page into leaderboard/"),
                           ("rebuild", "re-derive the CSV from the run records under a runs directory")):
-        a = lsub.add_parser(action, help=help_, description=help_)
+        a = lsub.add_parser(action, help=help_.replace("%", "%%"), description=help_)  # help is %-formatted
         a.add_argument("--leaderboard", type=Path, default=DEFAULT_LEADERBOARD,
                        help=f"leaderboard CSV (default: {DEFAULT_LEADERBOARD})")
         if action != "rebuild":

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 
+from fc4dfs.benchmark.commands import HELP
+
 KIND_OF = {"generators": "generator", "decoders": "decoder", "pipelines": "pipeline", "datasets": "dataset", "metrics": "metric",
            "protocols": "protocol"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:
-    p = sub.add_parser("list", help="list registered components or plugins",
+    p = sub.add_parser("list", help=HELP["list"],
                        description="List registered components (name, version, provider, description) "
                                    "or plugin distributions with any load failure.")
     p.add_argument("what", nargs="?", default="all", choices=["all", *KIND_OF, "plugins"])

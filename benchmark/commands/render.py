@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fc4dfs.benchmark.commands import HELP
 from fc4dfs.benchmark.commands.flags import float_range, int_range
 from fc4dfs.benchmark.errors import UserError, writable_dir, writable_file
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p = subparsers.add_parser(
-        "render", help="render a run's examples: strips, error heatmaps, GIF/MP4 animations",
+        "render", help=HELP["render"],
         description="Render the evaluated test sequences a run saved (RUN_DIR/examples.npz): ground truth "
                     "beside the prediction over evenly spaced frames, per-vertex error heatmaps on a shared "
                     "mm scale, and an animation. With several RUN_DIRs and --compare, draw one FC-4DFS "

@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fc4dfs.benchmark.commands import HELP
+
 
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:
     from fc4dfs.benchmark.commands.flags import seeds_type
     from fc4dfs.benchmark.commands.run import add_common
 
-    p = sub.add_parser("reproduce", help="reproduce FC-4DFS Tables 1-4 on a dataset and judge each claim",
+    p = sub.add_parser("reproduce", help=HELP["reproduce"],
                        description="Run Table 1 (e2e), Table 2 (decoder-cv), Table 3 (length-ablation) and "
                                    "Table 4 (alpha sweep) with every registered component, resuming finished runs, "
                                    "then write leaderboard/<dataset>/ CSV and a markdown report.")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fc4dfs.benchmark.commands import HELP
 from fc4dfs.benchmark.commands.flags import FPS_MAX, add_dataset_flags, add_device, add_seed, dataset_options, \
     float_range
 from fc4dfs.benchmark.errors import UserError, writable_dir
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p = subparsers.add_parser(
-        "retarget", help="transfer an expression sequence from one face to another (any topology)",
+        "retarget", help=HELP["retarget"],
         description="Expression transfer: the landmark motion of --source (identity-normalised) drives the "
                     "face --to through a trained decoder; written like generate's output (PLY, OBJ, NPZ, GLB).")
     p.add_argument("--source", type=Path, required=True, metavar="SEQ",

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fc4dfs.benchmark.commands import HELP
 from fc4dfs.benchmark.commands.flags import (add_component_opts, add_dataset_flags, add_device, add_executor_flags,
                                              add_seed, add_threads, dataset_options)
 from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD, DEFAULT_OUT
@@ -51,7 +52,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:
-    p = sub.add_parser("run", help="run one protocol for a generator/decoder on a dataset",
+    p = sub.add_parser("run", help=HELP["run"],
                        description="Train what needs training, evaluate, print the result table, append rows to "
                                    "the leaderboard and write the run directory (config, record, metrics, "
                                    "checkpoints, examples). With --seeds, one run per seed, on --executor.")

@@ -13,6 +13,8 @@ import itertools
 import json
 from typing import Any
 
+from fc4dfs.benchmark.commands import HELP
+
 #: grid prefix -> (RunConfig field, the flag it stands for)
 GRID_FIELDS = {
     "gen_opt": ("generator_options", "--gen-opt"),
@@ -27,7 +29,7 @@ GRID_FIELDS = {
 def add_parser(sub: argparse._SubParsersAction) -> list[str]:
     from fc4dfs.benchmark.commands.run import add_run_flags
 
-    p = sub.add_parser("sweep", help="run a protocol over a grid of options and seeds",
+    p = sub.add_parser("sweep", help=HELP["sweep"],
                        description="One run per point of the --grid product and per seed (finished runs are "
                                    "reused), on --executor; prints the primary metric of each point.")
     p.add_argument("--grid", action="append", required=True, metavar="FLAG.KEY=V1,V2,...",

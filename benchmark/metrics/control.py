@@ -60,6 +60,7 @@ class _IntensityMetric(Metric):
 
 class IntensityR2(_IntensityMetric):
     name: ClassVar[str] = "intensity_r2"
+    version: ClassVar[str] = "1"
     description: ClassVar[str] = ("R^2 of generated apex displacement magnitude (relative to the real one) "
                                   "against requested intensity")
     direction: ClassVar[str] = "higher"
@@ -72,6 +73,7 @@ class IntensityR2(_IntensityMetric):
 
 class IntensitySlopeError(_IntensityMetric):
     name: ClassVar[str] = "intensity_slope_err"
+    version: ClassVar[str] = "1"
     description: ClassVar[str] = ("|slope - 1| of generated apex displacement magnitude (relative to the real "
                                   "one) against requested intensity")
     direction: ClassVar[str] = "lower"
@@ -93,6 +95,7 @@ def timing_errors(item: EvalItem) -> dict[str, float]:
 
 class TimingError(Metric):
     name: ClassVar[str] = "timing_err"
+    version: ClassVar[str] = "1"
     description: ClassVar[str] = ("Frames between requested and generated onset/apex/offset, measured from the "
                                   "displacement curve")
     unit: ClassVar[str] = "frames"

@@ -158,7 +158,22 @@ def test_listing_imports_no_model_code():
     import sys
 
     code = ("import sys; from fc4dfs.benchmark.cli import main; main(['list']); "
-            "heavy=[m for m in sys.modules if m.startswith(('fc4dfs.zoo.generators.', 'fc4dfs.zoo.decoders.'))]; "
+            "heavy=[m for m in sys.modules if m.startswith(('fc4dfs.zoo.generators.', 'fc4dfs.zoo.decoders.')) "
+            "or m.split('.')[0] in ('numpy', 'torch', 'pandas', 'scipy')]; "
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
+
+
+def test_top_level_help_imports_no_command_module():
+    """``--help`` is built from the command table alone; a command line imports its own command's module only."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fc4dfs.benchmark.cli import main; main(sys.argv[1:]); "
+            "print('LOADED', sorted(m for m in sys.modules if m.startswith('fc4dfs.benchmark.commands.') "
+            "or m.split('.')[0] in ('numpy', 'torch', 'pandas')))")
+    for argv, loaded in ((["--help"], []), (["--no-progress", "leaderboard", "--help"],
+                                             ["fc4dfs.benchmark.commands.leaderboard"])):
+        res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
+        assert f"LOADED {loaded}" in res.stdout, (argv, res.stdout[-300:])
