@@ -259,18 +259,30 @@ def _ascii_blocks(data: memoryview, header: PlyHeader, path, stop_after: str | N
     return blocks
 
 
+def _parse_ascii(text: bytes, dtype: type) -> np.ndarray | None:
+    """The whitespace-separated numbers of ``text`` as ``dtype``, or None when a token is not one."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)  # numpy warns, then stops early, on bad text
+            return np.fromstring(text, dtype=dtype, sep=" ")
+    except (ValueError, DeprecationWarning):
+        return None
+
+
 def _ascii_rows(data, block: _Block, path) -> np.ndarray | None:
-    """``[count, tokens]`` float64 when every row has the same token count, else None."""
+    """``[count, tokens]`` when every row has the same token count, else None: int64 when every property
+    of the element is an integer (face lists: parsed about 5x faster than as floats), else float64."""
     el = block.element
     if block.rows is not None:
         return block.rows
     text = bytes(data[block.start:block.stop])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", DeprecationWarning)  # numpy warns, then stops early, on bad text
-            flat = np.fromstring(text, dtype=np.float64, sep=" ")
-    except (ValueError, DeprecationWarning):
-        raise PlyError(f"{path}: malformed PLY data in element '{el.name}' (non-numeric text)") from None
+    integer = all(np.dtype(p.dtype).kind in "iu" and np.dtype(p.count_dtype or "i4").kind in "iu"
+                  for p in el.properties)
+    flat = _parse_ascii(text, np.int64) if integer else None
+    if flat is None:  # real-valued properties, or integers written as "3.0"
+        flat = _parse_ascii(text, np.float64)
+    if flat is None:
+        raise PlyError(f"{path}: malformed PLY data in element '{el.name}' (non-numeric text)")
     if el.count == 0:
         block.rows = flat.reshape(0, 0)
         return block.rows
