@@ -89,6 +89,25 @@ def test_network_rollout_equals_step_by_step_cell(freq):
     assert torch.allclose(got, torch.stack(expect, 1), atol=1e-10)
 
 
+@pytest.mark.parametrize("steps", [2, 9])
+def test_rollout_without_autograd_equals_the_autograd_rollout(steps):
+    """Inference reuses buffers across steps; it must give the training rollout's values, and training
+    must still backpropagate through every step."""
+    torch.manual_seed(3)
+    net = FCLSTMNet(5, 3, identity_dims=3, hidden=6, feat_dim=4, freq=True, pe_dim=8, freq_dim=3,
+                    pe_base=10000.0).double()
+    args = (torch.randn(4, 3, dtype=torch.float64), torch.tensor([0, 2, 1, 0]), torch.tensor([7, 12, 9, 9]),
+            torch.tensor([30.0, 20.0, 25.0, 30.0]), steps)
+    trained = net(*args)
+    trained.square().sum().backward()
+    if steps > 2:  # from step 2 on every weight takes part
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    with torch.no_grad():
+        inferred = net(*args)
+    assert inferred.shape == trained.shape == (4, steps, 15)
+    assert torch.allclose(inferred, trained.detach(), atol=1e-12), (inferred - trained).abs().max()
+
+
 def test_relative_positions_eq5():
     lengths = torch.tensor([5, 3])
     fps = torch.tensor([10.0, 60.0])

@@ -114,25 +114,51 @@ class FCLSTMNet(SequenceModel):
             assert cell.weight_freq is not None
             fq = self.frequency(lengths, fps, steps).transpose(0, 1).contiguous()  # [S, B, Fq]
             w_fq = cell.weight_freq.t()
-        w_x = cell.weight_x.t()
+        # the candidate's rows doubled (exact in floating point): with tanh(a) = 2 sigmoid(2a) - 1 one
+        # sigmoid serves all four gates, and tanh(y_t) is a sigmoid too (torch's tanh costs ~10x more)
+        double = torch.ones(4 * hs_, 1, dtype=dt, device=neutral_n.device)
+        double[3 * hs_:] = 2.0
+        w_x = (cell.weight_x * double).t()
+        bias = cell.bias * double[:, 0]
+
+        # without autograd every step writes into the same few buffers: no allocation (and no fresh pages
+        # to fault in) per frame, so the cost per frame does not grow with T
+        reuse = not (torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()))
+
+        def buffer(width: int) -> torch.Tensor | None:
+            return neutral_n.new_empty(b, width) if reuse else None
+
+        z_buf, g_buf, s_buf = buffer(fd + 4 * hs_), buffer(4 * hs_), buffer(4 * hs_)
+        c_buf, fy_buf, ty_buf = buffer(hs_), buffer(hs_), buffer(hs_)
+        h_all = neutral_n.new_zeros(b, max(steps, 2), hs_) if reuse else None
+        h_list = [neutral_n.new_zeros(b, hs_)]
 
         def gates(x: torch.Tensor, t: int, rec: torch.Tensor) -> torch.Tensor:
-            g = torch.addmm(rec, x, w_x)
+            g = torch.addmm(rec, x, w_x, out=g_buf)
             if fq is not None:  # freq_t reaches the f and i gates only (Eq. 2-3)
                 g[:, : 2 * hs_].addmm_(fq[t], w_fq)
             return g
 
+        def update(g: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """:meth:`FCLSTMCell.update` (Eq. 4) from pre-activations with doubled candidate rows: h_t, y_t."""
+            s = torch.sigmoid(g, out=s_buf)
+            candidate = torch.mul(s[:, 3 * hs_:], 2.0, out=c_buf).sub_(1.0)
+            y = torch.addcmul(torch.mul(s[:, :hs_], y, out=fy_buf), s[:, hs_: 2 * hs_], candidate,
+                              out=y if reuse else None)
+            tanh_y = torch.mul(torch.sigmoid(y + y), 2.0, out=ty_buf).sub_(1.0)
+            h = torch.mul(s[:, 2 * hs_: 3 * hs_], tanh_y, out=None if h_all is None else h_all[:, t])
+            h_list.append(h)
+            return h, y
+
         # step 1: lm_0 is the neutral (zero displacement) and h_0 = y_0 = 0
-        h, y = cell.update(gates(F.silu(cond), 0, cell.bias.expand(b, -1)), cond.new_zeros(b, hs_))
-        hs = [torch.zeros_like(h), h]
+        h, y = update(gates(F.silu(cond), 0, bias.expand(b, -1)), cond.new_zeros(b, hs_), 1)
         if steps > 2:
-            w_rec = torch.cat([self.feat_prev.weight @ self.head.weight, cell.weight_h]).t()  # [H, F + 4H]
-            rec_bias = torch.cat([cond + self.feat_prev(self.head.bias), cell.bias.expand(b, -1)], dim=1)
+            w_rec = torch.cat([self.feat_prev.weight @ self.head.weight, cell.weight_h * double]).t()  # [H, F + 4H]
+            rec_bias = torch.cat([cond + self.feat_prev(self.head.bias), bias.expand(b, -1)], dim=1)
             for t in range(1, steps - 1):
-                z = torch.addmm(rec_bias, h, w_rec)  # [W_prev lm_{t-1} + cond, W_h h_{t-1} + b]
-                h, y = cell.update(gates(F.silu(z[:, :fd]), t, z[:, fd:]), y)
-                hs.append(h)
-        out = self.head(torch.stack(hs, dim=1))
+                z = torch.addmm(rec_bias, h, w_rec, out=z_buf)  # [W_prev lm_{t-1} + cond, W_h h_{t-1} + b]
+                h, y = update(gates(F.silu(z[:, :fd]), t, z[:, fd:]), y, t + 1)
+        out = self.head(h_all if h_all is not None else torch.stack(h_list, dim=1))
         out[:, 0] = 0.0  # frame 0 is the neutral itself
         return out
 
