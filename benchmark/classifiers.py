@@ -20,6 +20,7 @@ its held-out accuracy on the real test sequences; use it as ``EvalContext(classi
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,21 @@ from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
 SequenceLike = Any  # a Sequence, or an array [T, L, 3] (landmarks) / [T, V, 3] (mesh)
+
+
+class _Arrays(Seq[np.ndarray]):
+    """Arrays read when indexed (``loaders[i]()``), so that only the one in use is held in memory."""
+
+    def __init__(self, loaders: list[Callable[[], np.ndarray]]) -> None:
+        self.loaders = loaders
+
+    def __len__(self) -> int:
+        return len(self.loaders)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self.loaders[k]() for k in range(*i.indices(len(self)))]
+        return self.loaders[i]()
 
 
 class _SequenceNet(nn.Module):
@@ -106,8 +122,8 @@ class SequenceClassifier(Component):
         self.loaded_from_cache = False
 
     # -- per-frame encoding (subclasses) -----------------------------------------------------
-    def _prepare(self, train_arrays: list[np.ndarray], hp: dict[str, Any]) -> None:
-        """Fit the frame encoder on training arrays and fill ``self.meta``."""
+    def _prepare(self, train_arrays: Seq[np.ndarray], hp: dict[str, Any]) -> None:
+        """Fit the frame encoder on training arrays (each read when indexed) and fill ``self.meta``."""
         raise NotImplementedError
 
     def _encode(self, arr: np.ndarray) -> np.ndarray:
@@ -148,7 +164,8 @@ class SequenceClassifier(Component):
         hp = budget.pick(type(self).budgets)
         t0 = time.perf_counter()
         self.topology, self.labels, self.device = data.topology, list(data.labels), device
-        arrays = [self._array(s, f"{s.identity}/{s.label}") for s in data.sequences]
+        # read one sequence at a time: a dataset's frames may be a memory map far larger than what is kept
+        arrays = _Arrays([functools.partial(self._array, s, f"{s.identity}/{s.label}") for s in data.sequences])
         self._prepare(arrays, hp)
         inputs = [self._encode(a) for a in arrays]
         targets = np.asarray([self.labels.index(s.label) for s in data.sequences], dtype=np.int64)
@@ -279,7 +296,7 @@ class LandmarkClassifier(SequenceClassifier):
         "paper": {"epochs": 100, "hidden": 256, "lr": 1e-3, "batch_size": 32, "time_jitter": 0.3},
     }
 
-    def _prepare(self, train_arrays: list[np.ndarray], hp: dict[str, Any]) -> None:
+    def _prepare(self, train_arrays: Seq[np.ndarray], hp: dict[str, Any]) -> None:
         disp = np.concatenate([(a - a[:1]).reshape(len(a), -1) for a in train_arrays])
         self.meta = {"scale": float(np.sqrt(np.mean(disp.astype(np.float64) ** 2)) or 1.0)}
 
@@ -327,11 +344,20 @@ class MeshClassifier(SequenceClassifier):
     def _head(self, hp: dict[str, Any]) -> tuple[int, ...]:
         return (int(hp["hidden"]), int(hp["hidden"]) // 2)
 
-    def _prepare(self, train_arrays: list[np.ndarray], hp: dict[str, Any]) -> None:
-        frames = np.concatenate([(a[1:] - a[:1]).reshape(len(a) - 1, -1) for a in train_arrays])
-        if len(frames) > hp["max_pca_frames"]:
-            keep = np.linspace(0, len(frames) - 1, int(hp["max_pca_frames"])).round().astype(np.int64)
-            frames = frames[keep]
+    def _prepare(self, train_arrays: Seq[np.ndarray], hp: dict[str, Any]) -> None:
+        # the PCA rows: at most max_pca_frames displacements, evenly spaced over all training frames
+        # after the first of each sequence; only the sequences that hold a kept row are read
+        starts = np.cumsum([0] + [len(a) - 1 for a in train_arrays])
+        keep = np.arange(starts[-1])
+        if len(keep) > hp["max_pca_frames"]:
+            keep = np.linspace(0, len(keep) - 1, int(hp["max_pca_frames"])).round().astype(np.int64)
+        owner = np.searchsorted(starts, keep, side="right") - 1
+        rows = []
+        for i in np.unique(owner):
+            a = train_arrays[int(i)]
+            local = keep[owner == i] - starts[i] + 1
+            rows.append((a[local] - a[:1]).reshape(len(local), -1))
+        frames = np.concatenate(rows)
         mean, comps = _pca(frames, int(hp["components"]))
         codes = (frames - mean) @ comps.T
         self.meta = {"mean": mean.astype(np.float32), "components": comps.astype(np.float32),
