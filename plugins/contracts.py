@@ -347,13 +347,33 @@ class Component(ABC):
 
 
 class Generator(Component):
-    """Neutral landmarks + label + length/fps -> landmark sequence."""
+    """Neutral landmarks + label + length/fps -> landmark sequence.
+
+    ``controls`` names what the generator *can* be configured to honour beyond label and length
+    (a subset of :data:`CONTROLS`); :meth:`active_controls` what it honours with its options. A
+    generator with active controls accepts ``intensity=`` and ``timing=`` keyword arguments in
+    :meth:`generate`, with the meaning and checks of :meth:`Pipeline.synthesize`
+    (:meth:`check_controls`); callers pass them only when active.
+    """
 
     kind: ClassVar[str] = "generator"
     #: True when samples for one condition differ between seeds
     stochastic: ClassVar[bool] = False
     #: the frame rate assumed when ``generate`` gets none
     default_fps: ClassVar[float] = 30.0
+    #: the subset of :data:`CONTROLS` some option setting of this generator honours
+    controls: ClassVar[frozenset[str]] = frozenset()
+
+    def active_controls(self) -> frozenset[str]:
+        """The controls this instance honours with its options (default: all of :attr:`controls`)."""
+        return frozenset(self.controls)
+
+    def check_controls(self, batch: int, intensity: float | Seq[float] | None = None,
+                       timing: Mapping[str, float] | Seq[Mapping[str, float]] | None = None,
+                       ) -> tuple[list[float] | None, list[dict[str, float]] | None]:
+        """Per batch item intensity and timing, checked as :func:`check_controls` does; refuses a control
+        that is not active, naming the option that switches it on when the class has it."""
+        return check_controls(self, self.active_controls(), batch, intensity, timing)
 
     @abstractmethod
     def generate(self, neutral_landmarks: np.ndarray, labels: Seq[str], length: int,
@@ -361,6 +381,7 @@ class Generator(Component):
         """Landmark sequences ``[B, T, L, 3]`` (float32, mm); frame 0 is the given neutral set.
 
         ``neutral_landmarks`` is ``[B, L, 3]``; ``labels`` has B names; ``length`` is T >= 2.
+        Generators with :meth:`active_controls` also take ``intensity`` and ``timing`` (see the class).
         """
 
     def fill(self, known: np.ndarray, mask: np.ndarray, labels: Seq[str] | None = None,
@@ -478,13 +499,24 @@ class Pipeline(Component):
         them; the others raise ComponentError. None means the label's typical value.
         """
 
+    def interpolate(self, neutral_mesh: np.ndarray, label_a: str, label_b: str, alphas: Seq[float],
+                    length: int = 30) -> np.ndarray:
+        """Latent interpolation (optional capability, Potamias et al. §5.5): meshes ``[1 + K, V, 3]``
+        (mm) on ``neutral_mesh [V, 3]``: the neutral, then for each of the K ``alphas`` the mesh decoded
+        from ``(1 - alpha) z_A + alpha z_B``, ``z`` being the latent codes of the two labels' apexes
+        (encoded from a signal of ``length`` frames). ``can_interpolate`` says whether a pipeline has it."""
+        raise ComponentError(f"pipeline {self.name!r} has no latent expression code to interpolate")
+
+    @classmethod
+    def can_interpolate(cls) -> bool:
+        """True when the pipeline overrides :meth:`interpolate`."""
+        return cls.interpolate is not Pipeline.interpolate
+
     def check_synthesize_inputs(self, neutral_mesh: np.ndarray, labels: Seq[str], length: int,
                                 intensity: float | Seq[float] | None = None,
                                 timing: Mapping[str, float] | Seq[Mapping[str, float]] | None = None,
                                 ) -> tuple[list[float] | None, list[dict[str, float]] | None]:
         """Shared validation (errors name the argument); returns intensity and timing per batch item."""
-        from fc4dfs.datasets.phases import check_timing
-
         topo = self._require_fitted()
         if not isinstance(neutral_mesh, np.ndarray) or neutral_mesh.ndim != 3:
             raise ComponentError(f"neutral_mesh must be a [B, V, 3] array, got "
@@ -496,29 +528,46 @@ class Pipeline(Component):
             raise ComponentError(f"labels has {len(labels)} entries but neutral_mesh has batch {b}")
         if int(length) < 2:
             raise ComponentError(f"length must be >= 2 frames, got {length}")
-        for what, given in (("intensity", intensity), ("timing", timing)):
-            if given is not None and what not in self.controls:
-                raise ComponentError(f"pipeline {self.name!r} cannot control {what}")
-        levels = None
-        if intensity is not None:
-            vals = [intensity] * b if np.isscalar(intensity) else list(intensity)  # type: ignore[arg-type]
-            if len(vals) != b:
-                raise ComponentError(f"intensity has {len(vals)} values but neutral_mesh has batch {b}")
-            lo, hi = INTENSITY_RANGE
-            bad = [v for v in vals if not (isinstance(v, (int, float, np.floating)) and lo <= float(v) <= hi)]
-            if bad:
-                raise ComponentError(f"intensity must be in [{lo:g}, {hi:g}] (0 = neutral, 1 = typical apex), got {bad[0]}")
-            levels = [float(v) for v in vals]
-        timings = None
-        if timing is not None:
-            many = [timing] * b if isinstance(timing, Mapping) else list(timing)
-            if len(many) != b:
-                raise ComponentError(f"timing has {len(many)} entries but neutral_mesh has batch {b}")
-            try:
-                timings = [check_timing(t) for t in many]
-            except ValueError as e:
-                raise ComponentError(str(e)) from None
-        return levels, timings
+        return check_controls(self, self.controls, b, intensity, timing, "neutral_mesh")
+
+
+def check_controls(component: Component, active: frozenset[str], batch: int,
+                   intensity: float | Seq[float] | None = None,
+                   timing: Mapping[str, float] | Seq[Mapping[str, float]] | None = None,
+                   batch_of: str = "neutral_landmarks",
+                   ) -> tuple[list[float] | None, list[dict[str, float]] | None]:
+    """Intensity (one value or ``batch`` values in :data:`INTENSITY_RANGE`) and timing (one
+    ``{"onset", "apex", "offset"[, "rest"]}`` dict of relative times or ``batch`` of them) per batch
+    item, or None where not given. ComponentError naming the argument for a bad value, and for a
+    control not in ``active`` (naming the option that switches it on, when the component declares one
+    of the control's name)."""
+    from fc4dfs.datasets.phases import check_timing
+
+    for what, given in (("intensity", intensity), ("timing", timing)):
+        if given is not None and what not in active:
+            hint = (f" with these options (switch it on with option {what}=true)"
+                    if what in getattr(component, "controls", ()) and what in component.declared_options() else "")
+            raise ComponentError(f"{component.kind} {component.name!r} cannot control {what}{hint}")
+    levels = None
+    if intensity is not None:
+        vals = [intensity] * batch if np.isscalar(intensity) else list(intensity)  # type: ignore[arg-type]
+        if len(vals) != batch:
+            raise ComponentError(f"intensity has {len(vals)} values but {batch_of} has batch {batch}")
+        lo, hi = INTENSITY_RANGE
+        bad = [v for v in vals if not (isinstance(v, (int, float, np.floating)) and lo <= float(v) <= hi)]
+        if bad:
+            raise ComponentError(f"intensity must be in [{lo:g}, {hi:g}] (0 = neutral, 1 = typical apex), got {bad[0]}")
+        levels = [float(v) for v in vals]
+    timings = None
+    if timing is not None:
+        many = [timing] * batch if isinstance(timing, Mapping) else list(timing)
+        if len(many) != batch:
+            raise ComponentError(f"timing has {len(many)} entries but {batch_of} has batch {batch}")
+        try:
+            timings = [check_timing(t) for t in many]
+        except ValueError as e:
+            raise ComponentError(str(e)) from None
+    return levels, timings
 
 
 # --------------------------------------------------------------------------- evaluation

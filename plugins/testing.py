@@ -128,6 +128,17 @@ def check_generator(cls: type[Generator], options: dict | None = None, dataset: 
     for length in (7, 33):
         rep.check(f"honours length {length}", lambda L=length: _assert(
             g.generate(nlm, labels, L, fps=30.0, seed=0).shape[1] == L, "wrong length"))
+    rep.check("declares known controls", lambda: _assert(
+        set(cls.controls) <= set(CONTROLS) and g.active_controls() <= set(cls.controls),
+        f"unknown controls {sorted(set(cls.controls) - set(CONTROLS))} or active ones not declared"))
+    timing = {"onset": 0.1, "apex": 0.4, "offset": 0.7}
+    for control, kwargs in (("intensity", {"intensity": 0.5}), ("timing", {"timing": timing})):
+        if control in g.active_controls():
+            rep.check(f"honours {control} (shape, finite)", lambda kw=kwargs: _finite(
+                g.generate(nlm, labels, 12, fps=30.0, seed=0, **kw), f"landmarks with {control}"))
+        else:
+            rep.check(f"refuses {control} it does not control", lambda kw=kwargs: _expect_raises(
+                (ComponentError, TypeError), lambda: g.generate(nlm, labels, 12, fps=30.0, seed=0, **kw), control))
     if cls.can_fill() and out is not None:
         rep.check("fill keeps the known frames and fills the rest", lambda: _check_fill(g, out, labels))
     if cls.can_generate_text():

@@ -41,10 +41,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--intensity", metavar="X[,X...]",
                    help="expression intensity, 0 (neutral) .. 1 (the dataset's typical apex) .. 1.5; several "
                         "comma-separated values write one sequence each and a comparison strip (pipelines "
-                        "that control intensity) (default: 1, the label's typical apex)")
+                        "that control intensity, fc_lstm/lstm with --gen-opt intensity=true) (default: 1, the "
+                        "label's typical apex)")
     p.add_argument("--timing", metavar="onset=..,apex=..,offset=..",
                    help="expression phases in relative time 0..1 (optional rest=..: back at neutral) "
-                        "(pipelines that control timing) (default: the label's typical phases)")
+                        "(pipelines that control timing, fc_lstm/lstm with --gen-opt timing=true) (default: the "
+                        "label's typical phases)")
+    p.add_argument("--kind", choices=("n2e", "n2e2n"),
+                   help="sequence kind: neutral to apex (n2e) or neutral-apex-neutral (n2e2n), with the dataset's "
+                        "typical phases of that kind; components that control timing can give a label either "
+                        "kind, the others only the label's own (default: the label's typical phases)")
+    p.add_argument("--interpolate", metavar="A,B",
+                   help="instead of a sequence, interpolate the latent code between the apexes of labels A and B "
+                        "(Potamias et al. 5.5) and write the meshes and a strip (pipelines with a latent code: "
+                        "potamias) (default: off)")
+    p.add_argument("--steps", type=int_range(2, 64, "a step count"), default=8,
+                   help="with --interpolate: meshes from A to B, 2..64 (default: 8)")
     p.add_argument("--dataset", help="dataset name (default: the run's, else synthetic)")
     p.add_argument("--identity", help="identity whose neutral face to animate (default: the first test identity, "
                                       "as in dataset show)")
@@ -245,8 +257,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--known-frames needs --known FILE")
     if (args.landmarks_file is not None or args.units is not None) and args.from_neutral is None:
         raise UserError("--landmarks-file and --units need --from-neutral FILE")
+    if args.interpolate is not None:
+        if args.label is not None or args.text is not None:
+            raise UserError("--interpolate A,B replaces --label/--text; drop them")
+        args.label = _interpolation_labels(args.interpolate)[0]
     if (args.label is None) == (args.text is None):
         raise UserError("generate needs exactly one of --label or --text")
+    if args.kind is not None and (args.text is not None or args.timing is not None):
+        raise UserError("--kind needs --label and sets the phases itself: drop " +
+                        ("--text" if args.text is not None else "--timing"))
     if args.text is not None and (not args.text.strip() or args.known is not None):
         raise UserError("--text must be a non-empty description and cannot be combined with --known")
     writable_dir(args.out, "--out")
@@ -260,7 +279,6 @@ def run(args: argparse.Namespace) -> int:
                                   or not reg.get("generator", names["generator"]).load().can_generate_text()):
         what = f"generator {names['generator']!r}" if "generator" in names else "a pipeline"
         raise UserError(f"--text: {what} cannot be conditioned on text (use --gen ddpm)")
-    levels, timing = _controls(args, reg, names)
     options = {"generator": parse_options(args.gen_opt, "--gen-opt"),
                "decoder": parse_options(args.dec_opt, "--dec-opt"),
                "pipeline": parse_options(args.pipeline_opt, "--pipeline-opt"),
@@ -274,13 +292,20 @@ def run(args: argparse.Namespace) -> int:
                                     generator_options=options["generator"], decoder_options=options["decoder"],
                                     dataset_options=options["dataset"], budget_overrides=options["budget"],
                                     pipeline=names.get("pipeline"), pipeline_options=options["pipeline"]))
+    levels, timing = _controls(args, reg, names, options)
+    if args.interpolate is not None:
+        _check_interpolation(args, reg, names, levels, timing)
 
     t0 = time.perf_counter()
     dataset = load_dataset(names["dataset"], options["dataset"], reg)
     topo = dataset.topology
-    if args.label is not None and args.label not in dataset.labels:
-        raise UserError(f"label {args.label!r} not in dataset {names['dataset']!r}; labels: "
-                        f"{', '.join(dataset.labels)}")
+    for label in ([args.label] if args.interpolate is None else _interpolation_labels(args.interpolate)):
+        if label is not None and label not in dataset.labels:
+            flag = "--interpolate: " if args.interpolate is not None else ""
+            raise UserError(f"{flag}label {label!r} not in dataset {names['dataset']!r}; labels: "
+                            f"{', '.join(dataset.labels)}")
+    if args.kind is not None:
+        timing = _kind_timing(args, reg, names, options, dataset)
     identity, neutral, source, fit = _choose_neutral(args, dataset, names["dataset"])
     if "pipeline" in names and (args.known is not None or getattr(args, "blendshapes", False)):
         flag = "--known" if args.known is not None else "--blendshapes"
@@ -288,20 +313,40 @@ def run(args: argparse.Namespace) -> int:
     known, mask = _known_sequence(args, reg, names.get("generator", ""), topo.num_landmarks)
     length = known.shape[0] if known is not None else (args.length or 30)
     comps, loaded = _components(args, reg, names, options, dataset, progress)
+    if args.interpolate is not None:
+        return _generate_interpolation(args, comps["pipeline"], names, options, dataset, identity, neutral, source,
+                                       int(length), loaded, formats, t0, fit)
     if "pipeline" in names:
-        return _generate_direct(args, comps["pipeline"], names, options, dataset, identity, neutral, source,
-                                int(length), levels, timing, loaded, formats, t0, fit)
+        pipe = comps["pipeline"]
+        fps = float(args.fps if args.fps is not None else pipe.default_fps)
+
+        def direct(level: float | None) -> "np.ndarray":
+            return pipe.synthesize(neutral[None], [args.label], int(length), fps=fps, seed=args.seed, intensity=level,
+                                   timing=timing)[0]
+
+        who = {"pipeline": names["pipeline"], "dataset": names["dataset"]}
+        return _generate_direct(args, direct, names["pipeline"], who, options, dataset, identity, source, int(length),
+                                fps, levels, timing, loaded, formats, t0, fit)
     gen, dec = comps["generator"], comps["decoder"]
 
     fps = float(args.fps if args.fps is not None else getattr(gen, "default_fps", 30.0))
     nlm = topo.landmarks(neutral[None])
+    controls = {"timing": timing} if timing is not None else {}
+    if levels is not None:
+        def chain(level: float) -> "np.ndarray":
+            lms = gen.generate(nlm, [args.label], int(length), fps=fps, seed=args.seed, intensity=level, **controls)
+            return dec.decode(neutral[None], nlm, lms)[0]
+
+        who = {"generator": names["generator"], "decoder": names["decoder"], "dataset": names["dataset"]}
+        return _generate_direct(args, chain, f"{names['generator']} + {names['decoder']}", who, options, dataset,
+                                identity, source, int(length), fps, levels, timing, loaded, formats, t0, fit)
     if known is not None:
         landmarks = gen.fill(known[None], mask[None], [args.label], seed=args.seed,
                              harmonize_iters=int(gen.options.get("harmonize_iters", 1)))
     elif args.text is not None:
         landmarks = gen.generate_text(nlm, [args.text], length, fps=fps, seed=args.seed)
     else:
-        landmarks = gen.generate(nlm, [args.label], length, fps=fps, seed=args.seed)
+        landmarks = gen.generate(nlm, [args.label], length, fps=fps, seed=args.seed, **controls)
     meshes = dec.decode(neutral[None], nlm, landmarks)[0]
     landmarks = landmarks[0]
     if not np.isfinite(meshes).all():
@@ -311,6 +356,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {"generator": names["generator"], "decoder": names["decoder"], "dataset": names["dataset"],
             "dataset_hash": dataset.fingerprint, "topology": topo.hash, "identity": identity,
             "neutral_source": source, "label": args.label, "text": args.text, "length": int(length), "fps": fps,
+            "timing": timing, "kind": args.kind,
             "seed": int(args.seed), "budget": None if args.run is not None else args.budget,
             "budget_overrides": None if args.run is not None else options["budget"],
             "options": options, "checkpoints": loaded, "run": str(args.run) if args.run is not None else None}
@@ -357,10 +403,41 @@ def _known_sequence(args: argparse.Namespace, reg: "Registry", generator: str,
     return known, mask
 
 
-def _controls(args: argparse.Namespace, reg: "Registry", names: dict[str, str]
+def _able(reg: "Registry", control: str) -> str:
+    """The components that can honour ``control``, for error messages."""
+    gens = sorted(n for n in reg.names("generator") if control in getattr(reg.load("generator", n), "controls", ()))
+    pipes = sorted(n for n in reg.names("pipeline") if control in getattr(reg.load("pipeline", n), "controls", ()))
+    parts = ([f"generators {', '.join(gens)} (--gen-opt {control}=true)"] if gens else []) + \
+        ([f"pipelines {', '.join(pipes)} (--pipeline NAME)"] if pipes else [])
+    return "; ".join(parts) or "none"
+
+
+def _active_controls(reg: "Registry", names: dict[str, str], options: dict[str, dict]) -> tuple[str, frozenset[str]]:
+    """(``generator 'x'`` or ``pipeline 'y'``, the controls it honours with the given options)."""
+    from fc4dfs.benchmark.runner import instantiate
+
+    kind = "pipeline" if "pipeline" in names else "generator"
+    comp = instantiate(reg, kind, names[kind], options[kind])
+    active = comp.active_controls() if kind == "generator" else frozenset(comp.controls)
+    return f"{kind} {names[kind]!r}", active
+
+
+def _refuse_control(flag: str, control: str, reg: "Registry", names: dict[str, str], options: dict[str, dict],
+                    why: str = "") -> None:
+    """UserError for ``flag`` when the chosen component does not honour ``control``, naming those that can."""
+    who, active = _active_controls(reg, names, options)
+    if control in active:
+        return
+    kind = "pipeline" if "pipeline" in names else "generator"
+    if kind == "generator" and control in getattr(reg.load(kind, names[kind]), "controls", ()):
+        raise UserError(f"{flag}: {who} controls {control} only when trained with --gen-opt {control}=true{why}")
+    raise UserError(f"{flag}: {who} cannot control {control}{why}; components that can: {_able(reg, control)}")
+
+
+def _controls(args: argparse.Namespace, reg: "Registry", names: dict[str, str], options: dict[str, dict]
               ) -> tuple[list[float] | None, dict[str, float] | None]:
     """``--intensity`` levels and ``--timing`` phases, checked (and refused for components that cannot
-    honour them, naming those that can) before any work."""
+    honour them with their options, naming those that can) before any work."""
     from fc4dfs.datasets.phases import parse_timing
     from fc4dfs.plugins.contracts import INTENSITY_RANGE
 
@@ -380,45 +457,138 @@ def _controls(args: argparse.Namespace, reg: "Registry", names: dict[str, str]
         except ValueError as e:
             raise UserError(f"--timing: {e}") from None
     for flag, control, given in (("--intensity", "intensity", levels), ("--timing", "timing", timing)):
-        if given is None:
-            continue
-        able = sorted(n for n in reg.names("pipeline") if control in getattr(reg.load("pipeline", n), "controls", ()))
-        if "pipeline" not in names:
-            raise UserError(f"{flag}: generator {names['generator']!r} cannot control {control}; components that "
-                            f"can: pipelines {', '.join(able) or 'none'} (--pipeline NAME)")
-        if control not in reg.load("pipeline", names["pipeline"]).controls:
-            raise UserError(f"{flag}: pipeline {names['pipeline']!r} cannot control {control}; pipelines that "
-                            f"can: {', '.join(able) or 'none'}")
+        if given is not None:
+            _refuse_control(flag, control, reg, names, options)
     return levels, timing
 
 
-def _generate_direct(args: argparse.Namespace, pipe: Any, names: dict[str, str], options: dict[str, dict],
-                     dataset: "Dataset", identity: str, neutral: "np.ndarray", source: str, length: int,
+def _kind_timing(args: argparse.Namespace, reg: "Registry", names: dict[str, str], options: dict[str, dict],
+                 dataset: "Dataset") -> dict[str, float] | None:
+    """The phases for ``--kind``: the mean measured onset/apex/offset/rest of the dataset's training sequences
+    of the label and kind (of that kind over every label when the label has none), or None when the
+    kind is the label's only one (nothing to choose). A component without timing control gets a
+    one-line error when the label also (or only) comes in the other kind."""
+    import numpy as np
+
+    from fc4dfs.datasets.phases import PHASES, measure_timing
+
+    kind, label = args.kind, args.label
+    kinds = sorted({s.kind for s in dataset.sequences if s.label == label})
+    _, active = _active_controls(reg, names, options)
+    if "timing" not in active:
+        if kinds == [kind]:
+            return None
+        _refuse_control(f"--kind {kind}", "timing", reg, names, options,
+                        f", so it cannot choose the kind of label {label!r} (in {dataset.name}: {', '.join(kinds)})")
+    train = set(dataset.generator_split()[0])
+    pool = [s for s in dataset.sequences if s.identity in train and s.kind == kind]
+    own = [s for s in pool if s.label == label] or pool
+    if not own:
+        raise UserError(f"--kind {kind}: dataset {dataset.name!r} has no {kind} training sequences to take the "
+                        "phases from")
+    measured = [measure_timing(np.asarray(s.frames, np.float32)) for s in own]
+    return {k: float(np.mean([m[k] for m in measured])) for k in (*PHASES, "rest")}
+
+
+def _interpolation_labels(spec: str) -> tuple[str, str]:
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise UserError(f"--interpolate expects two different labels A,B, got {spec!r}")
+    return parts[0], parts[1]
+
+
+def _check_interpolation(args: argparse.Namespace, reg: "Registry", names: dict[str, str],
+                         levels: list[float] | None, timing: dict[str, float] | None) -> None:
+    """Refuse ``--interpolate`` for components without a latent code, and flags it does not combine with."""
+    able = sorted(n for n in reg.names("pipeline") if reg.load("pipeline", n).can_interpolate())
+    if "pipeline" not in names:
+        raise UserError(f"--interpolate: generator {names['generator']!r} has no latent expression code to "
+                        f"interpolate; pipelines that have one: {', '.join(able) or 'none'} (--pipeline NAME)")
+    if not reg.load("pipeline", names["pipeline"]).can_interpolate():
+        raise UserError(f"--interpolate: pipeline {names['pipeline']!r} has no latent expression code to "
+                        f"interpolate; pipelines that have one: {', '.join(able) or 'none'}")
+    for flag, given in (("--intensity", levels), ("--timing", timing), ("--kind", args.kind),
+                        ("--known", args.known), ("--from-neutral", None)):
+        if given is not None:
+            raise UserError(f"{flag} does not combine with --interpolate (it interpolates between the two apexes)")
+
+
+def _generate_interpolation(args: argparse.Namespace, pipe: Any, names: dict[str, str], options: dict[str, dict],
+                            dataset: "Dataset", identity: str, neutral: "np.ndarray", source: str, length: int,
+                            loaded: dict[str, str], formats: list[str], t0: float, fit: Any = None) -> int:
+    """``generate --interpolate A,B``: the neutral and ``--steps`` meshes decoded from the latent codes
+    interpolated between the apexes of A and B (Potamias et al. 5.5), exported as one mesh sequence
+    (frame 0 the neutral) and drawn as a strip."""
+    import numpy as np
+
+    from fc4dfs.benchmark.export import export_sequence, write_file
+    from fc4dfs.benchmark.ownface import to_user_output
+
+    a, b = _interpolation_labels(args.interpolate)
+    alphas = np.linspace(0.0, 1.0, int(args.steps))
+    meshes = pipe.interpolate(neutral, a, b, alphas, length=length)
+    if not np.isfinite(meshes).all():
+        raise UserError(f"{names['pipeline']} produced NaN or Inf vertices (under-trained? try --budget quick)")
+    topo = dataset.topology
+    landmarks = topo.landmarks(meshes)
+    out: Path = args.out
+    stem = f"{identity}_{a}_to_{b}".replace("/", "_").replace(" ", "_")
+    meta = {"pipeline": names["pipeline"], "dataset": names["dataset"], "dataset_hash": dataset.fingerprint,
+            "topology": topo.hash, "identity": identity, "neutral_source": source, "interpolate": [a, b],
+            "alphas": [float(x) for x in alphas], "frames": "neutral, then one mesh per alpha",
+            "seed": int(args.seed), "budget": None if args.run is not None else args.budget, "options": options,
+            "checkpoints": loaded, "run": str(args.run) if args.run is not None else None}
+    user = to_user_output(fit, meshes, landmarks, topo)
+    written = export_sequence(out, user["frames"], user["faces"], 1.0, landmarks=user["landmarks"], metadata=meta,
+                              formats=formats, stem=stem, lmk_face_idx=user["lmk_face_idx"],
+                              lmk_bary=user["lmk_bary"], morph=args.morph, n_basis=args.basis,
+                              texcoords=user["texcoords"], units=user["units"])
+    if not args.no_preview:
+        from fc4dfs.benchmark.viz import Track, render_strip
+
+        path = out / "interpolation.png"
+        render_strip([Track(f"{a} -> {b}", user["frames"], user["landmarks"])], user["faces"], path,
+                     frames=list(range(len(meshes))),
+                     title=f"{names['pipeline']}: {identity}, latent interpolation {a} -> {b} "
+                           f"(columns: neutral, alpha = {', '.join(f'{x:.2g}' for x in alphas)})")
+        written["preview"] = [path]
+    summary = {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}}
+    write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    for kind, files in written.items():
+        shown = f"{files[0]} ... {files[-1]} ({len(files)} files)" if len(files) > 2 else ", ".join(map(str, files))
+        print(f"{kind}: {shown}")
+    print(f"done in {time.perf_counter() - t0:.1f} s -> {out}")
+    return 0
+
+
+def _generate_direct(args: argparse.Namespace, synth: Any, method: str, who: dict[str, str], options: dict[str, dict],
+                     dataset: "Dataset", identity: str, source: str, length: int, fps: float,
                      levels: list[float] | None, timing: dict[str, float] | None, loaded: dict[str, str],
                      formats: list[str], t0: float, fit: Any = None) -> int:
-    """``generate --pipeline``: one sequence per requested intensity (one without ``--intensity``),
-    each exported to ``OUT`` (or ``OUT/intensity-X`` when several) plus a comparison strip."""
+    """``generate`` with a pipeline, or with ``--intensity``: one sequence per requested intensity (one
+    without ``--intensity``) from ``synth(level) -> meshes [T, V, 3]``, each exported to ``OUT`` (or
+    ``OUT/intensity-X`` when several) plus a comparison strip. ``method`` names the components in
+    messages and titles, ``who`` in the metadata."""
     import numpy as np
 
     from fc4dfs.benchmark.export import export_sequence, write_file
     from fc4dfs.benchmark.ownface import to_user_output
 
     topo = dataset.topology
-    fps = float(args.fps if args.fps is not None else pipe.default_fps)
     out: Path = args.out
     stem = f"{identity}_{args.label}".replace("/", "_").replace(" ", "_")
     written: dict[str, list[Path]] = {}
     tracks = []
     for level in levels or [None]:
-        meshes = pipe.synthesize(neutral[None], [args.label], length, fps=fps, seed=args.seed, intensity=level,
-                                 timing=timing)[0]
+        meshes = synth(level)
         if not np.isfinite(meshes).all():
-            raise UserError(f"{names['pipeline']} produced NaN or Inf vertices (under-trained? try --budget quick)")
+            raise UserError(f"{method} produced NaN or Inf vertices (under-trained? try --budget quick)")
         landmarks = topo.landmarks(meshes)
         folder = out / f"intensity-{level:g}" if levels and len(levels) > 1 else out
-        meta = {"pipeline": names["pipeline"], "dataset": names["dataset"], "dataset_hash": dataset.fingerprint,
+        meta = {**who, "dataset_hash": dataset.fingerprint,
                 "topology": topo.hash, "identity": identity, "neutral_source": source, "label": args.label,
                 "length": length, "fps": fps, "seed": int(args.seed), "intensity": level, "timing": timing,
+                "kind": args.kind,
                 "budget": None if args.run is not None else args.budget, "options": options,
                 "checkpoints": loaded, "run": str(args.run) if args.run is not None else None}
         if fit is not None:
@@ -434,14 +604,14 @@ def _generate_direct(args: argparse.Namespace, pipe: Any, names: dict[str, str],
     if not args.no_preview:
         from fc4dfs.benchmark.viz import Track, render_strip
 
-        title = f"{names['pipeline']}: {identity} / {args.label} ({length} frames, {fps:g} fps)"
+        title = f"{method}: {identity} / {args.label} ({length} frames, {fps:g} fps)"
         if len(tracks) > 1:
             render_strip([Track(f"intensity {lv:g}", m, lm) for lv, m, lm, _ in tracks], tracks[0][3],
                          out / "intensities.png", n_frames=8, fps=fps, title=title)
             written["preview"] = [out / "intensities.png"]
         else:
             written["preview"] = _preview(out, tracks[0][1], tracks[0][2], tracks[0][3], fps, title)
-    summary = {"pipeline": names["pipeline"], "intensities": levels, "timing": timing,
+    summary = {**who, "intensities": levels, "timing": timing, "kind": args.kind,
                "files": {k: [str(p) for p in v] for k, v in written.items()}}
     write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     for kind, files in written.items():

@@ -15,8 +15,9 @@ from fc4dfs.plugins.contracts import EvalItem, Option, Protocol, ResultRow
 class EndToEnd(Protocol):
     """For each test sequence (identity, label, length T, fps): generate from its neutral landmarks, decode
     with its identity's neutral mesh (or, with ``--pipeline``, synthesise meshes directly from the
-    neutral mesh, told the sequence's measured onset/apex/offset when the pipeline controls timing,
-    and take its landmarks through the topology's embedding), and score it with every applicable metric (E_lm, E_mesh,
+    neutral mesh, and take its landmarks through the topology's embedding; a pipeline or generator that
+    controls timing is told the sequence's measured onset/apex/offset, and one that controls intensity
+    also generates each condition at the ``intensities`` for intensity adherence), and score it with every applicable metric (E_lm, E_mesh,
     classification accuracy and FID under classifiers trained on the real training sequences, diversity,
     smoothness, and any metric a plugin adds). A reference row (generator and decoder ``gt``) scores the
     real test sequences with the reference metrics under the same classifiers."""
@@ -33,7 +34,8 @@ class EndToEnd(Protocol):
         "samples": Option("samples", int, 3, "extra samples per condition of a stochastic generator, for "
                           "diversity", low=0, high=100),
         "intensities": Option("intensities", list, [0.25, 0.5, 1.0, 1.5], "intensities each test condition is "
-                              "also generated at, for intensity adherence (pipelines that control intensity)",
+                              "also generated at, for intensity adherence (pipelines and generators that control "
+                              "intensity)",
                               low=0.0, high=1.5, item_type=float),
     }
     runs_pipelines: ClassVar[bool] = True
@@ -77,10 +79,19 @@ class EndToEnd(Protocol):
                         np.repeat(mesh, len(levels), 0), [seq.label] * len(levels), gt.length, fps=gt.fps,
                         seed=seed, intensity=levels, timing=timing)}
             else:
+                # a generator with timing control is told the sequence's measured phases, as a pipeline is
+                active = gen.active_controls()
+                timing = measure_timing(gt_mesh) if "timing" in active else None
+                kw = {"timing": timing} if timing is not None else {}
                 # a stochastic generator draws the scored sample and the diversity samples in one batch
-                out = gen.generate(np.repeat(nlm, n, 0), [seq.label] * n, gt.length, fps=gt.fps, seed=seed)
+                out = gen.generate(np.repeat(nlm, n, 0), [seq.label] * n, gt.length, fps=gt.fps, seed=seed, **kw)
                 pred = dec.decode(mesh, nlm, out[:1])[0]
-                timing, sweep = None, None
+                sweep = None
+                if "intensity" in active and levels:
+                    k = len(levels)
+                    lms = gen.generate(np.repeat(nlm, k, 0), [seq.label] * k, gt.length, fps=gt.fps, seed=seed,
+                                       intensity=levels, **kw)
+                    sweep = {"levels": levels, "meshes": dec.decode(np.repeat(mesh, k, 0), np.repeat(nlm, k, 0), lms)}
             samples = out if n_samples else None
             item = EvalItem(seq.identity, seq.label, gt.fps, gt.landmarks, pred_landmarks=out[0],
                             gt_mesh=gt_mesh, pred_mesh=pred, samples=samples, requested_timing=timing,

@@ -82,9 +82,18 @@ def test_generate_refuses_other_vertex_count(tmp_path, capsys):
     (["--label", "expr0", "--formats", "fbx"], "--formats"),
     (["--label", "expr0", "--length", "1"], "--length"),
     (["--label", "expr0", "--intensity", "0.5"],
-     "--intensity: generator 'h6_meancurve' cannot control intensity; components that can: pipelines potamias"),
+     "--intensity: generator 'h6_meancurve' cannot control intensity; components that can: generators "),
     (["--label", "expr0", "--timing", "onset=0.1,apex=0.4,offset=0.8"],
-     "--timing: generator 'h6_meancurve' cannot control timing; components that can: pipelines potamias"),
+     "--timing: generator 'h6_meancurve' cannot control timing; components that can: generators "),
+    (["--label", "expr0", "--kind", "n2e"],
+     "--kind n2e: generator 'h6_meancurve' cannot control timing, so it cannot choose the kind of label 'expr0' "
+     "(in tiny: n2e, n2e2n); components that can:"),
+    (["--label", "expr0", "--kind", "n2e", "--timing", "onset=0.1,apex=0.4,offset=0.8"],
+     "--kind needs --label and sets the phases itself: drop --timing"),
+    (["--interpolate", "expr0,expr1"],
+     "--interpolate: generator 'h6_meancurve' has no latent expression code to interpolate; pipelines that have "
+     "one: potamias, potamias-pca (--pipeline NAME)"),
+    (["--interpolate", "expr0"], "--interpolate expects two different labels A,B, got 'expr0'"),
 ])
 def test_generate_user_errors(tmp_path, capsys, extra, needle):
     rc = main(BASE + extra + ["--out", str(tmp_path / "o")])
@@ -235,3 +244,37 @@ def test_generate_text_needs_a_generator_with_text_control(tmp_path, capsys):
     rc = main(BASE + ["--text", "a big smile", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "cannot be conditioned on text" in err and not (tmp_path / "o").exists()
+
+
+def test_generate_fc_lstm_with_intensity_and_kind(tmp_path, capsys):
+    """fc_lstm honours --intensity and --kind when trained with those controls, and says how otherwise."""
+    common = ["generate", "--gen", "fc_lstm", "--dec", "h6_ridge", "--dataset", "h6_tiny", "--budget", "smoke",
+              "--label", "expr1", "--length", "10", "--formats", "npz"]
+    rc = main(common + ["--intensity", "0.5", "--out", str(tmp_path / "no")])
+    assert rc == 2 and ("--intensity: generator 'fc_lstm' controls intensity only when trained with --gen-opt "
+                        "intensity=true") in capsys.readouterr().err
+    out = tmp_path / "strip"
+    rc = main(common + ["--gen-opt", "intensity=true", "--gen-opt", "timing=true", "--budget-opt", "epochs=20",
+                        "--intensity", "0.25,1.5", "--kind", "n2e2n", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert (out / "intensities.png").stat().st_size > 1000
+    summary = json.loads((out / "generate.json").read_text())
+    assert summary["kind"] == "n2e2n" and summary["timing"]["rest"] < 1.0, summary["timing"]
+    low, high = (np.load(next((out / f"intensity-{x}").glob("*.npz")))["vertices"] for x in ("0.25", "1.5"))
+    disp = [np.linalg.norm(v - v[:1], axis=-1).mean() for v in (low, high)]
+    assert disp[1] > disp[0], f"mean displacement at intensity 1.5 {disp[1]:.4f} mm <= at 0.25 {disp[0]:.4f} mm"
+
+
+def test_generate_interpolates_a_pipeline_latent(tmp_path, capsys):
+    out = tmp_path / "interp"
+    rc = main(["generate", "--pipeline", "potamias-pca", "--dataset", "h6_tiny", "--budget", "smoke",
+               "--interpolate", "expr0,expr2", "--steps", "5", "--formats", "npz", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    verts = np.load(next(out.glob("*.npz")))["vertices"]
+    assert verts.shape[0] == 6 and (out / "interpolation.png").stat().st_size > 1000
+    # the codes move from A's apex to B's: consecutive meshes differ, and the neutral comes first
+    steps = np.linalg.norm(np.diff(verts[1:], axis=0), axis=-1).mean(-1)
+    assert (steps > 0).all(), steps
+    rc = main(["generate", "--pipeline", "potamias-pca", "--dataset", "h6_tiny", "--budget", "smoke",
+               "--interpolate", "expr0,nope", "--out", str(tmp_path / "bad")])
+    assert rc == 2 and "--interpolate: label 'nope' not in dataset" in capsys.readouterr().err

@@ -5,7 +5,12 @@
   (plus its native length), as the paper's aligned datasets;
 - the training loss ``L = L_re + alpha * L_temporal`` (Eq. 10-12);
 - :class:`DisplacementGenerator`, the Generator base that trains a sequence model through
-  :class:`fc4dfs.zoo.training.TrainLoop` and generates any length at any frame rate.
+  :class:`fc4dfs.zoo.training.TrainLoop` and generates any length at any frame rate;
+- optional intensity and timing conditioning (a generator's :meth:`active_controls`): each training
+  sequence's relative intensity and onset/apex/offset are measured from its mesh displacement curve
+  with the rule of :mod:`fc4dfs.datasets.phases` (so a request means what the adherence metrics
+  measure on the output) and handed to the model as ``intensity [B]`` and the per-frame phase
+  amplitude ``amplitude [B, T]`` (Potamias et al. §5.1).
 
 The models predict per-frame landmark *displacements from the neutral* (in units of the training
 displacements' RMS) and see the neutral landmarks as a few whitened principal-component
@@ -19,13 +24,14 @@ import time
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence as Seq
+from typing import Any, ClassVar, Mapping, Sequence as Seq
 
 import numpy as np
 import torch
 from torch import nn
 
 from fc4dfs.datasets.base import Dataset, resample_frames
+from fc4dfs.datasets.phases import PHASES, label_peaks, measure_timing, phase_amplitude, relative_intensity
 from fc4dfs.datasets.storage import stable_hash
 from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, Generator
@@ -95,18 +101,25 @@ class TrainingSequences:
     fps: np.ndarray  # [N] float32
     label_ids: np.ndarray  # [N] int64
     source: np.ndarray  # [N] int64: index of the dataset sequence each one was resampled from
+    #: with ``controls``: relative intensity [N] (1 = the label's mean apex) and phase amplitude [N, Tmax]
+    intensity: np.ndarray | None = None
+    amplitude: np.ndarray | None = None
+    #: with ``controls``: each label's mean relative onset/apex/offset/rest (the default timing)
+    label_timing: dict[str, dict[str, float]] | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
 
 
 def prepare_sequences(data: Dataset, labels: list[str], train_lengths: Seq[int],
-                      include_native: bool = True) -> TrainingSequences:
+                      include_native: bool = True, controls: bool = False) -> TrainingSequences:
     """Every sequence of ``data`` resampled to each of ``train_lengths`` (and kept at its native length).
 
     Resampling keeps the duration (so the frame rate changes), as
     :meth:`fc4dfs.datasets.base.Sequence.resampled` does; it is done on landmarks, which is the same
-    as resampling the meshes because the landmark embedding is linear.
+    as resampling the meshes because the landmark embedding is linear. With ``controls`` each
+    sequence's relative intensity and timing are measured on its meshes (relative times and
+    magnitudes do not change with resampling) and kept per resampled version.
     """
     if not data.sequences:
         raise ComponentError(f"dataset {data.name!r} has no training sequences")
@@ -128,9 +141,23 @@ def prepare_sequences(data: Dataset, labels: list[str], train_lengths: Seq[int],
     for k, (lm, _, _) in enumerate(items):
         neutral[k] = lm[0]
         disp[k, : len(lm)] = lm - lm[0]
-    return TrainingSequences(neutral, disp, np.array([len(x[0]) for x in items], dtype=np.int64),
-                             np.array([x[1] for x in items], dtype=np.float32),
-                             np.array([x[2] for x in items], dtype=np.int64), np.array(source, dtype=np.int64))
+    out = TrainingSequences(neutral, disp, np.array([len(x[0]) for x in items], dtype=np.int64),
+                            np.array([x[1] for x in items], dtype=np.float32),
+                            np.array([x[2] for x in items], dtype=np.int64), np.array(source, dtype=np.int64))
+    if controls:
+        peaks = label_peaks(data.sequences)
+        timings = [measure_timing(np.asarray(s.frames, np.float32)) for s in data.sequences]
+        levels = np.array([relative_intensity(s.frames, peaks[s.label]) for s in data.sequences], np.float32)
+        out.intensity = levels[out.source]
+        out.amplitude = np.zeros((n, t_max), dtype=np.float32)
+        for k, (k_seq, t_len) in enumerate(zip(out.source, out.lengths)):
+            out.amplitude[k, :t_len] = phase_amplitude(timings[k_seq], int(t_len))
+        out.label_timing = {}
+        for lab in labels:
+            own = [t for t, s in zip(timings, data.sequences) if s.label == lab]
+            if own:
+                out.label_timing[lab] = {p: float(np.mean([t[p] for t in own])) for p in (*PHASES, "rest")}
+    return out
 
 
 def one_length_each(source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -200,7 +227,11 @@ class SequenceModel(nn.Module):
     @abstractmethod
     def forward(self, neutral_n: torch.Tensor, label_ids: torch.Tensor, lengths: torch.Tensor,
                 fps: torch.Tensor, steps: int) -> torch.Tensor:
-        """Frames 0..steps-1 (frame 0 is zeros) for sequences of ``lengths`` frames at ``fps``."""
+        """Frames 0..steps-1 (frame 0 is zeros) for sequences of ``lengths`` frames at ``fps``.
+
+        Models of generators with active controls also take ``intensity [B]`` (relative, 1 = the
+        label's typical apex) and/or ``amplitude [B, steps]`` (phase amplitude in [0, 1]) keywords.
+        """
 
 
 # --------------------------------------------------------------------------- generator base
@@ -248,6 +279,8 @@ class DisplacementGenerator(Generator):
         self.norm: Normaliser | None = None
         self.identity_dims = 0
         self.device = "cpu"
+        #: each label's mean relative onset/apex/offset/rest over training (the default timing)
+        self.label_timing: dict[str, dict[str, float]] = {}
 
     # -- model --------------------------------------------------------------------------------
     @abstractmethod
@@ -272,7 +305,10 @@ class DisplacementGenerator(Generator):
         t0 = time.perf_counter()
         hp = budget.pick(self.budgets)
         labels = list(data.labels)
-        seqs = prepare_sequences(data, labels, self.options["train_lengths"], self.options["include_native"])
+        active = self.active_controls()
+        seqs = prepare_sequences(data, labels, self.options["train_lengths"], self.options["include_native"],
+                                 controls=bool(active))
+        self.label_timing = seqs.label_timing or {}
         torch.manual_seed(seed)
         k = self.options["identity_dims"]
         self._build(data.topology.num_landmarks, len(labels),
@@ -290,6 +326,13 @@ class DisplacementGenerator(Generator):
         lengths = torch.from_numpy(seqs.lengths).to(dev)
         fps = torch.from_numpy(seqs.fps).to(dev)
         label_ids = torch.from_numpy(seqs.label_ids).to(dev)
+        conditions: dict[str, torch.Tensor] = {}
+        if "intensity" in active:
+            assert seqs.intensity is not None
+            conditions["intensity"] = torch.from_numpy(seqs.intensity).to(dev)
+        if "timing" in active:
+            assert seqs.amplitude is not None
+            conditions["amplitude"] = torch.from_numpy(seqs.amplitude).to(dev)
         alpha = self.options["temporal_alpha"]
         run_hash = stable_hash({"config": self.config, "hp": hp, "seed": seed, "data": data.fingerprint,
                                 "n": len(seqs)})
@@ -303,7 +346,8 @@ class DisplacementGenerator(Generator):
                 idx = torch.from_numpy(idx_np).to(dev)
                 steps = int(seqs.lengths[idx_np].max())
                 ln = lengths[idx]
-                pred = model(neutral_n[idx], label_ids[idx], ln, fps[idx], steps)
+                cond = {k: (v[idx, :steps] if k == "amplitude" else v[idx]) for k, v in conditions.items()}
+                pred = model(neutral_n[idx], label_ids[idx], ln, fps[idx], steps, **cond)
                 mask = torch.arange(steps, device=dev).unsqueeze(0) < ln.unsqueeze(1)
                 loss, l_re, l_t = sequence_loss(pred, target[idx, :steps], mask, alpha)
                 opt.zero_grad(set_to_none=True)
@@ -328,9 +372,16 @@ class DisplacementGenerator(Generator):
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, neutral_landmarks: np.ndarray, labels: Seq[str], length: int,
-                 fps: float | None = None, seed: int | None = None) -> np.ndarray:
-        """Landmark sequences ``[B, T, L, 3]`` (mm); deterministic, so ``seed`` is unused."""
+                 fps: float | None = None, seed: int | None = None, intensity: float | Seq[float] | None = None,
+                 timing: Mapping[str, float] | Seq[Mapping[str, float]] | None = None) -> np.ndarray:
+        """Landmark sequences ``[B, T, L, 3]`` (mm); deterministic, so ``seed`` is unused.
+
+        ``intensity`` and ``timing`` as in :meth:`fc4dfs.plugins.contracts.Pipeline.synthesize`, for
+        the controls this generator's options switch on (ComponentError otherwise); unset, intensity
+        is 1 and timing the label's mean over the training sequences.
+        """
         self.check_generate_inputs(neutral_landmarks, labels, length)
+        levels, timings = self.check_controls(len(labels), intensity, timing)
         fps = float(self.default_fps if fps is None else fps)
         if not (fps > 0 and math.isfinite(fps)):
             raise ComponentError(f"fps must be a positive number, got {fps}")
@@ -341,10 +392,25 @@ class DisplacementGenerator(Generator):
             b, t_len = neutral.shape[0], int(length)
             lengths = torch.full((b,), t_len, dtype=torch.int64, device=self.device)
             fps_t = torch.full((b,), fps, dtype=torch.float32, device=self.device)
-            disp_n = self.model(self.norm.neutral_in(neutral), ids, lengths, fps_t, t_len)
+            cond = self.condition_inputs(labels, t_len, levels, timings)
+            disp_n = self.model(self.norm.neutral_in(neutral), ids, lengths, fps_t, t_len, **cond)
             out = neutral.unsqueeze(1) + self.norm.disp_out(disp_n)
             out[:, 0] = neutral
         return out.cpu().numpy().astype(np.float32, copy=False)
+
+    def condition_inputs(self, labels: Seq[str], length: int, levels: Seq[float] | None,
+                         timings: Seq[Mapping[str, float]] | None) -> dict[str, torch.Tensor]:
+        """The model's ``intensity [B]`` / ``amplitude [B, T]`` keywords for the active controls (defaults:
+        intensity 1, each label's typical timing)."""
+        active, out = self.active_controls(), {}
+        if "intensity" in active:
+            out["intensity"] = torch.tensor(levels if levels is not None else [1.0] * len(labels),
+                                            dtype=torch.float32, device=self.device)
+        if "timing" in active:
+            fallback = {"onset": 0.1, "apex": 0.6, "offset": 1.0}
+            tms = timings if timings is not None else [self.label_timing.get(lab, fallback) for lab in labels]
+            out["amplitude"] = torch.from_numpy(np.stack([phase_amplitude(t, length) for t in tms])).to(self.device)
+        return out
 
     # -- persistence --------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -353,11 +419,15 @@ class DisplacementGenerator(Generator):
 
     def state_meta(self) -> dict[str, Any]:
         assert self.topology is not None and self.labels is not None
-        return {"num_landmarks": self.topology.num_landmarks, "num_labels": len(self.labels),
+        meta = {"num_landmarks": self.topology.num_landmarks, "num_labels": len(self.labels),
                 "identity_dims": self.identity_dims}
+        if "timing" in self.active_controls():
+            meta["label_timing"] = self.label_timing
+        return meta
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device: str = "cpu") -> None:
         self._build(int(meta["num_landmarks"]), int(meta["num_labels"]), int(meta["identity_dims"]), device)
+        self.label_timing = dict(meta.get("label_timing", {}))
         assert self.model is not None and self.norm is not None
         self.model.load_state_dict(unprefixed("model", tensors))
         self.norm.load_state_dict(unprefixed("norm", tensors))

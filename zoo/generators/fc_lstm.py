@@ -12,6 +12,15 @@ One step, from the previous output landmarks to the next (all in normalised disp
 
 With ``freq=False`` the cell is a standard LSTM (Eq. 1) without any position information: the
 paper's "lstm" rows of Table 3 are this very code with that flag (see :mod:`.lstm`).
+
+Intensity and timing conditioning (options ``intensity`` / ``timing``, off by default, so the
+paper's FC-LSTM is the default and is unchanged by them) use Potamias et al.'s temporal signal
+(§5.1) ``e_t = s * a_t * onehot(label)``: with ``intensity`` the label code of the feature network
+is the one-hot scaled by the requested relative intensity ``s`` (1 = the label's typical apex); with
+``timing`` the feature network also gets ``W_e e_t`` of the frame being produced, where ``a_t`` is
+the phase amplitude (0 before the onset, rising to 1 at the apex, held, falling after the offset):
+
+    x_t = FeatureNet(lm_{t-1}, neutral, s * onehot) + W_e (s * a_t * onehot)
 """
 from __future__ import annotations
 
@@ -22,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fc4dfs.plugins.contracts import Option
 from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.generators.common import (DisplacementGenerator, SequenceModel, positional_encoding,
                                           relative_positions)
@@ -83,7 +93,8 @@ class FCLSTMNet(SequenceModel):
     """
 
     def __init__(self, num_landmarks: int, num_labels: int, identity_dims: int, hidden: int, feat_dim: int,
-                 freq: bool, pe_dim: int, freq_dim: int, pe_base: float) -> None:
+                 freq: bool, pe_dim: int, freq_dim: int, pe_base: float, intensity: bool = False,
+                 timing: bool = False) -> None:
         super().__init__()
         d = 3 * num_landmarks
         self.num_labels = num_labels
@@ -95,6 +106,9 @@ class FCLSTMNet(SequenceModel):
                                  nn.Linear(freq_dim, freq_dim), nn.Tanh()) if freq else None
         self.cell = FCLSTMCell(feat_dim, hidden, freq_dim if freq else 0)
         self.head = nn.Linear(hidden, d)
+        # built last, so that without conditioning every other weight draws the same initial values
+        self.intensity = intensity
+        self.feat_signal = nn.Linear(num_labels, feat_dim, bias=False) if timing else None
 
     def frequency(self, lengths: torch.Tensor, fps: torch.Tensor, steps: int) -> torch.Tensor:
         """freq_t for t = 1 .. steps-1 (Eq. 7): ``[B, steps-1, freq_dim]``."""
@@ -104,11 +118,22 @@ class FCLSTMNet(SequenceModel):
         return self.emb(torch.cat(pes, dim=-1).to(self.head.weight.dtype))
 
     def forward(self, neutral_n: torch.Tensor, label_ids: torch.Tensor, lengths: torch.Tensor,
-                fps: torch.Tensor, steps: int) -> torch.Tensor:
+                fps: torch.Tensor, steps: int, intensity: torch.Tensor | None = None,
+                amplitude: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, steps, 3L]``; ``intensity [B]`` / ``amplitude [B, steps]`` are required exactly when the
+        net was built with intensity / timing conditioning."""
         b, fd, cell = neutral_n.shape[0], self.feat_prev.out_features, self.cell
         hs_, dt = cell.hidden_size, neutral_n.dtype
         onehot = F.one_hot(label_ids, self.num_labels).to(dt)
+        if (intensity is not None) != self.intensity or (amplitude is not None) != (self.feat_signal is not None):
+            raise ComponentError("FC-LSTM: intensity / amplitude inputs must match the conditioning it was built with")
+        if intensity is not None:
+            onehot = onehot * intensity.to(dt).unsqueeze(1)
         cond = self.feat_cond(torch.cat([neutral_n, onehot], dim=1))  # [B, F]
+        signal = None
+        if self.feat_signal is not None and amplitude is not None:
+            # W_e e_t for the frame each step produces (frames 1 .. steps-1): [S, B, F]
+            signal = amplitude[:, 1:steps].to(dt).t().unsqueeze(-1) * self.feat_signal(onehot).unsqueeze(0)
         fq = None
         if self.freq:
             assert cell.weight_freq is not None
@@ -151,13 +176,15 @@ class FCLSTMNet(SequenceModel):
             return h, y
 
         # step 1: lm_0 is the neutral (zero displacement) and h_0 = y_0 = 0
-        h, y = update(gates(F.silu(cond), 0, bias.expand(b, -1)), cond.new_zeros(b, hs_), 1)
+        x0 = cond if signal is None else cond + signal[0]
+        h, y = update(gates(F.silu(x0), 0, bias.expand(b, -1)), cond.new_zeros(b, hs_), 1)
         if steps > 2:
             w_rec = torch.cat([self.feat_prev.weight @ self.head.weight, cell.weight_h * double]).t()  # [H, F + 4H]
             rec_bias = torch.cat([cond + self.feat_prev(self.head.bias), bias.expand(b, -1)], dim=1)
             for t in range(1, steps - 1):
                 z = torch.addmm(rec_bias, h, w_rec, out=z_buf)  # [W_prev lm_{t-1} + cond, W_h h_{t-1} + b]
-                h, y = update(gates(F.silu(z[:, :fd]), t, z[:, fd:]), y, t + 1)
+                xt = z[:, :fd] if signal is None else z[:, :fd] + signal[t]
+                h, y = update(gates(F.silu(xt), t, z[:, fd:]), y, t + 1)
         out = self.head(h_all if h_all is not None else torch.stack(h_list, dim=1))
         out[:, 0] = 0.0  # frame 0 is the neutral itself
         return out
@@ -169,6 +196,7 @@ class FCLSTMGenerator(DisplacementGenerator):
     name: ClassVar[str] = "fc_lstm"
     version: ClassVar[str] = "1"
     description: ClassVar[str] = "Frequency-controlled LSTM with framerate-aware positional encoding (FC-4DFS)"
+    controls: ClassVar[frozenset[str]] = frozenset({"intensity", "timing"})
     defaults: ClassVar[dict[str, Any]] = {
         **DisplacementGenerator.common_defaults,
         "freq": True,  # frequency information into the forget/input gates (Eq. 2, 5-7)
@@ -187,7 +215,23 @@ class FCLSTMGenerator(DisplacementGenerator):
         if int(self.options.get("pe_dim", 2)) % 2:
             raise ComponentError(f"{self.name}: option pe_dim must be even, got {self.options['pe_dim']}")
 
+    @classmethod
+    def declared_options(cls) -> dict[str, Option]:
+        # declared but not in ``defaults``: unset, they stay out of the config (and store key) of the
+        # unconditioned model, which is the paper's
+        opts = super().declared_options()
+        opts["intensity"] = Option("intensity", bool, False, "condition on the relative expression intensity "
+                                   "(generate --intensity; Potamias et al.'s scaled label code)")
+        opts["timing"] = Option("timing", bool, False, "condition on the onset/apex/offset phase amplitude per frame "
+                                "(generate --timing; Potamias et al.'s temporal signal)")
+        return opts
+
+    def active_controls(self) -> frozenset[str]:
+        """``intensity`` and/or ``timing`` when the options of those names are true."""
+        return frozenset(c for c in self.controls if self.options.get(c, False))
+
     def build_model(self, num_landmarks: int, num_labels: int) -> FCLSTMNet:
         o = self.options
         return FCLSTMNet(num_landmarks, num_labels, self.identity_dims, int(o["hidden"]), int(o["feat_dim"]), bool(o.get("freq", False)),
-                         int(o.get("pe_dim", 2)), int(o.get("freq_dim", 1)), float(o.get("pe_base", 10000.0)))
+                         int(o.get("pe_dim", 2)), int(o.get("freq_dim", 1)), float(o.get("pe_base", 10000.0)),
+                         intensity=bool(o.get("intensity", False)), timing=bool(o.get("timing", False)))

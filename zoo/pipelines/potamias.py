@@ -277,6 +277,23 @@ class PotamiasPipeline(Pipeline):
         z = self.encode(labels, length, levels, timings)
         return self.decode_codes(neutral_mesh, z)
 
+    def interpolate(self, neutral_mesh: np.ndarray, label_a: str, label_b: str, alphas: Seq[float],
+                    length: int = 30) -> np.ndarray:
+        """Paper §5.5: the LSTM codes of the two labels' apexes (the last frame of a signal that reaches the
+        apex half-way and holds it), linearly interpolated and decoded on ``neutral_mesh [V, 3]``:
+        ``[1 + K, V, 3]`` mm, the neutral first."""
+        alphas = [float(a) for a in alphas]
+        if not alphas or not all(math.isfinite(a) for a in alphas):
+            raise ComponentError(f"alphas must be finite numbers, got {alphas}")
+        neutral_mesh = np.asarray(neutral_mesh, np.float32)
+        self.check_synthesize_inputs(np.repeat(neutral_mesh[None], 2, 0), [label_a, label_b], length)
+        apex = {"onset": 0.0, "apex": 0.5, "offset": 1.0}
+        z = self.encode([label_a, label_b], int(length), None, [apex, apex])  # [2, T, latent]
+        al = torch.as_tensor(alphas, dtype=z.dtype, device=z.device)[:, None]
+        # frame 0: the code of the zero signal, whose decoding every frame's is taken relative to
+        codes = torch.cat([z[:1, 0], (1 - al) * z[0, -1] + al * z[1, -1]])[None]
+        return self.decode_codes(neutral_mesh[None], codes)[0]
+
     def encode(self, labels: Seq[str], length: int, intensity: Seq[float] | None = None,
                timing: Seq[Mapping[str, float]] | None = None) -> torch.Tensor:
         """The LSTM codes ``[B, T, latent]`` of the labels' signals (paper §5.5 interpolates these)."""
