@@ -548,9 +548,8 @@ def _generate_interpolation(args: argparse.Namespace, pipe: Any, names: dict[str
 
         path = out / "interpolation.png"
         render_strip([Track(f"{a} -> {b}", user["frames"], user["landmarks"])], user["faces"], path,
-                     frames=list(range(len(meshes))),
-                     title=f"{names['pipeline']}: {identity}, latent interpolation {a} -> {b} "
-                           f"(columns: neutral, alpha = {', '.join(f'{x:.2g}' for x in alphas)})")
+                     frames=list(range(len(meshes))), col_labels=["neutral"] + [f"alpha {x:.2g}" for x in alphas],
+                     title=f"{names['pipeline']}: {identity}, latent interpolation {a} (alpha 0) -> {b} (alpha 1)")
         written["preview"] = [path]
     summary = {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}}
     write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))

@@ -90,11 +90,12 @@ def _error_rows(tracks: Seq[Track]) -> tuple[int, int] | None:
 def render_strip(tracks: Seq[Track], faces: np.ndarray | None, path: str | Path | None = None, n_frames: int = 6,
                  frames: Seq[int] | None = None, fps: float | None = None, title: str | None = None,
                  height: int = 180, scale: ColorScale | None = None, azimuth: float = 0.0,
-                 elevation: float = 0.0) -> np.ndarray:
+                 elevation: float = 0.0, col_labels: Seq[str] | None = None) -> np.ndarray:
     """A strip: one row per track, one column per chosen frame, one fixed camera; saved if ``path``.
 
     Frames are ``frames`` or ``n_frames`` spread over the shortest track. Heatmap rows share one
-    labelled colour scale (``scale`` or one fitted to their errors).
+    labelled colour scale (``scale`` or one fitted to their errors). Columns are captioned with the
+    frame and its time, or ``col_labels`` (one per column).
     """
     tracks = list(tracks)
     if not tracks:
@@ -106,7 +107,10 @@ def render_strip(tracks: Seq[Track], faces: np.ndarray | None, path: str | Path 
     cam = camera_for(tracks, azimuth, elevation)
     renderer = MeshRenderer(faces, cam, height=height)
     scale = _scale_for(tracks, scale)
-    col_labels = [f"frame {i}\n{i / fps:.2f} s" if fps else f"frame {i}" for i in idx]
+    if col_labels is not None and len(col_labels) != len(idx):
+        raise ValueError(f"col_labels has {len(col_labels)} entries for {len(idx)} columns")
+    col_labels = list(col_labels) if col_labels is not None else [
+        f"frame {i}\n{i / fps:.2f} s" if fps else f"frame {i}" for i in idx]
     grid = PanelGrid(len(tracks), len(idx), renderer.width, renderer.height, title=title,
                      row_labels=[t.label for t in tracks], col_labels=col_labels, scale=scale,
                      colorbar_rows=_error_rows(tracks))
