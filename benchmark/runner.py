@@ -154,21 +154,24 @@ class RunContext:
         return trained.component, trained.seconds
 
     # -- evaluation ------------------------------------------------------------------------
-    def eval_context(self, train_ids: Seq[str], classifiers: bool = True) -> EvalContext:
+    def eval_context(self, train_ids: Seq[str], classifiers: bool = True, design: str = "default") -> EvalContext:
         """An EvalContext whose classifiers are trained on ``train_ids`` (once per dataset, cached).
 
         With ``classifiers=False`` it has none, so metrics that need a classifier do not apply.
+        ``design`` names the classifier designs (:data:`fc4dfs.benchmark.classifiers.DESIGNS`: the suite's
+        ``default`` — the shipped frozen evaluator where there is one — or the ``papers``' own, trained
+        through the component store); an evaluator file given to the run scores in either case.
         """
-        key = stable_hash(sorted(train_ids))
+        key = stable_hash([sorted(train_ids), design])
 
         def classifier(kind: str) -> Any:
             bank = self._banks.get(key)
             if bank is None:
-                from fc4dfs.benchmark.classifiers import ClassifierBank, classifier_budget
+                from fc4dfs.benchmark.classifiers import DESIGNS, ClassifierBank, classifier_budget
 
                 bank = ClassifierBank(self.dataset, list(train_ids), seed=0, device=self.device,
                                       retrain=self.retrain_classifier, budget=classifier_budget(self.budget),
-                                      store=self.components_dir, evaluator=self.evaluator)
+                                      store=self.components_dir, evaluator=self.evaluator, options=DESIGNS[design])
                 self._banks[key] = bank
             return bank.get(kind)
 

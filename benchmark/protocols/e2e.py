@@ -37,6 +37,11 @@ class EndToEnd(Protocol):
                               "also generated at, for intensity adherence (pipelines and generators that control "
                               "intensity)",
                               low=0.0, high=1.5, item_type=float),
+        "classifiers": Option("classifiers", str, "default", "classifier designs behind CA, CA (mesh) and FID: the "
+                              "suite's (the shipped frozen evaluator where there is one) or the papers' own (Zou et "
+                              "al.'s one-layer LSTM; Potamias et al.'s PCA + 3 FC, whose per-class precision/recall/F1 "
+                              "is their Table 3), trained through the component store",
+                              choices=("default", "papers")),
     }
     runs_pipelines: ClassVar[bool] = True
 
@@ -98,7 +103,7 @@ class EndToEnd(Protocol):
                             intensity_sweep=sweep)
             items.append(item)
             ctx.keep_example(item, method)
-        ectx = ctx.eval_context(train_ids)
+        ectx = ctx.eval_context(train_ids, design=str(ctx.option("classifiers")))
         keys = [item_key(it) for it in items]
         setting = "e2e" if not fixed_length else f"length={fixed_length}"
         values = score(ctx, items, ectx)

@@ -147,3 +147,10 @@ def test_reproduce_table_p_writes_table_figure_and_verdict(test_registry, tmp_pa
     claim = next(line for line in report.splitlines() if line.startswith("| potamias beats the PCA blendshape"))
     assert any(v in claim for v in ("holds", "contradicted", "not significant")), claim
     assert (tmp_path / "report" / "fig5-frame-error.png").stat().st_size > 1000
+    # Table 3: per-class precision / recall / F1 of Potamias et al.'s classifier, three models, the paper's Total
+    assert "Potamias et al. 2020 Table 3" in report
+    total = next(line for line in report.splitlines() if line.startswith("| **Total**")).split("|")[2:-1]
+    assert len(total) == 9 and all(0.0 <= float(v) <= 1.0 for v in total), total
+    assert "| paper Total | 0.69 | 0.69 | 0.68 | 0.58 | 0.57 | 0.57 | 0.70 | 0.70 | 0.68 |" in report
+    record = json.loads(next((tmp_path / "runs").glob("e2e_tiny_potamias_*/record.json")).read_text())
+    assert record["config"]["protocol_options"] == {"classifiers": "papers"}, record["config"]
