@@ -15,9 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 FOLDERS = ("datasets", "plugins", "zoo", "benchmark")  # fc4dfs.<folder>, see setup.py
 FLOORS = ("ground floor", "datasets", "plugins", "zoo", "benchmark", "CLI")
-#: modules that import nothing above themselves: errors, storage, component specs, checkpoints, training loop
+#: modules that import nothing above themselves: errors, storage, component specs, checkpoints, training loop,
+#: the normaliser
 GROUND_FLOOR = frozenset({"fc4dfs.plugins.errors", "fc4dfs.plugins.spec", "fc4dfs.plugins.checkpoint",
-                          "fc4dfs.datasets.storage", "fc4dfs.zoo.training"})
+                          "fc4dfs.datasets.storage", "fc4dfs.zoo.training", "fc4dfs.zoo.normalise"})
 CLI = ("fc4dfs.benchmark.cli", "fc4dfs.benchmark.commands")
 
 

@@ -77,7 +77,7 @@ def test_overfits_a_single_sequence():
     label = torch.tensor([data.labels.index(seq.label)])
     for length in (seq.length, 20):
         gt = seq.resampled(length).landmarks
-        x = torch.as_tensor((gt - gt[:1]).reshape(1, length, -1) / float(g.norm.disp_scale), dtype=torch.float32)
+        x = torch.as_tensor((gt - gt[:1]).reshape(1, length, -1) / float(g.norm.stat("disp_std")), dtype=torch.float32)
         torch.manual_seed(0)
         with torch.no_grad():
             rec, _ = g.model.loss_terms(x, torch.ones(1, length, dtype=torch.bool), label, torch.tensor([length]))

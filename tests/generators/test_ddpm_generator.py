@@ -69,7 +69,7 @@ def test_coordinates_and_reconstruction_guidance(tmp_path, pca):
     g = DDPMGenerator(pca_components=pca, recon_weight=5.0, **FAST)
     g.fit(ds.subset(ds.generator_split()[0]), Budget("smoke"), progress=False)
     dim = pca or 68 * 3
-    assert g.normalizer is not None and g.normalizer.dim == dim
+    assert g.normalizer is not None and g.normalizer.dim("frames") == dim
     assert g.eps_model is not None and g.eps_model.cfg.feature_dim == dim
     test_seq = ds.sequences[-1]  # a held-out identity: its anatomy is partly outside the PCA span
     nlm = test_seq.landmarks[:1]

@@ -1,7 +1,8 @@
 """Shared parts of the neural landmark decoders (Neural3DMM, S2D, MIADNet).
 
 - :func:`collect_frames`: the training frames of a dataset (targets, landmarks, neutrals);
-- :class:`Normaliser`: the statistics that map millimetres to the networks' normalised space;
+- :func:`fit_decoder_normaliser`: the statistics (a :class:`~fc4dfs.zoo.normalise.Normaliser`) that map
+  millimetres to the networks' normalised space;
 - spiral building blocks over a :class:`~fc4dfs.zoo.mesh.hierarchy.MeshHierarchy`:
   :class:`SpiralEncoder` (features at every level) and :class:`SpiralGenerator` (the
   Neural3DMM / S2D decoder: linear layer, then up-sample + spiral convolution per level);
@@ -33,6 +34,7 @@ from fc4dfs.plugins.contracts import Budget, Decoder
 from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, cached_hierarchy
 from fc4dfs.zoo.mesh.layers import Resample, SpiralConv
+from fc4dfs.zoo.normalise import Normaliser, rms
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
 #: hierarchy settings every spiral decoder accepts as options (Neural3DMM's defaults)
@@ -89,68 +91,46 @@ def collect_frames(data: Dataset, max_frames: int | None = None) -> FrameSet:
     return FrameSet(f, topo.landmarks(f), np.concatenate(ident), neutrals, topo.landmarks(neutrals), ids)
 
 
-class Normaliser:
-    """Global scales and mean shapes that map millimetres to network units (and back)."""
+def fit_decoder_normaliser(fs: FrameSet, weighting: str = "uniform") -> Normaliser:
+    """The decoders' statistics from the training frames ``fs``.
 
-    NAMES = ("mean_neutral", "mean_neutral_lm", "scales", "mesh_mean", "mesh_std", "vertex_weights")
+    Fields: ``neutral`` and ``neutrallm`` (neutral meshes / landmarks minus their mean over identities,
+    over one scale: the RMS of the neutral meshes about their mean, + 1e-3 mm), ``lmdisp`` and ``disp``
+    (landmark / vertex displacements from the neutral over their RMS, + 1e-3 mm), ``mesh`` (Neural3DMM's
+    per-vertex mean and standard deviation, floored at 1e-2 mm). Statistics: ``extent`` (RMS distance of
+    the mean neutral's vertices from its centroid, mm) and ``vertex_weights`` ``[V]`` (L1 loss weights:
+    ones, or with ``weighting="motion"`` proportional to each vertex's mean displacement + 0.1, mean 1).
 
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
-        missing = [n for n in self.NAMES if n not in tensors]
-        if missing:
-            raise ComponentError(f"checkpoint lacks normalisation statistics {missing}")
-        self.t = {k: tensors[k].float() for k in self.NAMES}
+    Raises ComponentError for another ``weighting``.
+    """
+    mean_neutral = fs.neutrals.mean(0)
+    disp = fs.frames - fs.neutrals[fs.ident]
+    dlm = fs.landmarks - fs.neutral_landmarks[fs.ident]
+    neutral_scale = rms(fs.neutrals - mean_neutral) + 1e-3
+    if weighting == "motion":
+        mag = np.linalg.norm(disp, axis=-1).mean(0)
+        w = mag / max(float(mag.mean()), 1e-9) + 0.1
+        w = w / w.mean()
+    elif weighting == "uniform":
+        w = np.ones(fs.frames.shape[1])
+    else:
+        raise ComponentError(f"loss_weights must be 'uniform' or 'motion', got {weighting!r}")
+    return (Normaliser()
+            .add("neutral", mean_neutral, neutral_scale)
+            .add("neutrallm", fs.neutral_landmarks.mean(0), neutral_scale)
+            .add("lmdisp", std=rms(dlm) + 1e-3)
+            .add("disp", std=rms(disp) + 1e-3)
+            .add("mesh", fs.frames.mean(0), np.maximum(fs.frames.std(0), 1e-2))
+            .add_statistic("extent", rms(mean_neutral - mean_neutral.mean(0)) + 1e-3)
+            .add_statistic("vertex_weights", w))
 
-    @classmethod
-    def fit(cls, fs: FrameSet, weighting: str = "uniform") -> "Normaliser":
-        mean_neutral = fs.neutrals.mean(0)
-        mean_lm = fs.neutral_landmarks.mean(0)
-        disp = fs.frames - fs.neutrals[fs.ident]
-        dlm = fs.landmarks - fs.neutral_landmarks[fs.ident]
-        neutral_scale = float(np.sqrt(np.mean((fs.neutrals - mean_neutral) ** 2))) + 1e-3
-        extent = float(np.sqrt(np.mean((mean_neutral - mean_neutral.mean(0)) ** 2))) + 1e-3
-        lm_scale = float(np.sqrt(np.mean(dlm ** 2))) + 1e-3
-        disp_scale = float(np.sqrt(np.mean(disp ** 2))) + 1e-3
-        mesh_mean = fs.frames.mean(0)
-        mesh_std = np.maximum(fs.frames.std(0), 1e-2)  # Neural3DMM's per-vertex normalisation
-        if weighting == "motion":
-            mag = np.linalg.norm(disp, axis=-1).mean(0)
-            w = mag / max(float(mag.mean()), 1e-9) + 0.1
-            w = w / w.mean()
-        elif weighting == "uniform":
-            w = np.ones(fs.frames.shape[1])
-        else:
-            raise ComponentError(f"loss_weights must be 'uniform' or 'motion', got {weighting!r}")
-        t = {"mean_neutral": mean_neutral, "mean_neutral_lm": mean_lm,
-             "scales": np.array([neutral_scale, lm_scale, disp_scale, extent]),
-             "mesh_mean": mesh_mean, "mesh_std": mesh_std, "vertex_weights": w}
-        return cls({k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in t.items()})
 
-    @property
-    def neutral_scale(self) -> float:
-        return float(self.t["scales"][0])
-
-    @property
-    def lm_scale(self) -> float:
-        return float(self.t["scales"][1])
-
-    @property
-    def disp_scale(self) -> float:
-        return float(self.t["scales"][2])
-
-    @property
-    def extent(self) -> float:
-        return float(self.t["scales"][3])
-
-    def to(self, device: str | torch.device) -> "Normaliser":
-        return Normaliser({k: v.to(device) for k, v in self.t.items()})
-
-    def inputs(self, landmarks: torch.Tensor, neutral_lm: torch.Tensor, neutral: torch.Tensor,
-               ident: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normalised ``(dl, l0, m0)`` from millimetre landmarks, neutral landmarks and neutrals."""
-        dl = (landmarks - neutral_lm[ident]) / self.lm_scale
-        l0 = (neutral_lm - self.t["mean_neutral_lm"]) / self.neutral_scale
-        m0 = (neutral - self.t["mean_neutral"]) / self.neutral_scale
-        return dl, l0, m0
+def normalised_inputs(norm: Normaliser, landmarks: torch.Tensor, neutral_lm: torch.Tensor, neutral: torch.Tensor,
+                      ident: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalised ``(dl, l0, m0)`` from millimetre landmarks ``[N, L, 3]``, neutral landmarks ``[I, L, 3]``
+    and neutrals ``[I, V, 3]`` (``ident`` ``[N]``: each frame's identity row)."""
+    return (norm.encode("lmdisp", landmarks - neutral_lm[ident]), norm.encode("neutrallm", neutral_lm),
+            norm.encode("neutral", neutral))
 
 
 # --------------------------------------------------------------------------- spiral blocks
@@ -261,15 +241,15 @@ class SpiralMeshDecoder(Decoder):
         norm = self.norm
         assert norm is not None
         if self.output == "mesh":
-            return (frames - norm.t["mesh_mean"]) / norm.t["mesh_std"]
-        return (frames - neutral) / norm.disp_scale
+            return norm.encode("mesh", frames)
+        return norm.encode("disp", frames - neutral)
 
     def _to_mesh(self, out: torch.Tensor, neutral: torch.Tensor) -> torch.Tensor:
         norm = self.norm
         assert norm is not None
         if self.output == "mesh":
-            return out * norm.t["mesh_std"] + norm.t["mesh_mean"]
-        return neutral + out * norm.disp_scale
+            return norm.decode("mesh", out)
+        return neutral + norm.decode("disp", out)
 
     def fit(self, data: Dataset, budget: Budget, seed: int = 0, device: str = "cpu",
             workdir: Path | None = None, progress: bool = True) -> dict[str, Any]:
@@ -278,7 +258,7 @@ class SpiralMeshDecoder(Decoder):
         fs = collect_frames(data, hp.get("max_frames"))
         self.topology, self.labels, self.device = data.topology, list(data.labels), device
         self.hierarchy = self._hierarchy(data.topology.hash, fs.neutrals.mean(0), data.topology.faces)
-        self.norm = Normaliser.fit(fs, self.options.get("loss_weights", "uniform"))
+        self.norm = fit_decoder_normaliser(fs, self.options.get("loss_weights", "uniform"))
         arch = self.arch(fs)
         seed_everything(seed)
         self.net = self.build_network(self.hierarchy, arch).to(device)
@@ -305,7 +285,7 @@ class SpiralMeshDecoder(Decoder):
                 n_steps = min(n_steps, int(steps_cap))
             total = sum(self.training_step(opt, data_t, perm[k * batch:(k + 1) * batch]) for k in range(n_steps))
             sched.step()
-            scale = 1.0 if self.output == "mesh" else norm.disp_scale
+            scale = 1.0 if self.output == "mesh" else float(norm.stat("disp_std"))
             return {"l1": total / max(1, n_steps) * scale}
 
         history = loop.run(epoch)
@@ -329,10 +309,10 @@ class SpiralMeshDecoder(Decoder):
         assert net is not None and norm is not None
         uniq, inv = torch.unique(data["ident"][idx], return_inverse=True)
         neutrals = data["neutrals"][uniq]
-        dl, l0, m0 = norm.inputs(data["landmarks"][idx], data["neutral_landmarks"][uniq], neutrals, inv)
+        dl, l0, m0 = normalised_inputs(norm, data["landmarks"][idx], data["neutral_landmarks"][uniq], neutrals, inv)
         out = net(dl, l0, m0, inv)
         target = self._target(data["frames"][idx], neutrals[inv])
-        loss = ((out - target).abs() * norm.t["vertex_weights"].view(1, -1, 1)).mean()
+        loss = ((out - target).abs() * norm.stat("vertex_weights").view(1, -1, 1)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -354,7 +334,7 @@ class SpiralMeshDecoder(Decoder):
                 for s in range(0, t, self.decode_chunk):
                     chunk = lm[s:s + self.decode_chunk]
                     ident = torch.zeros(len(chunk), dtype=torch.long, device=dev)
-                    dl, l0, m0 = norm.inputs(chunk, l0_mm, m0_mm, ident)
+                    dl, l0, m0 = normalised_inputs(norm, chunk, l0_mm, m0_mm, ident)
                     y = self._to_mesh(net(dl, l0, m0, ident), m0_mm)
                     out[i, s:s + len(chunk)] = y.cpu().numpy()
         return out
@@ -363,7 +343,7 @@ class SpiralMeshDecoder(Decoder):
     def state_tensors(self) -> dict[str, torch.Tensor]:
         assert self.net is not None and self.hierarchy is not None and self.norm is not None
         return {**prefixed("net", self.net.state_dict()), **prefixed("hier", self.hierarchy.to_arrays()),
-                **prefixed("norm", self.norm.t)}
+                **prefixed("norm", self.norm.state_dict())}
 
     def state_meta(self) -> dict[str, Any]:
         return {"arch": self._arch, "levels": self.hierarchy.sizes if self.hierarchy else []}
@@ -371,7 +351,7 @@ class SpiralMeshDecoder(Decoder):
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device: str = "cpu") -> None:
         self.hierarchy = MeshHierarchy.from_arrays(
             {k: v.numpy() for k, v in unprefixed("hier", tensors).items()})
-        self.norm = Normaliser(unprefixed("norm", tensors)).to(device)
+        self.norm = Normaliser.from_state(unprefixed("norm", tensors)).to(device)
         self._arch = dict(meta["arch"])
         self.device = device
         net = self.build_network(self.hierarchy, self._arch)

@@ -115,7 +115,7 @@ class LGMDDecoder(SpiralMeshDecoder):
     """Zou et al.'s landmark-guided encoder-decoder (spiral backbone over M + Eq. 11 + S2D decoder)."""
 
     name: ClassVar[str] = "lgmd"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = ("Landmark-guided mesh decoder (Zou et al. 2023): spiral backbone over the neutral "
                                   "mesh, cross-attention queried by the landmark displacements, S2D decoder")
     output: ClassVar[str] = "displacement"
@@ -154,4 +154,4 @@ class LGMDDecoder(SpiralMeshDecoder):
     def build_network(self, hierarchy: MeshHierarchy, arch: dict[str, Any]) -> nn.Module:
         assert self.norm is not None
         return LGMDNet(hierarchy, arch["num_landmarks"], arch["filters"], arch["backbone"], arch["backbone_filters"],
-                       arch["full_filters"], self.norm.t["mean_neutral"].cpu(), max(self.norm.extent, 1e-3))
+                       arch["full_filters"], self.norm.stat("neutral_mean").cpu(), max(float(self.norm.stat("extent")), 1e-3))

@@ -207,7 +207,7 @@ class MIADNetDecoder(SpiralMeshDecoder):
     """FC-4DFS's multi-level identity-aware displacement network (and its Table 2 ablations)."""
 
     name: ClassVar[str] = "miadnet"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = ("MIADNet (FC-4DFS): landmark decomposition embedding + multi-level identity "
                                   "features of the neutral mesh read by cross-attention in an S2D-style decoder")
     output: ClassVar[str] = "displacement"
@@ -252,5 +252,5 @@ class MIADNetDecoder(SpiralMeshDecoder):
         assert self.norm is not None
         return MIADNet(hierarchy, arch["num_landmarks"], arch["filters"], arch["identity_filters"], arch["hidden"],
                        arch["landmark_decomposition"], arch["identity_mesh"], arch["attention_max_vertices"],
-                       arch["fine_attention"], self.norm.t["mean_neutral"].cpu(), max(self.norm.extent, 1e-3))
+                       arch["fine_attention"], self.norm.stat("neutral_mean").cpu(), max(float(self.norm.stat("extent")), 1e-3))
 

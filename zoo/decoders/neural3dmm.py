@@ -59,7 +59,7 @@ class Neural3DMMDecoder(SpiralMeshDecoder):
     """Spiral-convolution mesh autoencoder whose decoder is driven by landmark displacements."""
 
     name: ClassVar[str] = "neural3dmm"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = ("Neural3DMM: spiral autoencoder; the decoder takes the neutral mesh's latent "
                                   "code concatenated with the landmark displacements and outputs the whole mesh")
     output: ClassVar[str] = "mesh"

@@ -32,7 +32,7 @@ class S2DDecoder(SpiralMeshDecoder):
     """Sparse2Dense landmark-to-mesh displacement decoder."""
 
     name: ClassVar[str] = "s2d"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = ("Sparse2Dense: landmark displacements -> linear layer -> spiral decoder -> "
                                   "per-vertex displacements added to the neutral mesh (Otberdout et al. 2022)")
     output: ClassVar[str] = "displacement"

@@ -91,7 +91,7 @@ class Action2MotionGenerator(CVAEGenerator):
     """Action2Motion: GRU conditional VAE with a per-frame latent and a learned prior (Guo et al. 2020)."""
 
     name: ClassVar[str] = "action2motion"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "GRU conditional VAE with per-frame latent and learned prior (Action2Motion)"
     defaults: ClassVar[dict[str, Any]] = {**CVAEGenerator.common_defaults, "kl_weight": 1e-3,
                                           "teacher_forcing": 0.6}

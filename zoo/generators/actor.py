@@ -79,7 +79,7 @@ class ActorGenerator(CVAEGenerator):
     """ACTOR: transformer conditional VAE with per-label distribution tokens (Petrovich et al. 2021)."""
 
     name: ClassVar[str] = "actor"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "Transformer conditional VAE with per-label distribution tokens (ACTOR)"
     defaults: ClassVar[dict[str, Any]] = {**CVAEGenerator.common_defaults, "kl_weight": 1e-5}
     arch_keys: ClassVar[tuple[str, ...]] = ("d_model", "layers", "heads", "ff")

@@ -36,6 +36,7 @@ from fc4dfs.datasets.storage import stable_hash
 from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, Generator
 from fc4dfs.plugins.errors import ComponentError
+from fc4dfs.zoo.normalise import Normaliser, rms
 from fc4dfs.zoo.training import TrainLoop
 
 
@@ -160,6 +161,15 @@ def prepare_sequences(data: Dataset, labels: list[str], train_lengths: Seq[int],
     return out
 
 
+def fit_sequence_normaliser(norm: Normaliser, seqs: TrainingSequences, identity_dims: int) -> Normaliser:
+    """Fit ``norm``'s fields on ``seqs``: ``neutral`` (the flattened neutral landmarks ``[N, 3L]``,
+    whitened onto ``identity_dims`` principal components) and ``disp`` (displacements in units of their
+    RMS over the real, unpadded frames, floored at 1e-3 mm)."""
+    norm.fit_pca("neutral", seqs.neutral.reshape(len(seqs), -1), identity_dims)
+    mask = np.arange(seqs.disp.shape[1])[None, :] < seqs.lengths[:, None]
+    return norm.add("disp", std=max(rms(seqs.disp[mask]), 1e-3))
+
+
 def one_length_each(source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Indices picking, for every source sequence, one of its resampled versions at random."""
     order = rng.permutation(len(source))
@@ -178,47 +188,6 @@ def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     order = order[np.argsort(lengths[order], kind="stable")]
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-# --------------------------------------------------------------------------- normalisation
-class Normaliser(nn.Module):
-    """Statistics that map neutral landmarks and displacements (mm) to network units and back.
-
-    The neutral landmarks enter the networks as their first ``identity_dims`` principal-component
-    coefficients over the training identities, whitened: a few training identities span a space
-    in which any 3L-dimensional input can be memorised per identity, which does not generalise.
-    """
-
-    def __init__(self, num_landmarks: int, identity_dims: int) -> None:
-        super().__init__()
-        self.register_buffer("neutral_mean", torch.zeros(num_landmarks, 3))
-        self.register_buffer("neutral_basis", torch.zeros(3 * num_landmarks, identity_dims))
-        self.register_buffer("neutral_sd", torch.ones(identity_dims))
-        self.register_buffer("disp_scale", torch.ones(()))
-
-    def fit(self, seqs: TrainingSequences) -> "Normaliser":
-        mean = seqs.neutral.mean(0)
-        self.neutral_mean.copy_(torch.from_numpy(mean))
-        x = (seqs.neutral - mean).reshape(len(seqs), -1).astype(np.float64)
-        _, sv, vt = np.linalg.svd(x, full_matrices=False)
-        sd = sv / np.sqrt(len(x))
-        k = min(self.neutral_basis.shape[1], int((sd > 1e-6 * max(sd.max(initial=0.0), 1e-12)).sum()))
-        self.neutral_basis.zero_()
-        self.neutral_sd.fill_(1.0)
-        if k:  # directions the training identities do not span stay zero
-            self.neutral_basis[:, :k] = torch.from_numpy(vt[:k].T.astype(np.float32))
-            self.neutral_sd[:k] = torch.from_numpy(sd[:k].astype(np.float32))
-        mask = np.arange(seqs.disp.shape[1])[None, :] < seqs.lengths[:, None]
-        self.disp_scale.fill_(max(float(np.sqrt((seqs.disp[mask] ** 2).mean())), 1e-3))
-        return self
-
-    def neutral_in(self, neutral: torch.Tensor) -> torch.Tensor:
-        """``[B, L, 3]`` mm -> ``[B, identity_dims]`` whitened principal-component coefficients."""
-        return ((neutral - self.neutral_mean).flatten(1) @ self.neutral_basis) / self.neutral_sd
-
-    def disp_out(self, disp_n: torch.Tensor) -> torch.Tensor:
-        """``[B, T, 3L]`` normalised -> ``[B, T, L, 3]`` mm."""
-        return (disp_n * self.disp_scale).unflatten(-1, (-1, 3))
 
 
 class SequenceModel(nn.Module):
@@ -289,7 +258,7 @@ class DisplacementGenerator(Generator):
 
     def _build(self, num_landmarks: int, num_labels: int, identity_dims: int, device: str) -> None:
         self.identity_dims = identity_dims
-        self.norm = Normaliser(num_landmarks, identity_dims).to(device)
+        self.norm = Normaliser().to(device)
         self.model = self.build_model(num_landmarks, num_labels).to(device)
         self.device = device
 
@@ -314,15 +283,15 @@ class DisplacementGenerator(Generator):
         self._build(data.topology.num_landmarks, len(labels),
                     self.auto_identity_dims(len(data.identities)) if k is None else int(k), device)
         assert self.model is not None and self.norm is not None
-        self.norm.fit(seqs)
+        self.norm = fit_sequence_normaliser(Normaliser(), seqs, self.identity_dims).to(device)
         model, norm = self.model, self.norm
         opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
         epochs = int(hp["epochs"])
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs),
                                                            eta_min=hp["lr"] * hp["lr_final_ratio"])
         dev = torch.device(device)
-        neutral_n = norm.neutral_in(torch.from_numpy(seqs.neutral).to(dev))
-        target = (torch.from_numpy(seqs.disp).to(dev) / norm.disp_scale).flatten(2)
+        neutral_n = norm.encode("neutral", torch.from_numpy(seqs.neutral).to(dev).flatten(1))
+        target = norm.encode("disp", torch.from_numpy(seqs.disp).to(dev)).flatten(2)
         lengths = torch.from_numpy(seqs.lengths).to(dev)
         fps = torch.from_numpy(seqs.fps).to(dev)
         label_ids = torch.from_numpy(seqs.label_ids).to(dev)
@@ -367,7 +336,7 @@ class DisplacementGenerator(Generator):
         self.topology = data.topology
         self.labels = labels
         self.train_report = loop.report(seconds=round(time.perf_counter() - t0, 3), sequences=len(seqs),
-                                        disp_scale_mm=float(norm.disp_scale))
+                                        disp_scale_mm=float(norm.stat("disp_std")))
         return self.train_report
 
     # -- generation ---------------------------------------------------------------------------
@@ -393,8 +362,8 @@ class DisplacementGenerator(Generator):
             lengths = torch.full((b,), t_len, dtype=torch.int64, device=self.device)
             fps_t = torch.full((b,), fps, dtype=torch.float32, device=self.device)
             cond = self.condition_inputs(labels, t_len, levels, timings)
-            disp_n = self.model(self.norm.neutral_in(neutral), ids, lengths, fps_t, t_len, **cond)
-            out = neutral.unsqueeze(1) + self.norm.disp_out(disp_n)
+            disp_n = self.model(self.norm.encode("neutral", neutral.flatten(1)), ids, lengths, fps_t, t_len, **cond)
+            out = neutral.unsqueeze(1) + self.norm.decode("disp", disp_n.unflatten(-1, (-1, 3)))
             out[:, 0] = neutral
         return out.cpu().numpy().astype(np.float32, copy=False)
 
@@ -430,5 +399,5 @@ class DisplacementGenerator(Generator):
         self.label_timing = dict(meta.get("label_timing", {}))
         assert self.model is not None and self.norm is not None
         self.model.load_state_dict(unprefixed("model", tensors))
-        self.norm.load_state_dict(unprefixed("norm", tensors))
+        self.norm = Normaliser.from_state(unprefixed("norm", tensors)).to(device)
         self.model.eval()

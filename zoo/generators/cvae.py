@@ -29,7 +29,8 @@ from fc4dfs.datasets.base import Dataset
 from fc4dfs.datasets.storage import stable_hash
 from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, ComponentError, Generator
-from fc4dfs.zoo.generators.common import Normaliser, length_batches, one_length_each, prepare_sequences
+from fc4dfs.zoo.generators.common import fit_sequence_normaliser, length_batches, one_length_each, prepare_sequences
+from fc4dfs.zoo.normalise import Normaliser
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
 
@@ -104,7 +105,7 @@ class CVAEGenerator(Generator):
         """The untrained network for ``feature_dim = 3 L`` coordinates and ``num_labels`` labels."""
 
     def _build(self, meta: dict[str, Any]) -> None:
-        self.norm = Normaliser(int(meta["num_landmarks"]), 0).to(self.device)
+        self.norm = Normaliser().to(self.device)
         self.model = self.build_model(3 * int(meta["num_landmarks"]), int(meta["num_labels"]), meta["arch"]).to(self.device)
         self._meta = meta
 
@@ -121,8 +122,8 @@ class CVAEGenerator(Generator):
         self._build({"arch": {k: int(hp[k]) for k in self.arch_keys}, "num_labels": len(labels),
                      "num_landmarks": data.topology.num_landmarks})
         assert self.model is not None and self.norm is not None
-        self.norm.fit(seqs)
-        model, scale = self.model, float(self.norm.disp_scale)
+        self.norm = fit_sequence_normaliser(Normaliser(), seqs, 0).to(self.device)
+        model, scale = self.model, float(self.norm.stat("disp_std"))
         disp = torch.as_tensor(seqs.disp.reshape(len(seqs), seqs.disp.shape[1], -1) / scale, device=self.device)
         lengths = torch.as_tensor(seqs.lengths, device=self.device)
         label_ids = torch.as_tensor(seqs.label_ids, device=self.device)
@@ -171,7 +172,7 @@ class CVAEGenerator(Generator):
         self._build(meta)
         assert self.model is not None and self.norm is not None
         self.model.load_state_dict(unprefixed("model", tensors))
-        self.norm.load_state_dict(unprefixed("norm", tensors))
+        self.norm = Normaliser.from_state(unprefixed("norm", tensors)).to(self.device)
         self.model.eval()
 
     # -- generation ---------------------------------------------------------------------------
@@ -184,7 +185,7 @@ class CVAEGenerator(Generator):
         assert self.model is not None and self.norm is not None
         ids = torch.as_tensor(self.label_ids(labels), device=self.device)
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        disp = self.norm.disp_out(self.model.sample(ids, int(length), gen)).cpu().numpy()
+        disp = self.norm.decode("disp", self.model.sample(ids, int(length), gen).unflatten(-1, (-1, 3))).cpu().numpy()
         out = np.asarray(neutral_landmarks, dtype=np.float32)[:, None] + disp
         out[:, 0] = neutral_landmarks
         return out.astype(np.float32)

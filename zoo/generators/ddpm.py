@@ -73,12 +73,13 @@ from fc4dfs.datasets.storage import stable_hash
 from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, Generator
 from fc4dfs.plugins.errors import ComponentError
-from fc4dfs.zoo.generators.diffusion.data import Normalizer, SequenceBank
+from fc4dfs.zoo.generators.diffusion.data import SequenceBank
 from fc4dfs.zoo.generators.diffusion.networks import BiTConfig, GuidanceClassifier, NoiseApproximator
 from fc4dfs.zoo.generators.diffusion.optim import EMA, lr_lambda
 from fc4dfs.zoo.generators.diffusion.sampling import (SAMPLERS, Objective, ReverseSampler, SamplerConfig,
                                                       label_objective, text_objective)
 from fc4dfs.zoo.generators.diffusion.schedule import LinearSchedule
+from fc4dfs.zoo.normalise import Normaliser
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
 _ARCH_KEYS = ("d_model", "layers", "heads", "ff_dim", "dropout", "fe_kernel")
@@ -88,7 +89,7 @@ class DDPMGenerator(Generator):
     """Unconditional landmark-sequence DDPM steered by classifier guidance (Zou et al.)."""
 
     name: ClassVar[str] = "ddpm"
-    version: ClassVar[str] = "3"
+    version: ClassVar[str] = "4"
     description: ClassVar[str] = ("4D facial expression diffusion model with label and text guidance "
                                   "(Zou et al.)")
     stochastic: ClassVar[bool] = True
@@ -141,7 +142,7 @@ class DDPMGenerator(Generator):
         self.eps_model: NoiseApproximator | None = None
         self.classifier: GuidanceClassifier | None = None
         self.text_net: GuidanceClassifier | None = None
-        self.normalizer: Normalizer | None = None
+        self.normalizer: Normaliser | None = None
         self.device = torch.device("cpu")
         self._meta: dict[str, Any] = {}
 
@@ -182,10 +183,10 @@ class DDPMGenerator(Generator):
         start = time.monotonic()
         self.device = torch.device(device)
         bank = SequenceBank(data)
-        self.normalizer = Normalizer.fit(bank.all_frames(), self.options["pca_components"])
-        seqs = [self.normalizer.encode(s) for s in bank.seqs]
+        self.normalizer = Normaliser().fit_standardise("frames", bank.all_frames(), self.options["pca_components"])
+        seqs = [self.normalizer.encode("frames", s) for s in bank.seqs]
         bank.seqs = seqs
-        bank.feature_dim = self.normalizer.dim
+        bank.feature_dim = self.normalizer.dim("frames")
         lo, hi = self._length_range(bank)
         text_table, text_choices = self._training_texts(data) if self.options["text_guidance"] else (None, [])
         meta = {"bit": {"feature_dim": bank.feature_dim, **{k: hp[k] for k in _ARCH_KEYS}},
@@ -340,7 +341,7 @@ class DDPMGenerator(Generator):
         assert self.eps_model is not None and self.classifier is not None and self.normalizer is not None
         text = prefixed("txt", self.text_net.state_dict()) if self.text_net is not None else {}
         return {**prefixed("eps", self.eps_model.state_dict()), **prefixed("cls", self.classifier.state_dict()),
-                **text, **prefixed("norm", self.normalizer.arrays())}
+                **text, **prefixed("norm", self.normalizer.state_dict())}
 
     def state_meta(self) -> dict[str, Any]:
         return dict(self._meta)
@@ -356,7 +357,7 @@ class DDPMGenerator(Generator):
         if self.text_net is not None:
             self.text_net.load_state_dict(unprefixed("txt", tensors))
             self.text_net.eval()
-        self.normalizer = Normalizer(**{k: v.numpy() for k, v in unprefixed("norm", tensors).items()})
+        self.normalizer = Normaliser.from_state(unprefixed("norm", tensors))
 
     # -- sampling -----------------------------------------------------------------------------
     def _sampler(self, **overrides: Any) -> ReverseSampler:
@@ -395,7 +396,7 @@ class DDPMGenerator(Generator):
         sampler = self._sampler(**sampler_overrides)
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         chunk = int(self.options["sample_batch"])
-        d, k = self.normalizer.mean.shape[0], self.normalizer.dim
+        d, k = self.normalizer.stat("frames_mean").shape[0], self.normalizer.dim("frames")
         out = []
         for a in range(0, batch, chunk):
             b = min(batch, a + chunk)
@@ -403,14 +404,14 @@ class DDPMGenerator(Generator):
             offset = np.zeros((b - a, 1, d), dtype=np.float32)
             if known is not None and mask is not None:
                 flat = known[a:b].reshape(b - a, length, d)
-                kn = torch.as_tensor(self.normalizer.encode(flat), device=self.device)
+                kn = torch.as_tensor(self.normalizer.encode("frames", flat), device=self.device)
                 mk = torch.as_tensor(mask[a:b], dtype=torch.bool, device=self.device)
                 offset = self._known_residual(flat, mask[a:b])
             guidance = self._objective(None if label_ids is None else label_ids[a:b],
                                        None if text_feats is None else text_feats[a:b])
             x0 = sampler.sample((b - a, length, k), gen, self.device, kn, mk, guidance, harmonize_iters,
                                 float(self.options["harmonize_from"]))
-            out.append(self.normalizer.decode(x0.detach().cpu().numpy()) + offset)
+            out.append(self.normalizer.decode("frames", x0.detach().cpu().numpy()) + offset)
         return np.concatenate(out, 0)
 
     def _known_residual(self, flat: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -419,7 +420,7 @@ class DDPMGenerator(Generator):
         Diffusing in PCA coordinates cannot represent an unseen face exactly; this residual (mostly
         anatomy detail) is carried over to the generated frames. Zero without PCA.
         """
-        res = self.normalizer.residual(flat) * mask[..., None]  # type: ignore[union-attr]
+        res = self.normalizer.residual("frames", flat) * mask[..., None]  # type: ignore[union-attr]
         count = np.maximum(mask.sum(1), 1)[:, None, None]
         return (res.sum(1, keepdims=True) / count).astype(np.float32)
 

@@ -194,7 +194,7 @@ class FCLSTMGenerator(DisplacementGenerator):
     """FC-4DFS's frequency-controlled LSTM (§3.2); ``freq``/``temporal_alpha`` give Table 3's rows."""
 
     name: ClassVar[str] = "fc_lstm"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "Frequency-controlled LSTM with framerate-aware positional encoding (FC-4DFS)"
     controls: ClassVar[frozenset[str]] = frozenset({"intensity", "timing"})
     defaults: ClassVar[dict[str, Any]] = {

@@ -30,7 +30,8 @@ from fc4dfs.datasets.storage import stable_hash
 from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, Generator
 from fc4dfs.plugins.errors import ComponentError
-from fc4dfs.zoo.generators.diffusion.data import Normalizer, SequenceBank
+from fc4dfs.zoo.generators.diffusion.data import SequenceBank
+from fc4dfs.zoo.normalise import Normaliser
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
 _ARCH_KEYS = ("channels", "z_dim", "cond_dim")
@@ -115,7 +116,7 @@ class LM4DGANGenerator(Generator):
     """Conditional WGAN-GP producing whole landmark sequences of one fixed length."""
 
     name: ClassVar[str] = "lm4dgan"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     description: ClassVar[str] = "Landmark-guided conditional WGAN-GP over whole sequences (LM-4DGAN-style)"
     stochastic: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
@@ -140,8 +141,7 @@ class LM4DGANGenerator(Generator):
             raise ComponentError(f"lm4dgan option n_critic must be >= 1, got {self.options['n_critic']!r}")
         self.generator: SequenceGenerator | None = None
         self.critic: SequenceCritic | None = None
-        self.neutral_norm: Normalizer | None = None
-        self.disp_scale = 1.0
+        self.norm: Normaliser | None = None
         self.device = torch.device("cpu")
         self._meta: dict[str, Any] = {}
 
@@ -163,13 +163,12 @@ class LM4DGANGenerator(Generator):
         bank = SequenceBank(data)
         neutrals = np.stack([s[0] for s in bank.seqs])
         disps = np.stack([resample_frames(s - s[:1], length) for s in bank.seqs])  # [N, F, D]
-        self.neutral_norm = Normalizer.fit(neutrals)
-        self.disp_scale = float(disps.std()) or 1.0
-        real_disp = torch.as_tensor(disps / self.disp_scale, dtype=torch.float32, device=self.device)
-        real_neutral = torch.as_tensor(self.neutral_norm.encode(neutrals), device=self.device)
+        self.norm = Normaliser().fit_standardise("neutral", neutrals).add("disp", std=float(disps.std()) or 1.0)
+        real_disp = torch.as_tensor(self.norm.encode("disp", disps), device=self.device)
+        real_neutral = torch.as_tensor(self.norm.encode("neutral", neutrals), device=self.device)
         real_labels = torch.as_tensor(bank.label_ids, device=self.device)
         meta = {"arch": {k: int(hp[k]) for k in _ARCH_KEYS}, "num_labels": len(bank.labels),
-                "feature_dim": bank.feature_dim, "disp_scale": self.disp_scale}
+                "feature_dim": bank.feature_dim}
         seed_everything(seed)
         self._build(meta)
         assert self.generator is not None and self.critic is not None
@@ -234,7 +233,8 @@ class LM4DGANGenerator(Generator):
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(len(eval_idx), self.generator.z_dim, generator=gen).to(self.device)
         fake = self.generator(z, real_neutral[idx], real_labels[idx])
-        dist = (fake.unsqueeze(1) - real_disp.unsqueeze(0)).abs().mean((2, 3)) * self.disp_scale  # [E, N]
+        assert self.norm is not None
+        dist = (fake.unsqueeze(1) - real_disp.unsqueeze(0)).abs().mean((2, 3)) * float(self.norm.stat("disp_std"))  # [E, N]
         same = real_labels[idx].unsqueeze(1) == real_labels.unsqueeze(0)
         dist = torch.where(same, dist, torch.full_like(dist, float("inf")))
         self.generator.train()
@@ -242,9 +242,9 @@ class LM4DGANGenerator(Generator):
 
     # -- persistence ------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        assert self.generator is not None and self.critic is not None and self.neutral_norm is not None
+        assert self.generator is not None and self.critic is not None and self.norm is not None
         return {**prefixed("gen", self.generator.state_dict()), **prefixed("critic", self.critic.state_dict()),
-                **prefixed("norm", self.neutral_norm.arrays())}
+                **prefixed("norm", self.norm.state_dict())}
 
     def state_meta(self) -> dict[str, Any]:
         return dict(self._meta)
@@ -257,8 +257,7 @@ class LM4DGANGenerator(Generator):
         self.critic.load_state_dict(unprefixed("critic", tensors))
         self.generator.eval()
         self.critic.eval()
-        self.neutral_norm = Normalizer(**{k: v.numpy() for k, v in unprefixed("norm", tensors).items()})
-        self.disp_scale = float(meta["disp_scale"])
+        self.norm = Normaliser.from_state(unprefixed("norm", tensors))
 
     # -- generation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -269,14 +268,14 @@ class LM4DGANGenerator(Generator):
         ``fps`` is ignored (see the module docstring). ``seed=None`` means seed 0.
         """
         self.check_generate_inputs(neutral_landmarks, labels, length)
-        assert self.generator is not None and self.neutral_norm is not None
+        assert self.generator is not None and self.norm is not None
         b, n_lm = neutral_landmarks.shape[:2]
         neutral = np.asarray(neutral_landmarks, dtype=np.float32)
         ids = torch.as_tensor(self.label_ids(labels), device=self.device)
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         z = torch.randn(b, self.generator.z_dim, generator=gen).to(self.device)
-        code = torch.as_tensor(self.neutral_norm.encode(neutral.reshape(b, -1)), device=self.device)
-        disp = self.generator(z, code, ids).cpu().numpy() * self.disp_scale  # [B, F_train, D]
+        code = torch.as_tensor(self.norm.encode("neutral", neutral.reshape(b, -1)), device=self.device)
+        disp = self.norm.decode("disp", self.generator(z, code, ids).cpu().numpy())  # [B, F_train, D]
         disp = np.stack([resample_frames(d, int(length)) for d in disp])
         out = neutral[:, None] + disp.reshape(b, int(length), n_lm, 3)
         return out.astype(np.float32)

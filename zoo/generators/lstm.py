@@ -17,6 +17,6 @@ class LSTMGenerator(FCLSTMGenerator):
     """Autoregressive LSTM over landmark frames: FC-LSTM's code path with ``freq`` off."""
 
     name: ClassVar[str] = "lstm"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "Autoregressive LSTM over landmark frames (FC-4DFS baseline)"
     defaults: ClassVar[dict[str, Any]] = {k: v for k, v in FCLSTMGenerator.defaults.items() if k not in _FREQ_ONLY}

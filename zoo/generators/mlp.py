@@ -46,7 +46,7 @@ class MLPGenerator(DisplacementGenerator):
     """MLP baseline: regresses each frame from neutral landmarks, label and position (FC-4DFS)."""
 
     name: ClassVar[str] = "mlp"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "MLP baseline: regresses each frame from neutral landmarks, label and position (FC-4DFS)"
     defaults: ClassVar[dict[str, Any]] = {
         **DisplacementGenerator.common_defaults,

@@ -1,67 +1,10 @@
-"""Landmark-sequence training data for sequence models: normalisation and random-length batches."""
+"""Landmark-sequence training data for sequence models: random-length batches."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from fc4dfs.datasets.base import Dataset, resample_frames
-
-
-@dataclass
-class Normalizer:
-    """Per-coordinate standardisation of flattened landmark frames ``[..., D]`` (D = 3 L), optionally
-    followed by a whitened PCA projection onto ``k`` components (``basis`` ``[k, D]``, ``scale`` ``[k]``).
-
-    With PCA, ``encode`` maps to ``[..., k]`` and ``decode`` back to ``[..., D]``; ``residual`` is the
-    part of a frame outside the component span (for an unseen face mostly anatomy detail).
-    """
-
-    mean: np.ndarray  # [D] float32
-    std: np.ndarray  # [D] float32
-    basis: np.ndarray | None = None  # [k, D] orthonormal rows
-    scale: np.ndarray | None = None  # [k] component stds
-
-    @classmethod
-    def fit(cls, frames: np.ndarray, components: int | None = None) -> "Normalizer":
-        """From all training frames ``[N, D]``; tiny stds are floored at a tenth of the median."""
-        mean = frames.mean(0)
-        std = frames.std(0)
-        std = np.maximum(std, 0.1 * float(np.median(std)) + 1e-6)
-        norm = cls(mean.astype(np.float32), std.astype(np.float32))
-        if components:
-            z = (frames - mean) / std
-            _, sv, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
-            k = int(min(components, len(sv)))
-            norm.basis = vt[:k].astype(np.float32)
-            norm.scale = np.maximum(sv[:k] / np.sqrt(len(z)), 1e-6).astype(np.float32)
-        return norm
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The fitted statistics by field name (``basis`` and ``scale`` only with PCA), e.g. for a checkpoint."""
-        out = {"mean": self.mean, "std": self.std}
-        if self.basis is not None and self.scale is not None:
-            out.update(basis=self.basis, scale=self.scale)
-        return out
-
-    @property
-    def dim(self) -> int:
-        return int(self.basis.shape[0] if self.basis is not None else self.mean.shape[0])
-
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        z = (x - self.mean) / self.std
-        if self.basis is not None:
-            z = (z @ self.basis.T) / self.scale
-        return z.astype(np.float32)
-
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        if self.basis is not None:
-            z = (z * self.scale) @ self.basis
-        return (z * self.std + self.mean).astype(np.float32)
-
-    def residual(self, x: np.ndarray) -> np.ndarray:
-        """``x - decode(encode(x))``: zero without PCA."""
-        return (x - self.decode(self.encode(x))).astype(np.float32)
 
 
 class SequenceBank:
