@@ -9,6 +9,7 @@ the sub-command.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -28,7 +29,14 @@ GLOBAL_FLAGS = {
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit 2), like every other user error."""
+    """An ArgumentParser whose errors are one line on stderr (exit 2), like every other user error.
+
+    Flags must be spelled in full (no prefix abbreviations: ``reproduce --seed 5`` would otherwise be
+    read as ``--seeds 5``)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         hint = f" (see {self.prog} --help)"
@@ -40,6 +48,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)) and "default" not in text:
+            return f"{text} (default: {'on' if action.default else 'off'})"
         if ("default" in text or action.default in (None, argparse.SUPPRESS, False)
                 or action.option_strings == [] or action.nargs == 0):
             return text
@@ -100,6 +110,22 @@ def build_parser(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentPa
     return parser, handlers
 
 
+def _unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> NoReturn:
+    """Refuse ``extra`` with the (sub-)command that was parsing them, naming the closest flag it knows."""
+    target = parser
+    while True:  # descend to the sub-command that was chosen
+        sub = next((a for a in target._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, sub.dest, None) if sub is not None else None
+        if sub is None or name not in sub.choices:
+            break
+        target = sub.choices[name]
+    flags = [o for a in target._actions for o in a.option_strings if o.startswith("--")]
+    unknown = next((t.split("=", 1)[0] for t in extra if t.startswith("-")), None)
+    close = difflib.get_close_matches(unknown, flags, n=1, cutoff=0.6) if unknown else []
+    hint = f"; did you mean {close[0]}?" if close else ""
+    target.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+
+
 def _lock_timeout(e: BaseException) -> bool:
     """A lock wait that timed out (filelock is imported only by the code that takes locks)."""
     filelock = sys.modules.get("filelock")
@@ -109,7 +135,9 @@ def _lock_timeout(e: BaseException) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = build_parser(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            _unknown_arguments(parser, args, extra)
     except SystemExit as e:  # --help (0) or a refused command line (2, message already printed)
         return e.code if isinstance(e.code, int) else 2
     if args.strict:

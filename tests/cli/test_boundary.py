@@ -152,12 +152,27 @@ def test_every_help_line_states_its_default():
     for p in cli._walk(parser):
         formatter = p._get_formatter()
         for action in p._actions:
-            if not action.option_strings or action.nargs == 0 or action.required:
+            if not action.option_strings or isinstance(action, argparse._HelpAction) or action.required:
                 continue
             text = formatter._get_help_string(action)
             if "default" not in text:
                 missing.append(f"{p.prog} {'/'.join(action.option_strings)}: {text!r}")
     assert not missing, "\n".join(missing)
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["run", "--generatr", "mlp"], "did you mean --gen? (see fc4dfs-bench run --help)"),
+    (["list", "plugins", "--strcit"], "did you mean --strict?"),
+    (["dataset", "info", "synthetic", "--optin", "a=1"], "did you mean --option? (see fc4dfs-bench dataset info"),
+    # no prefix abbreviations: --seed is not read as reproduce's --seeds (and then overridden)
+    (["reproduce", "--seed", "5", "--seeds", "0,1"], "unrecognized arguments: --seed 5; did you mean --seeds?"),
+])
+def test_unknown_flag_is_refused_naming_the_closest(argv: list[str], named: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]):
+    assert cli.main([*argv, "--out", str(tmp_path / "runs")] if argv[0] == "reproduce" else argv) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_seed_range_is_stated(capsys: pytest.CaptureFixture[str]):
