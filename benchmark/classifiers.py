@@ -33,7 +33,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from fc4dfs.benchmark.stats import classification_report
 from fc4dfs.datasets.base import Dataset, Sequence, resample_frames
-from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.datasets.storage import release_mapped, stable_hash
 from fc4dfs.plugins.contracts import Budget, Component
 from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.training import TrainLoop, seed_everything
@@ -136,8 +136,11 @@ class SequenceClassifier(Component):
     # -- inputs ----------------------------------------------------------------------------
     def _array(self, seq: SequenceLike, where: str) -> np.ndarray:
         topo = self._require_fitted()
-        if isinstance(seq, Sequence):
-            arr = seq.landmarks if self.input_kind == "landmarks" else np.asarray(seq.frames, np.float32)
+        if isinstance(seq, Sequence) and self.input_kind == "landmarks":
+            arr = seq.landmarks
+            release_mapped(seq.frames)  # the meshes were read only for their landmarks
+        elif isinstance(seq, Sequence):
+            arr = np.asarray(seq.frames, np.float32)
         else:
             arr = np.asarray(seq, dtype=np.float32)
         if arr.ndim != 3:
@@ -167,7 +170,10 @@ class SequenceClassifier(Component):
         # read one sequence at a time: a dataset's frames may be a memory map far larger than what is kept
         arrays = _Arrays([functools.partial(self._array, s, f"{s.identity}/{s.label}") for s in data.sequences])
         self._prepare(arrays, hp)
-        inputs = [self._encode(a) for a in arrays]
+        inputs = []
+        for i, s in enumerate(data.sequences):
+            inputs.append(self._encode(arrays[i]))
+            release_mapped(s.frames)
         targets = np.asarray([self.labels.index(s.label) for s in data.sequences], dtype=np.int64)
         self.meta.update({"in_dim": int(inputs[0].shape[1]), "hidden": int(hp["hidden"]),
                           "head": list(self._head(hp)), "n_classes": len(self.labels)})

@@ -151,7 +151,15 @@ class RunContext:
         trained = train_or_load(component, self.dataset, train_ids, self.budget, self.seed, device=self.device,
                                 progress=self.progress, workdir=workdir, store=self.components_dir)
         _link_or_copy(trained.path, self.run_dir / "checkpoints" / f"{tag}.safetensors")
+        self.release_frames()
         return trained.component, trained.seconds
+
+    def release_frames(self) -> None:
+        """Drop the dataset's mapped frames from this process's memory (see ``release_mapped``): a run's
+        peak memory then does not grow with the number of sequences it has read."""
+        from fc4dfs.datasets.storage import release_mapped
+
+        release_mapped(*(s.frames for s in self.dataset.sequences))
 
     # -- evaluation ------------------------------------------------------------------------
     def eval_context(self, train_ids: Seq[str], classifiers: bool = True, design: str = "default") -> EvalContext:
@@ -173,7 +181,9 @@ class RunContext:
                                       retrain=self.retrain_classifier, budget=classifier_budget(self.budget),
                                       store=self.components_dir, evaluator=self.evaluator, options=DESIGNS[design])
                 self._banks[key] = bank
-            return bank.get(kind)
+            trained = bank.get(kind)
+            self.release_frames()
+            return trained
 
         return EvalContext(self.dataset.topology, list(self.dataset.labels), seed=self.seed,
                            classifier=classifier if classifiers and _has_classifiers() else None)
@@ -194,10 +204,12 @@ class RunContext:
             self.examples.append((item, method))
 
     def iterate(self, seqs: Seq[Any], desc: str):
+        """``seqs`` with a progress bar; the dataset's mapped frames are released after each one."""
         from tqdm.auto import tqdm
 
-        return tqdm(seqs, desc=desc, unit="seq", leave=False,
-                    disable=not progress_enabled(self.progress))
+        for seq in tqdm(seqs, desc=desc, unit="seq", leave=False, disable=not progress_enabled(self.progress)):
+            yield seq
+            self.release_frames()
 
 
 def _has_classifiers() -> bool:

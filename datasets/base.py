@@ -10,6 +10,8 @@ from typing import Iterable, Literal, Sequence as Seq
 
 import numpy as np
 
+from fc4dfs.datasets.storage import release_mapped
+
 SequenceKind = Literal["n2e", "n2e2n"]
 
 
@@ -254,6 +256,7 @@ class Dataset:
             for s in self.sequences:
                 h.update(f"{s.identity}|{s.label}|{s.kind}|{s.fps}|{s.length}".encode())
                 h.update(np.ascontiguousarray(s.frames[:: max(1, s.length // 4)]).tobytes())
+                release_mapped(s.frames)
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 

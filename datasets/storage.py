@@ -1,4 +1,4 @@
-"""On-disk helpers shared by caches, checkpoints and run records: cache location, atomic writes."""
+"""On-disk helpers shared by caches, checkpoints and run records: cache location, atomic writes, mapped pages."""
 from __future__ import annotations
 
 import json
@@ -148,3 +148,43 @@ def clean_stale_builds(base: Path, prefixes: tuple[str, ...], lock_of: Callable[
         except Timeout:
             continue
     return removed
+
+
+def release_mapped(*arrays: Any) -> None:
+    """Give back this process's resident pages of the read-only memory maps under ``arrays``.
+
+    A dataset's frames are a memory map (:mod:`fc4dfs.datasets.synthetic.cache`,
+    :mod:`fc4dfs.datasets.realcache`); every page read stays counted in the process's resident memory
+    until the map is closed, so a pass over all sequences would hold the whole file. After
+    ``madvise(MADV_DONTNEED)`` on the pages each array spans, they stay in the OS page cache (reading
+    them again costs no disk access) but no longer in this process. Arrays not backed by a map, and
+    systems without ``madvise``, are left as they are.
+    """
+    import mmap
+
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    for a in arrays:
+        m = a
+        while m is not None and getattr(m, "_mmap", None) is None:
+            m = getattr(m, "base", None)
+        mapped = None if m is None else m._mmap
+        if mapped is None or not hasattr(mapped, "madvise") or getattr(a, "size", 0) == 0:
+            continue
+        import numpy as np
+
+        origin = np.frombuffer(mapped, np.uint8).__array_interface__["data"][0]
+        low, high = _byte_bounds(np.asarray(a))
+        first = (low - origin) // mmap.PAGESIZE * mmap.PAGESIZE
+        mapped.madvise(mmap.MADV_DONTNEED, first, min(high - origin, len(mapped)) - first)
+
+
+def _byte_bounds(a: Any) -> tuple[int, int]:
+    """First and one-past-last byte address of ``a`` (``numpy.byte_bounds``, moved in numpy 2)."""
+    import numpy as np
+
+    try:
+        from numpy.lib.array_utils import byte_bounds
+    except ImportError:  # numpy < 2
+        byte_bounds = np.byte_bounds
+    return byte_bounds(a)

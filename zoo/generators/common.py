@@ -32,7 +32,7 @@ from torch import nn
 
 from fc4dfs.datasets.base import Dataset, resample_frames
 from fc4dfs.datasets.phases import PHASES, label_peaks, measure_timing, phase_amplitude, relative_intensity
-from fc4dfs.datasets.storage import stable_hash
+from fc4dfs.datasets.storage import release_mapped, stable_hash
 from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, Generator
 from fc4dfs.plugins.errors import ComponentError
@@ -128,6 +128,7 @@ def prepare_sequences(data: Dataset, labels: list[str], train_lengths: Seq[int],
     source: list[int] = []
     for k_seq, s in enumerate(data.sequences):
         lm = s.landmarks
+        release_mapped(s.frames)  # the meshes were read only for their landmarks
         lengths = sorted({int(t) for t in train_lengths} | ({s.length} if include_native else set()))
         for t_len in lengths:
             if t_len < 2:

@@ -155,7 +155,9 @@ class FCLSTMNet(SequenceModel):
 
         z_buf, g_buf, s_buf = buffer(fd + 4 * hs_), buffer(4 * hs_), buffer(4 * hs_)
         c_buf, fy_buf, ty_buf = buffer(hs_), buffer(hs_), buffer(hs_)
-        h_all = neutral_n.new_zeros(b, max(steps, 2), hs_) if reuse else None
+        h_all = neutral_n.new_empty(b, max(steps, 2), hs_) if reuse else None  # h_0 = 0 below, then one per step
+        if h_all is not None:
+            h_all[:, 0] = 0.0
         h_list = [neutral_n.new_zeros(b, hs_)]
 
         def gates(x: torch.Tensor, t: int, rec: torch.Tensor) -> torch.Tensor:
