@@ -155,8 +155,12 @@ class SequenceClassifier(Component):
         return arr
 
     def encode(self, sequences: Seq[SequenceLike]) -> list[np.ndarray]:
-        """Per-frame network inputs ``[T_i, K]`` of each sequence."""
-        return [self._encode(self._array(s, f"sequence {i}")) for i, s in enumerate(sequences)]
+        """Per-frame network inputs ``[T_i, K]`` of each sequence (a mapped one's pages given back after)."""
+        inputs = []
+        for i, s in enumerate(sequences):
+            inputs.append(self._encode(self._array(s, f"sequence {i}")))
+            release_mapped(s.frames if isinstance(s, Sequence) else s)
+        return inputs
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, data: Dataset, budget: Budget, seed: int = 0, device: str = "cpu",
@@ -363,6 +367,7 @@ class MeshClassifier(SequenceClassifier):
             a = train_arrays[int(i)]
             local = keep[owner == i] - starts[i] + 1
             rows.append((a[local] - a[:1]).reshape(len(local), -1))
+            release_mapped(a)
         frames = np.concatenate(rows)
         mean, comps = _pca(frames, int(hp["components"]))
         codes = (frames - mean) @ comps.T

@@ -6,6 +6,7 @@ from typing import Any, Sequence as Seq
 import numpy as np
 
 from fc4dfs.datasets.base import Sequence
+from fc4dfs.datasets.storage import release_mapped
 from fc4dfs.plugins.contracts import EvalContext, EvalItem, Metric, MetricValue, Option, ResultRow
 
 #: the longest sequence a protocol option may ask for (frames; 333 s at 30 fps)
@@ -34,6 +35,8 @@ def score(ctx: Any, items: Seq[EvalItem], ectx: EvalContext, reference: bool = F
             continue
         if metric.applicable(items, ectx):
             out[name] = metric.compute(items, ectx)
+            # ground-truth meshes are views of the dataset's memory map: give back what the metric read
+            release_mapped(*(it.gt_mesh for it in items if it.gt_mesh is not None))
     return out
 
 
