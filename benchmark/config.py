@@ -35,14 +35,21 @@ class RunConfig:
     #: a direct pipeline run in place of a generator + decoder (``--pipeline``)
     pipeline: str | None = None
     pipeline_options: dict[str, Any] = field(default_factory=dict)
+    #: content hash of the evaluator file that scores CA, CA (mesh) and FID (``run --evaluator FILE``;
+    #: :func:`fc4dfs.benchmark.evaluators.file_hash`); None: the default evaluator (the one shipped for
+    #: the dataset version, else classifiers trained through the store). Part of the run id, so a run
+    #: scored by another evaluator is another run, never a reused record carrying the old scores.
+    evaluator: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as a dict; the pipeline fields only when a pipeline is set (so configs of
-        generator/decoder runs keep the hash they had before pipelines existed)."""
+        """The config as a dict; the pipeline fields only when a pipeline is set and the evaluator only
+        when one is given (so earlier configs keep the hash and run id they had)."""
         d = asdict(self)
         if not self.pipeline:
             d.pop("pipeline")
             d.pop("pipeline_options")
+        if self.evaluator is None:
+            d.pop("evaluator")
         return d
 
     @property

@@ -120,6 +120,17 @@ def read_header(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return tensors, header
 
 
+def file_hash(path: str | Path) -> str:
+    """The content hash of the evaluator file at ``path`` (as its header records it; verified again when
+    :func:`load_evaluator` loads it); :class:`EvaluatorError` naming the file when it is not one."""
+    _, header = read_header(path)
+    found = header.get("content_hash")
+    if not isinstance(found, str) or not found:
+        raise EvaluatorError(f"evaluator {path} has no content hash in its header (write it with "
+                             "`fc4dfs-bench evaluator train`)")
+    return found
+
+
 def load_evaluator(path: str | Path, dataset: Dataset, device: str = "cpu", source: str | None = None) -> Evaluator:
     """Load an evaluator file for ``dataset``.
 

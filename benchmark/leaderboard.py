@@ -222,8 +222,9 @@ def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | st
     A table holds only comparable rows: one protocol, dataset version, evaluator (the content hash
     of the classifiers behind CA, CA (mesh) and FID), budget with its overrides and protocol options
     (:data:`TABLE_COLUMNS`); each other combination gets its own table. Within a table a
-    configuration is every column of :data:`CONFIG_COLUMNS`; its runs (seeds) are averaged and,
-    when there are several, "±" is the 95 % CI of that mean (:func:`ci95`). Rows are ranked within
+    configuration is every column of :data:`CONFIG_COLUMNS`; its runs (one per seed: of rows repeating a
+    configuration, seed and fold only the newest counts) are averaged and, when there are several,
+    "±" is the 95 % CI of that mean (:func:`ci95`). Rows are ranked within
     each setting by the protocol's primary metric; a row whose CI overlaps the rank-1 row's is marked
     :data:`OVERLAP_MARK`. Per-fold rows (decoder-cv) are left out in favour of the pooled row over
     all folds unless ``folds``. For each component only its newest version is ranked (a note says
@@ -268,7 +269,13 @@ def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | st
                          "rows that differ in evaluator, budget, budget overrides or protocol options are never "
                          "ranked together")
         for (evaluator, budget, b_over, p_opts), part in groups:
-            part = part.copy()
+            part = part.sort_values("utc_time", kind="stable")
+            once = part.drop_duplicates(CONFIG_COLUMNS + ["seed", "fold"], keep="last")
+            table_notes = list(notes)
+            if len(once) < len(part):
+                table_notes.append(f"{len(part) - len(once)} row(s) repeat a configuration and seed of this table "
+                                   "(the same run scored again): only the newest counts, so runs = seeds")
+            part = once.copy()
             metrics = [m for m in metric_columns(part) if (part[m] != "").any()]
             for m in metrics:
                 part[m] = pd.to_numeric(part[m], errors="coerce")
@@ -294,7 +301,7 @@ def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | st
                 table.insert(0, "rank", table.groupby("setting")[pm].rank(ascending=asc, method="min"))
                 table.insert(1, "overlaps_first", _overlaps_first(table, pm))
             multi = bool(len(table)) and int(table["runs"].max()) > 1
-            out.append(RankedTable(proto, dset, dhash, table.reset_index(drop=True), metrics, list(notes),
+            out.append(RankedTable(proto, dset, dhash, table.reset_index(drop=True), metrics, table_notes,
                                    evaluator=evaluator, budget=config_label(budget, b_over, p_opts),
                                    primary=pm or "", direction=pdir if pm else "",
                                    pm="95 % CI over seeds" if multi else ""))

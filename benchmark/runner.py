@@ -253,13 +253,17 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     """Run one config end to end and return its record. A crash is recorded, then re-raised.
 
     ``evaluator`` is an evaluator file (``fc4dfs-bench evaluator train``) that scores CA, CA (mesh)
-    and FID instead of the shipped or stored classifiers; its content hash goes into every row.
+    and FID instead of the shipped or stored classifiers; its content hash goes into every row and
+    into ``config.evaluator`` (filled in when None), hence into the run id: a finished run is reused
+    only when it was scored by the same evaluator. UserError when ``config.evaluator`` names another
+    evaluator than the file, or names one and no file is given.
 
     ``components_dir`` overrides the component store (default ``$FC4DFS_CACHE/components``). While
     another live process writes the same run, this one waits (``lock_timeout`` s at most, None =
     unbounded) and then reuses the finished record; :class:`RunBusyError` when the wait times out.
     With ``config.threads`` set, torch uses that many CPU threads for the run (restored afterwards).
     """
+    config = _with_evaluator(config, evaluator)
     reg = reg or global_registry()
     spec = reg.get("protocol", config.protocol)
     for kind in ("generator", "decoder", "pipeline", "dataset"):
@@ -282,6 +286,24 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     finally:
         torch.set_num_threads(threads)
         lock.release()
+
+
+def _with_evaluator(config: RunConfig, evaluator: Path | None) -> RunConfig:
+    """``config`` naming the content hash of the ``evaluator`` file it is scored by (see :func:`execute`)."""
+    if evaluator is None:
+        if config.evaluator is not None:
+            raise UserError(f"run {config.run_id} is scored by evaluator {config.evaluator}: pass its file "
+                            "(--evaluator FILE)")
+        return config
+    from dataclasses import replace
+
+    from fc4dfs.benchmark.evaluators import file_hash
+
+    found = file_hash(evaluator)
+    if config.evaluator not in (None, found):
+        raise UserError(f"--evaluator {evaluator}: its content hash is {found}, the run config names "
+                        f"evaluator {config.evaluator}")
+    return replace(config, evaluator=found)
 
 
 def run_lock_path(run_dir: Path) -> Path:

@@ -10,8 +10,8 @@ from fc4dfs.benchmark.commands.flags import (add_component_opts, add_dataset_fla
                                              add_seed, add_threads, dataset_options)
 from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD, DEFAULT_OUT
 
-__all__ = ["add_common", "add_parser", "add_run_flags", "dataset_options", "execute_configs", "executor_for",
-           "run", "run_config", "setup_threads"]
+__all__ = ["add_common", "add_parser", "add_run_flags", "dataset_options", "evaluator_hash", "execute_configs",
+           "executor_for", "run", "run_config", "setup_threads"]
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -82,7 +82,21 @@ def run_config(args: argparse.Namespace, seed: int, **options: dict[str, Any]) -
         given[key] = {**given[key], **extra}
     return RunConfig(protocol=args.protocol, dataset=args.dataset, generator=args.gen, decoder=args.dec,
                      budget=args.budget, seed=seed, device=args.device, pipeline=args.pipeline,
-                     threads=threads_for(args.executor, args.threads, args.cpus_per_run), **given)
+                     threads=threads_for(args.executor, args.threads, args.cpus_per_run),
+                     evaluator=evaluator_hash(args.evaluator), **given)
+
+
+def evaluator_hash(path: Path | None) -> str | None:
+    """The content hash of the ``--evaluator`` file (None without one); UserError naming the file when it
+    is missing or not an evaluator file, before any work."""
+    if path is None:
+        return None
+    from fc4dfs.benchmark.errors import UserError
+    from fc4dfs.benchmark.evaluators import file_hash
+
+    if not path.is_file():
+        raise UserError(f"--evaluator {path}: no such file")
+    return file_hash(path)
 
 
 def executor_for(args: argparse.Namespace, stop_on_error: bool = False) -> Any:
@@ -99,19 +113,13 @@ def execute_configs(args: argparse.Namespace, configs: list[Any], desc: str, lab
     single ``run`` always has; with Ray the other runs go on and failures are reported at the end.
     """
     from fc4dfs.benchmark.config import validate_options
-    from fc4dfs.benchmark.errors import UserError, writable_dir, writable_file
+    from fc4dfs.benchmark.errors import writable_dir, writable_file
     from fc4dfs.benchmark.executor import Job, Settings
     from fc4dfs.datasets.storage import progress_enabled
     from fc4dfs.plugins.manager import registry
 
     writable_dir(args.out, "--out")
     writable_file(args.leaderboard, "--leaderboard")
-    if args.evaluator is not None:
-        from fc4dfs.benchmark.evaluators import read_header
-
-        if not args.evaluator.is_file():
-            raise UserError(f"--evaluator {args.evaluator}: no such file")
-        read_header(args.evaluator)  # not an evaluator file: refused before any work
     reg = registry()
     for config in configs:
         for kind in ("generator", "decoder", "pipeline", "dataset"):

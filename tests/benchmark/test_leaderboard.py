@@ -149,3 +149,25 @@ def test_failed_rows_are_listed_apart_from_the_ranking(tmp_path: Path, monkeypat
     ranked, failed = text.split("### Failed runs")
     assert "boom" not in ranked and " a " in ranked
     assert "boom" in failed and "RuntimeError: out of memory" in failed
+
+
+def test_single_runs_show_no_spread_and_the_legend_says_why(tmp_path: Path):
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, [_row(1, generator="a", e_mesh=1.0), _row(2, generator="b", e_mesh=2.0)])
+    (table,) = lb.rank(lb.load_frame(path), {"e_mesh": "lower"}, {"e2e": ("e_mesh", "lower")})
+    shown = lb.format_table(table)
+    assert "±" not in shown and table.pm == "", shown
+    assert any("one run per configuration: no ±" in line for line in table.legend())
+    assert lb.mean_pm(1.0, float("nan")) == "1" and lb.mean_pm(1.0, 0.5) == "1 ± 0.5"
+
+
+def test_a_configuration_and_seed_scored_twice_counts_once(tmp_path: Path):
+    """Rows repeating a configuration and seed (the same run scored again) are one run: the newest."""
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, [_row(1, run_id="old", seed=0, e_mesh=5.0, utc_time="2026-01-01T00:00:00Z"),
+                          _row(2, run_id="new", seed=0, e_mesh=3.0, utc_time="2026-01-02T00:00:00Z"),
+                          _row(3, run_id="other", seed=1, e_mesh=4.0, utc_time="2026-01-01T12:00:00Z")])
+    (table,) = lb.rank(lb.load_frame(path), {"e_mesh": "lower"}, {"e2e": ("e_mesh", "lower")})
+    row = table.table.iloc[0]
+    assert row["runs"] == 2 and row["e_mesh"] == pytest.approx(3.5)  # seeds 0 (newest: 3.0) and 1 (4.0)
+    assert any("only the newest counts" in n for n in table.notes)

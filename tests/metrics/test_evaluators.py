@@ -1,6 +1,7 @@
 """Frozen evaluators: one file with both classifiers, its content hash, where it applies, and the shipped one."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -169,3 +170,34 @@ def test_the_papers_classifier_designs_train_take_any_length_and_freeze(tmp_path
     # the designs differ, so their evaluators do too, and the shipped file is never used for them
     default = ClassifierBank(ds, budget=CHEAP)
     assert default.key("mesh") != papers.key("mesh") and papers.use_shipped is False
+
+
+@pytest.mark.e2e
+def test_a_finished_run_asked_for_another_evaluator_is_scored_again(bank: ClassifierBank, test_registry,
+                                                                     tmp_path: Path, capsys, monkeypatch):
+    """`run --evaluator B` after the same run with evaluator A is not the reused record of A: it is another
+    run (the evaluator's hash is in the run id) whose rows carry B's hash; the trained components come
+    from the store; the same evaluator again reuses its record."""
+    pytest.importorskip("fc4dfs_nn_baseline", reason="example plugin not installed")
+    monkeypatch.setenv("FC4DFS_CACHE", str(tmp_path / "cache"))
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    hashes = {_save(bank, first), _save(bank, second, half=True)}
+    assert len(hashes) == 2
+    runs, board = tmp_path / "runs", tmp_path / "lb.csv"
+    cmd = ["run", "--gen", "nn_retrieval", "--dec", "sgd_linear", "--dataset", "tiny", "--budget", "smoke",
+           "--threads", "1", "--out", str(runs), "--leaderboard", str(board), "--evaluator"]
+    assert main(cmd + [str(first)]) == 0
+    trained = sorted(p.name for p in (tmp_path / "cache" / "components").rglob("*.safetensors"))
+    assert trained
+    assert main(cmd + [str(second)]) == 0
+    assert main(cmd + [str(first)]) == 0
+    out = capsys.readouterr()
+    assert out.err.count("already finished; reusing its record") == 1, out.err  # only A's run, the third time
+    records = [json.loads(p.read_text()) for p in sorted(runs.glob("*/record.json"))]
+    assert sorted(r["evaluator"]["hash"] for r in records) == sorted(hashes)
+    assert {r["config"]["evaluator"] for r in records} == hashes
+    for rec in records:
+        assert {row["evaluator"] for row in rec["rows_flat"]} == {rec["evaluator"]["hash"]}
+    with board.open() as f:
+        assert {r["evaluator"] for r in csv.DictReader(f)} == hashes
+    assert sorted(p.name for p in (tmp_path / "cache" / "components").rglob("*.safetensors")) == trained  # no retraining
