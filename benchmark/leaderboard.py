@@ -182,13 +182,24 @@ class RankedTable:
 
 
 def load_frame(path: str | Path):
-    """The leaderboard as a DataFrame (strings for identifiers, floats for metrics)."""
-    import pandas as pd
-
+    """The leaderboard as a DataFrame of strings ("" for an empty cell; :func:`rank` parses the metrics)."""
     path = Path(path)
     if not path.exists():
         raise LeaderboardError(f"no leaderboard at {path}; run `fc4dfs-bench run ...` first")
     header, rows = read_rows(path)
+    return _frame(rows, header)
+
+
+def frame_of(rows: Iterable[dict[str, Any]]):
+    """Rows as :func:`append_rows` would write them (e.g. a run record's ``rows_flat``), as the DataFrame
+    :func:`load_frame` would read back, without a file."""
+    rows = [{k: str(_cell(v)) for k, v in r.items()} for r in rows]
+    return _frame(rows, list(dict.fromkeys(k for r in rows for k in r)))
+
+
+def _frame(rows: list[dict[str, str]], header: list[str]):
+    import pandas as pd
+
     df = pd.DataFrame(rows, columns=header, dtype=str).fillna("")
     for c in BASE_COLUMNS:  # files written before a column existed
         if c not in df:

@@ -52,7 +52,12 @@ def title(rt: lb.RankedTable) -> str:
 def markdown(path: Path, protocol: str | None = None, dataset: str | None = None, folds: bool = False) -> str:
     """Ranked tables as markdown, one section per comparable group (see :func:`lb.rank`), each with its
     legend (primary metric, units, directions, what "±" is) and notes."""
-    df = lb.load_frame(path)
+    return frame_markdown(lb.load_frame(path), protocol, dataset, folds, source=path)
+
+
+def frame_markdown(df, protocol: str | None = None, dataset: str | None = None, folds: bool = False,
+                   source: Path | str = "the leaderboard") -> str:
+    """:func:`markdown` of leaderboard rows already read (:func:`lb.load_frame`, :func:`lb.frame_of`)."""
     failed = int((df["status"] == "failed").sum()) if "status" in df else 0
     tables = lb.rank(df, directions(), primaries(), protocol, dataset, folds=folds)
     unit_of, dir_of = units(), directions()
@@ -67,7 +72,7 @@ def markdown(path: Path, protocol: str | None = None, dataset: str | None = None
     if failed:
         from tabulate import tabulate
 
-        parts.append(f"### Failed runs (recorded in {path}, not ranked)\n")
+        parts.append(f"### Failed runs (recorded in {source}, not ranked)\n")
         bad = df[df["status"] == "failed"]
         parts.append(tabulate([[r["utc_time"], r["protocol"], r["generator"], r["decoder"], r["budget"], r["seed"],
                                 r["error"][:120]] for _, r in bad.iterrows()],

@@ -5,7 +5,17 @@ import math
 from typing import Any
 
 
+#: the metrics whose ``_std`` is the spread over every landmark/vertex of every frame (the ± of FC-4DFS
+#: Tables 2-4), with their variants (``e_lm_hidden``); the only ones a run's table shows with ±
+POINT_SPREAD = ("e_lm", "e_mesh")
+
+
+def _point_spread(metric: str) -> bool:
+    return any(metric == m or metric.startswith(m + "_") for m in POINT_SPREAD)
+
+
 def result_table(rows: list[dict[str, Any]], default_gen: str | None, default_dec: str | None) -> str:
+    """One run's rows; "±" only on E_lm/E_mesh, where it is the std over every point of every frame."""
     from tabulate import tabulate
 
     metrics: list[str] = []
@@ -23,7 +33,7 @@ def result_table(rows: list[dict[str, Any]], default_gen: str | None, default_de
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 cells.append("")
             else:
-                s = m.get(f"{k}_std")
+                s = m.get(f"{k}_std") if _point_spread(k) else None
                 cells.append(f"{v:.4g}" + (f" ± {s:.3g}" if s is not None else ""))
         out.append(cells)
     return tabulate(out, headers=["setting", "generator", "decoder", "n", *metrics], tablefmt="github")
@@ -41,5 +51,6 @@ def print_result(result: Any) -> None:
         print(result_table(result.record["rows"], pipeline, PIPELINE_DECODER))
     else:
         print(result_table(result.record["rows"], cfg.generator, cfg.decoder))
-    print("± is the std over every landmark/vertex of every frame for e_lm/e_mesh, over test items otherwise")
+    print("± is the std over every landmark/vertex of every frame (e_lm, e_mesh: the ± of FC-4DFS Tables 2-4); "
+          "the other metrics are means over the n test items (each item's value: per_item.json)")
     print(f"run directory: {result.run_dir}")

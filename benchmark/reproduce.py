@@ -153,10 +153,11 @@ def _per_item(pr: PlannedRun) -> dict[str, dict[str, list]]:
 
 
 def _agg(values: list[float]) -> tuple[float, float]:
+    """Mean and std of the values given (NaN std for a single value: one run has no spread, not "± 0")."""
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
     if not len(v):
         return float("nan"), float("nan")
-    return float(v.mean()), float(v.std()) if len(v) > 1 else 0.0
+    return float(v.mean()), float(v.std()) if len(v) > 1 else float("nan")
 
 
 def _fmt(m: float, s: float | None = None, digits: int = 3) -> str:
@@ -340,7 +341,7 @@ def potamias_section(plan: Plan, by: Callable[[str, str], list[PlannedRun]]) -> 
              "The paper's totals are on 4DFAB (six expressions, 27 test subjects); its per-expression columns are "
              "4DFAB's expressions, so only the totals are set beside the measured ones. The pipelines are told each "
              "test sequence's measured onset/apex/offset (the paper's protocol). The per-frame error curve "
-             "(Fig. 5) is `fig5-frame-error.png` beside this report.", "",
+             "(Fig. 5) is `fig5-frame-error.png` beside this report. ± is the std over seeds (none with one seed).", "",
              "| model | " + " | ".join(labels) + " | total | paper total |", "|---" * (len(labels) + 3) + "|"]
     for row, pipe in POTAMIAS_ROWS.items():
         rs = rows[pipe]

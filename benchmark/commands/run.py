@@ -143,12 +143,19 @@ def run(args: argparse.Namespace) -> int:
 
     configs = [run_config(args, seed) for seed in args.seeds or [args.seed]]
     outcomes = execute_configs(args, configs, "run")
-    failed = 0
+    failed, rows = 0, []
     for config in configs:
         out = outcomes[config.run_id]
         if out.ok:
             print_result(out.result)
+            rows += out.result.record.get("rows_flat", [])
         else:
             failed += 1
             print(f"run {config.run_id} failed: {out.error}", file=sys.stderr)
+    if len(configs) > 1 and rows:
+        from fc4dfs.benchmark import leaderboard as lb
+        from fc4dfs.benchmark.publishing import frame_markdown
+
+        print(f"\nover seeds {', '.join(str(c.seed) for c in configs)}:\n")
+        print(frame_markdown(lb.frame_of(rows)))
     return 1 if failed else 0

@@ -171,3 +171,15 @@ def test_a_configuration_and_seed_scored_twice_counts_once(tmp_path: Path):
     row = table.table.iloc[0]
     assert row["runs"] == 2 and row["e_mesh"] == pytest.approx(3.5)  # seeds 0 (newest: 3.0) and 1 (4.0)
     assert any("only the newest counts" in n for n in table.notes)
+
+
+def test_rows_in_memory_rank_as_the_file_would(tmp_path: Path):
+    """`run --seeds` prints its runs' mean ± CI from the records' rows, ranked exactly as `leaderboard show`."""
+    from fc4dfs.benchmark.publishing import frame_markdown, markdown
+
+    rows = [_row(s, seed=s, e_mesh=1.0 + 0.1 * s, generator_options='{"k": 1}', ca=float("nan")) for s in range(3)]
+    path = tmp_path / "lb.csv"
+    lb.append_rows(path, rows)
+    shown = frame_markdown(lb.frame_of(rows), source=path)
+    assert shown == markdown(path)
+    assert "± is the 95 % CI over seeds" in shown and "1.1 ± 0.248" in shown, shown

@@ -61,3 +61,15 @@ def test_no_zou_table_for_florence(tmp_path):
     plan = Plan(runs=[fake_run(tmp_path, "actor", "s2d", vals, 1.0)])
     report = build_report(plan, "florence4d", "smoke", 1.0)
     assert "beside Zou et al." not in report and "beside FC-4DFS" in report
+
+
+def test_one_seed_shows_no_spread_in_table1(tmp_path):
+    """One run per row (and the single ground-truth row) has no spread over seeds: no "± 0.000" anywhere."""
+    n = 10
+    vals = {"e_lm": np.linspace(1, 2, n), "e_mesh": np.linspace(1, 2, n), "ca": np.full(n, 50.0),
+            "ca_mesh": np.full(n, 50.0)}
+    plan = Plan(runs=[fake_run(tmp_path, "fc_lstm", "s2d", vals, 1.0)])
+    report = build_report(plan, "synthetic", "smoke", 1.0)
+    table1 = report.split("## Table 1")[1].split("\n\n")[1]
+    assert "| gt | — | — | 100.000 | 100.000 |" in table1 and "| fc_lstm+s2d | 1.500 | 1.500 | 50.000 |" in table1, table1
+    assert "±" not in table1, table1
