@@ -7,6 +7,7 @@ from fc4dfs.plugins.contracts import Budget
 from fc4dfs.zoo.decoders.miadnet import MIADNetDecoder
 from fc4dfs.zoo.decoders.s2d import S2DDecoder
 from decoders_fixtures import errors, one_sequence
+from limits import assert_below
 
 
 @pytest.mark.parametrize("cls,options", [(S2DDecoder, {}), (MIADNetDecoder, {})], ids=["s2d", "miadnet"])
@@ -17,7 +18,7 @@ def test_decoder_overfits_one_sequence(cls, options):
     report = dec.fit(ds, budget, seed=0, progress=False)
     err, motion = errors(dec, ds)
     first, final = report["first"]["l1"], report["final"]["l1"]
-    assert final < first / 10, f"{cls.name}: training L1 {final:.4g} vs limit {first / 10:.4g} (ratio {final / (first / 10):.2f})"
+    assert_below(final, first / 10, f"{cls.name}: final training L1 (limit 0.1 x the first)")
     # predicting the neutral leaves 100 % of the motion; a learning decoder removes > 92 % of it
-    assert err < 0.08 * motion, (f"{cls.name}: {err:.3f} mm left of {motion:.3f} mm of motion: limit "
-                                 f"{0.08 * motion:.3f} mm, ratio {err / (0.08 * motion):.2f}")
+    assert_below(err, 0.08 * motion, f"{cls.name}: error left of {motion:.3f} mm of motion (limit 0.08 x motion)",
+                 " mm")

@@ -8,6 +8,7 @@ from fc4dfs.plugins.contracts import Budget, ComponentError
 from fc4dfs.zoo.decoders.common import collect_frames
 from fc4dfs.zoo.decoders.linear import RCOND, LinearDecoder, ridge_solve
 from decoders_fixtures import errors, one_sequence
+from limits import assert_below
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,7 +49,7 @@ def test_decoder_fits_the_least_squares_map_of_its_training_frames():
     pred, pred_ref = x @ dec.weights, x @ ref
     assert _rel(pred, pred_ref) < 1e-6, f"relative difference {_rel(pred, pred_ref):.2e} (limit 1e-6)"
     err, motion = errors(dec, ds)
-    assert err < motion, f"linear: {err:.3f} mm, the neutral leaves {motion:.3f} mm"
+    assert_below(err, motion, "linear (limit: the motion the neutral leaves)", " mm")
 
 
 @pytest.mark.parametrize("ridge", [-1.0, "a lot"])

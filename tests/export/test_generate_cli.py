@@ -12,6 +12,7 @@ import trimesh
 from fc4dfs.benchmark.cli import main
 from fc4dfs.plugins.manager import discover, set_registry
 from fc4dfs.datasets.fixtures import tiny_dataset
+from limits import assert_below
 
 BASE = ["generate", "--gen", "h6_meancurve", "--dec", "h6_ridge", "--dataset", "h6_tiny", "--budget", "smoke"]
 
@@ -134,7 +135,7 @@ def test_generate_component_and_dataset_options(tmp_path, capsys):
     with np.load(tmp_path / "a" / "id05_expr1.npz") as a, np.load(tmp_path / "b" / "id05_expr1.npz") as b:
         move_a = np.abs(a["vertices"][-1] - a["vertices"][0]).max()
         move_b = np.abs(b["vertices"][-1] - b["vertices"][0]).max()
-    assert move_b < 0.5 * move_a  # the heavily regularised decoder barely moves the face
+    assert_below(move_b, 0.5 * move_a, "motion of the heavily regularised decoder (limit 0.5 x the default's)", " mm")
     assert main(BASE + ["--identity", "id07", "--label", "expr1", "--dataset-opt", "n_identities=6",
                         "--no-preview", "--formats", "npz", "--out", str(tmp_path / "c")]) == 2
     assert "identity 'id07' not in dataset" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import numpy as np
 
 from fc4dfs.plugins.contracts import Budget, Generator
 from rnn_overfit import one_sequence_dataset
+from limits import assert_below
 
 
 def assert_cvae_overfits_one_sequence(cls: type[Generator], options: dict, hp: dict, margin: float = 0.35) -> None:
@@ -19,4 +20,5 @@ def assert_cvae_overfits_one_sequence(cls: type[Generator], options: dict, hp: d
         out = g.generate(np.repeat(gt[:1], 3, 0), [seq.label] * 3, length, seed=2)
         static = float(np.linalg.norm(gt - gt[:1], axis=-1).mean())
         err = float(np.linalg.norm(out - gt[None], axis=-1).mean())
-        assert err < margin * static, f"{cls.name} at length {length}: {err:.3f} mm vs static {static:.3f} mm"
+        assert_below(err, margin * static, f"{cls.name} at length {length} (limit {margin} x static {static:.3f} mm)",
+                     " mm")

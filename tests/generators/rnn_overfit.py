@@ -6,6 +6,7 @@ import numpy as np
 from fc4dfs.datasets.base import Dataset
 from fc4dfs.plugins.contracts import Budget, Generator
 from fc4dfs.datasets.fixtures import tiny_dataset
+from limits import assert_below
 
 
 def one_sequence_dataset() -> Dataset:
@@ -27,4 +28,4 @@ def assert_overfits_one_sequence(cls: type[Generator], options: dict, lengths: l
         gt = seq.resampled(length)
         out = g.generate(gt.landmarks[:1], [seq.label], length, fps=gt.fps)
         err = np.linalg.norm(out[0] - gt.landmarks, axis=-1).mean()
-        assert err < 0.05 * motion, f"{cls.name} at length {length}: {err:.3f} mm vs motion {motion:.3f} mm"
+        assert_below(err, 0.05 * motion, f"{cls.name} at length {length} (limit 0.05 x motion {motion:.3f} mm)", " mm")

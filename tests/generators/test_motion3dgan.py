@@ -9,6 +9,7 @@ from fc4dfs.plugins.contracts import Budget, ComponentError
 from fc4dfs.zoo.generators.motion3dgan import (Motion3DGANGenerator, SphereGenerator, l2_norm, project_to_sphere,
                                                resample_srvf, srvf, srvf_inverse)
 from rnn_overfit import one_sequence_dataset
+from limits import assert_below
 
 
 def smooth_curve(samples: int) -> torch.Tensor:
@@ -27,7 +28,7 @@ def test_srvf_round_trip_on_the_same_grid():
     q, ell = srvf(x)
     back = srvf_inverse(q, ell, x[0])
     err, limit = float((back - x).norm(dim=-1).max()), 1e-3 * extent(x)
-    assert err < limit, f"round trip error {err:.3g} vs limit {limit:.3g}"
+    assert_below(err, limit, "SRVF round trip error (limit 1e-3 x the curve's extent)")
 
 
 @pytest.mark.parametrize("intervals", [150, 400, 700])
@@ -39,7 +40,7 @@ def test_srvf_round_trip_through_resampling_to_another_length(intervals):
     truth = smooth_curve(intervals + 1)
     err, limit = float((back - truth).norm(dim=-1).max()), 1e-3 * extent(truth)
     assert back.shape == truth.shape
-    assert err < limit, f"{intervals} intervals: error {err:.3g} vs limit {limit:.3g}"
+    assert_below(err, limit, f"{intervals} intervals: error (limit 1e-3 x the curve's extent)")
 
 
 def test_srvf_length_is_the_curve_length():
@@ -82,7 +83,7 @@ def test_overfits_a_single_sequence():
     out = g.generate(real[:1].repeat(3, 0), [seq.label] * 3, seq.length, seed=1)
     err = float(np.linalg.norm(out - real[None], axis=-1).mean())
     assert np.array_equal(out[:, 0], real[:1].repeat(3, 0))
-    assert err < 0.35 * static, f"samples {err:.3f} mm from the only training sequence (static {static:.3f} mm)"
+    assert_below(err, 0.35 * static, "samples from the only training sequence (limit 0.35 x static)", " mm")
 
 
 def test_rejects_bad_options():

@@ -14,6 +14,7 @@ from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.datasets.phases import apex_magnitude, measure_timing, parse_timing, phase_amplitude
 from fc4dfs.plugins.contracts import Budget, ComponentError
 from fc4dfs.zoo.pipelines.potamias import PotamiasPipeline
+from limits import assert_below
 
 
 def test_timing_extraction_on_a_curve_with_known_phases():
@@ -110,7 +111,7 @@ def test_potamias_overfits_training_sequences_beyond_the_static_baseline():
         errs.append(np.linalg.norm(out - gt, axis=-1).mean())
         static.append(np.linalg.norm(gt - gt[:1], axis=-1).mean())
     err, limit = float(np.mean(errs)), 0.5 * float(np.mean(static))
-    assert err < limit, f"potamias {err:.3f} mm vs limit {limit:.3f} mm (half the static-neutral error)"
+    assert_below(err, limit, "potamias (limit half the static-neutral error)", " mm")
 
 
 def test_e2e_runs_a_pipeline_beside_the_chains(test_registry, tmp_path: Path):
