@@ -146,6 +146,35 @@ def test_shipped_synthetic_evaluator_applies_and_trains_nothing(tmp_path: Path, 
     assert other.frozen() is None and said == []  # no shipped file for "tiny": nothing to say
 
 
+def test_shipped_synthetic_evaluator_scores_the_same_predictions_identically_on_every_load(tmp_path: Path,
+                                                                                         monkeypatch):
+    """CA, CA (mesh) and FID of one set of predictions, scored by two independent loads of the shipped
+    evaluator (as two runs would), are equal bit for bit, whatever the runs' budgets."""
+    from fc4dfs.benchmark.metrics.classification import (FrechetDistance, LandmarkClassificationAccuracy,
+                                                         MeshClassificationAccuracy)
+    from fc4dfs.plugins.contracts import EvalContext, EvalItem
+
+    monkeypatch.setenv("FC4DFS_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset("synthetic", {})
+    train_ids, test_ids = ds.generator_split()
+    rng = np.random.default_rng(0)
+    items = []
+    for s in [s for s in ds.sequences if s.identity in test_ids][::3]:
+        frames = np.asarray(s.frames)
+        noisy = frames + rng.normal(scale=0.5, size=frames.shape).astype(np.float32)  # imperfect "predictions"
+        items.append(EvalItem(s.identity, s.label, s.fps, s.landmarks, pred_landmarks=ds.topology.landmarks(noisy),
+                              gt_mesh=frames, pred_mesh=noisy))
+    scores = []
+    for budget in ("smoke", "quick"):
+        bank = ClassifierBank(ds, train_ids, budget=budget)
+        ctx = EvalContext(ds.topology, list(ds.labels), classifier=bank.get)
+        scores.append([m().compute(items, ctx).value for m in (LandmarkClassificationAccuracy,
+                                                                MeshClassificationAccuracy, FrechetDistance)])
+        assert bank.trained == [] and bank.evaluator().source == "shipped synthetic.safetensors"
+    assert scores[0] == scores[1], f"CA, CA (mesh), FID differ between two loads: {scores}"
+    assert len(items) >= 20 and all(np.isfinite(scores[0]))
+
+
 def test_the_papers_classifier_designs_train_take_any_length_and_freeze(tmp_path: Path, monkeypatch):
     from torch import nn
 
