@@ -172,8 +172,10 @@ class RankedTable:
         if cols:
             out.append("metrics (↓ lower is better, ↑ higher): " + ", ".join(cols))
         if self.pm:
-            out.append(f"± is the {self.pm} (Student t, runs = seeds); {OVERLAP_MARK} after a rank: that "
-                       "row's CI on the primary metric overlaps the rank-1 row's (no clear difference)")
+            single = "runs" in self.table and bool((self.table["runs"] == 1).any())
+            out.append(f"± is the {self.pm} (Student t, runs = seeds{'; none for a single run' if single else ''}); "
+                       f"{OVERLAP_MARK} after a rank: that row's CI on the primary metric overlaps the rank-1 row's "
+                       "(no clear difference)")
         else:
             out.append("one run per configuration: no ± (spread over seeds needs --seeds)")
         if self.evaluator:

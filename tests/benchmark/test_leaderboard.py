@@ -93,6 +93,9 @@ def test_rank_uses_direction_and_refuses_mixed_versions(tmp_path: Path):
     # ± is the 95 % CI of the mean over the two seeds: t(1 dof) * sample std / sqrt(2)
     assert float(t[t.generator == "a"]["ca±"].iloc[0]) == pytest.approx(12.706 * np.std([90.0, 80.0], ddof=1) / np.sqrt(2))
     assert not t["overlaps_first"].any()  # b has a single run, hence no CI to overlap
+    assert "none for a single run" in " ".join(by_ca.legend())
+    (b_line,) = [line for line in lb.format_table(by_ca).splitlines() if "| b " in line]
+    assert "±" not in b_line, b_line  # one run: its cells are plain means
 
     assert any("versions 1, 2" in n for n in by_ca.notes)
     (by_err,) = lb.rank(df, {"ca": "higher", "e_mesh": "lower"}, {"e2e": "e_mesh"})
