@@ -37,7 +37,7 @@ def _inputs(ds, batch: int):
 def ddpm():
     torch.set_num_threads(2)
     ds = tiny_dataset()
-    g = DDPMGenerator(harmonize_iters=1)
+    g = DDPMGenerator(guidance="classifier", harmonize_iters=1)  # the paper's guided samplers
     g.fit(ds.subset(ds.generator_split()[0]), Budget("quick", {"iterations": 10, "cls_iterations": 10, "block": 10}),
           progress=False)
     return g, ds
@@ -112,12 +112,14 @@ def _fill(g: DDPMGenerator, gt: np.ndarray, labels, seed: int, sampler: dict) ->
 
 @pytest.mark.slow
 def test_quality_ddpm2000_vs_ddim50(benchmark, tmp_path_factory, monkeypatch):
-    """Accuracy / FID / landmark error / diversity of both samplers on one quick-budget model.
+    """Accuracy / FID / landmark error / diversity of both samplers, classifier guidance (the paper's)
+    beside classifier-free guidance (the default), each on one quick-budget model.
 
-    Besides the two defaults (DDIM-50 at the default eta 0.5; the paper's 2,000 ancestral steps),
-    rows for the 2,000-step sampler with guidance refined from the step mean (``guide_from_mean``)
-    and for DDIM at eta 0 and 1 show where the samplers' difference comes from: the guidance
-    refinement's interplay with each step's noise.
+    With the paper's eps-prediction / linear-2000 backbone and classifier guidance: DDIM-50 at eta
+    0.5 and the paper's 2,000 ancestral steps, the 2,000-step sampler with guidance refined from the
+    step mean (``guide_from_mean``) and DDIM at eta 0 and 1 (where the samplers' difference comes
+    from: the guidance refinement's interplay with each step's noise). Then the default model
+    (x_0-prediction, cosine-1000, classifier-free guidance) at guidance scales 1 and its default.
     """
     from fc4dfs.benchmark.classifiers import ClassifierBank
     from fc4dfs.datasets.synthetic import load_synthetic
@@ -127,14 +129,19 @@ def test_quality_ddpm2000_vs_ddim50(benchmark, tmp_path_factory, monkeypatch):
     train_ids, test_ids = ds.generator_split()
     clf = ClassifierBank(ds, train_ids, budget="quick").get("landmarks")
     test = [s for s in ds.sequences if s.identity in test_ids]
-    g = DDPMGenerator(harmonize_iters=1)
+    g = DDPMGenerator(harmonize_iters=1, guidance="classifier", parameterization="eps", schedule="linear",
+                      diffusion_steps=2000, smooth_x0=0.0, eta=0.5)
     g.fit(ds.subset(train_ids), Budget("quick"), seed=0, progress=False)
+    cfg = DDPMGenerator(harmonize_iters=1)
+    cfg.fit(ds.subset(train_ids), Budget("quick"), seed=0, progress=False)
     rows = {"ddim50": benchmark.pedantic(_score, args=(g, test, clf), kwargs={"sampler": "ddim", "sampling_steps": 50},
                                          rounds=1, iterations=1),
             "ddpm2000": _score(g, test, clf, sampler="ddpm"),
             "ddpm2000_guide_from_mean": _score(g, test, clf, sampler="ddpm", guide_from_mean=True),
             "ddim50_eta0": _score(g, test, clf, sampler="ddim", sampling_steps=50, eta=0.0),
-            "ddim50_eta1": _score(g, test, clf, sampler="ddim", sampling_steps=50, eta=1.0)}
+            "ddim50_eta1": _score(g, test, clf, sampler="ddim", sampling_steps=50, eta=1.0),
+            "cfg_scale1": _score(cfg, test, clf, cfg_scale=1.0),
+            "cfg_default": _score(cfg, test, clf)}
     gt = [s.resampled(LENGTH).landmarks for s in test]
     rows["real"] = {"accuracy": float(100 * np.mean(np.asarray(clf.predict(gt)) ==
                                                     np.array([clf.labels.index(s.label) for s in test])))}

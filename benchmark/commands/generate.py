@@ -41,8 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> list[str]:
     p.add_argument("--intensity", metavar="X[,X...]",
                    help="expression intensity, 0 (neutral) .. 1 (the dataset's typical apex) .. 1.5; several "
                         "comma-separated values write one sequence each and a comparison strip (pipelines "
-                        "that control intensity, fc_lstm/lstm with --gen-opt intensity=true) (default: 1, the "
-                        "label's typical apex)")
+                        "that control intensity, fc_lstm/lstm with --gen-opt intensity=true, ddpm with its default "
+                        "guidance=cfg) (default: 1, the label's typical apex)")
     p.add_argument("--timing", metavar="onset=..,apex=..,offset=..",
                    help="expression phases in relative time 0..1 (optional rest=..: back at neutral) "
                         "(pipelines that control timing, fc_lstm/lstm with --gen-opt timing=true) (default: the "
@@ -407,7 +407,9 @@ def _able(reg: "Registry", control: str) -> str:
     """The components that can honour ``control``, for error messages."""
     gens = sorted(n for n in reg.names("generator") if control in getattr(reg.load("generator", n), "controls", ()))
     pipes = sorted(n for n in reg.names("pipeline") if control in getattr(reg.load("pipeline", n), "controls", ()))
-    parts = ([f"generators {', '.join(gens)} (--gen-opt {control}=true)"] if gens else []) + \
+    named = [f"{n} (--gen-opt {control}=true)" if control in reg.load("generator", n).declared_options() else n
+             for n in gens]
+    parts = ([f"generators {', '.join(named)}"] if gens else []) + \
         ([f"pipelines {', '.join(pipes)} (--pipeline NAME)"] if pipes else [])
     return "; ".join(parts) or "none"
 
@@ -429,8 +431,11 @@ def _refuse_control(flag: str, control: str, reg: "Registry", names: dict[str, s
     if control in active:
         return
     kind = "pipeline" if "pipeline" in names else "generator"
-    if kind == "generator" and control in getattr(reg.load(kind, names[kind]), "controls", ()):
-        raise UserError(f"{flag}: {who} controls {control} only when trained with --gen-opt {control}=true{why}")
+    cls = reg.load(kind, names[kind])
+    if kind == "generator" and control in getattr(cls, "controls", ()):
+        switch = (f"--gen-opt {control}=true" if control in cls.declared_options()
+                  else "other options (see its documentation)")
+        raise UserError(f"{flag}: {who} controls {control} only when trained with {switch}{why}")
     raise UserError(f"{flag}: {who} cannot control {control}{why}; components that can: {_able(reg, control)}")
 
 

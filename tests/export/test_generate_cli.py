@@ -216,6 +216,27 @@ def test_generate_pipeline_writes_an_intensity_strip(tmp_path, capsys):
     assert rc == 2 and "--pipeline replaces the generator and decoder" in capsys.readouterr().err
 
 
+def test_generate_ddpm_writes_an_intensity_strip(tmp_path, capsys):
+    """--intensity with ddpm (classifier-free guidance, its default): one decoded sequence per level,
+    each from the given neutral, and the comparison strip; the paper's classifier guidance refuses."""
+    out = tmp_path / "strip"
+    ddpm = ["generate", "--gen", "ddpm", "--dec", "h6_ridge", "--dataset", "h6_tiny", "--budget", "smoke",
+            "--gen-opt", "sampling_steps=5", "--gen-opt", "harmonize_iters=1", "--gen-opt", "text_guidance=false"]
+    rc = main(ddpm + ["--identity", "id07", "--label", "expr1", "--length", "8", "--intensity", "0.25,1.5",
+                      "--formats", "npz", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads((out / "generate.json").read_text())
+    assert (info["generator"], info["decoder"], info["intensities"]) == ("ddpm", "h6_ridge", [0.25, 1.5])
+    assert (out / "intensities.png").stat().st_size > 1000
+    for x in ("0.25", "1.5"):
+        with np.load(out / f"intensity-{x}" / "id07_expr1.npz") as z:
+            assert z["vertices"].shape[0] == 8 and np.isfinite(z["vertices"]).all()
+    rc = main(ddpm + ["--gen-opt", "guidance=classifier", "--label", "expr1", "--intensity", "0.5",
+                      "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "generator 'ddpm' controls intensity only when trained with other options" in err, err
+
+
 def test_generate_from_a_text_description(tmp_path, capsys):
     """Text control from the CLI (ddpm): the neutral is frame 0 and the text is recorded."""
     out = tmp_path / "out"

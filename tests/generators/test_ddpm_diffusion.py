@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from fc4dfs.zoo.generators.diffusion.sampling import ReverseSampler, SamplerConfig, label_objective
-from fc4dfs.zoo.generators.diffusion.schedule import LinearSchedule, ddim_timesteps
+from fc4dfs.zoo.generators.diffusion.schedule import NoiseSchedule, ddim_timesteps
 from limits import assert_below
 
 
 def test_schedule_matches_the_paper():
-    s = LinearSchedule()
+    s = NoiseSchedule()
     assert s.num_steps == 2000
     assert s.betas[1] == pytest.approx(1e-4) and s.betas[2000] == pytest.approx(0.02)
     assert s.alpha_bar[0] == 1.0
@@ -21,10 +21,44 @@ def test_schedule_matches_the_paper():
     assert s.alpha_bar[-1] < 1e-8  # x_T is (nearly) pure noise
 
 
+def test_cosine_schedule_follows_its_alpha_bar_formula():
+    """Nichol & Dhariwal Eq. 17: abar_t = f(t) / f(0), f(t) = cos^2((t/T + s)/(1 + s) pi/2), betas <= 0.999."""
+    s = NoiseSchedule(num_steps=1000, kind="cosine")
+    f = np.cos((np.arange(1001) / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2
+    np.testing.assert_allclose(s.alpha_bar[:-1], (f / f[0])[:-1], rtol=1e-9)  # the last beta is clipped
+    assert (np.diff(s.alpha_bar) < 0).all() and s.betas.max() <= 0.999 and s.alpha_bar[-1] < 1e-4
+    with pytest.raises(ValueError, match="schedule"):
+        NoiseSchedule(kind="sigmoid")
+
+
+@pytest.mark.parametrize("t", [1, 37, 100])
+def test_eps_from_x0_inverts_predict_x0(t):
+    s = NoiseSchedule(num_steps=100, kind="cosine")
+    gen = torch.Generator().manual_seed(t)
+    x_t, x0 = (torch.randn(3, 5, 4, generator=gen, dtype=torch.float64) for _ in range(2))
+    eps = s.eps_from_x0(x_t, torch.full((3,), t), x0)
+    torch.testing.assert_close(s.predict_x0(x_t, t, eps), x0)
+    torch.testing.assert_close(s.eps_from_x0(x_t, t, x0), eps)
+
+
+def test_temporal_smooth_keeps_lines_and_damps_alternation():
+    """The Gaussian x_0 filter passes a constant and a linear ramp (away from the ends) and removes
+    most of a frame-to-frame alternation."""
+    from fc4dfs.zoo.generators.diffusion.sampling import temporal_smooth
+
+    frames = torch.arange(20, dtype=torch.float64).view(1, 20, 1)
+    ramp = torch.cat([frames, torch.full_like(frames, 3.0)], dim=2)
+    out = temporal_smooth(ramp, 1.5)
+    torch.testing.assert_close(out[:, 5:-5], ramp[:, 5:-5])
+    torch.testing.assert_close(out[..., 1], ramp[..., 1])
+    zigzag = (-1.0) ** frames
+    assert temporal_smooth(zigzag, 1.5)[:, 5:-5].abs().max() < 0.05 * zigzag.abs().max()
+
+
 @pytest.mark.parametrize("t", [1, 250, 1000, 2000])
 def test_forward_process_statistics(t):
     """q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) (Eq. 3 / Eq. 6)."""
-    s = LinearSchedule()
+    s = NoiseSchedule()
     gen = torch.Generator().manual_seed(t)
     x0 = torch.tensor([[2.0, -1.0, 0.5]]).expand(200_000, 3)
     x_t = s.q_sample(x0, torch.full((200_000,), t), torch.randn(x0.shape, generator=gen))
@@ -34,7 +68,7 @@ def test_forward_process_statistics(t):
 
 
 def test_q_sample_broadcasts_per_item_steps():
-    s = LinearSchedule(num_steps=10)
+    s = NoiseSchedule(num_steps=10)
     x0 = torch.ones(2, 4, 3)
     out = s.q_sample(x0, torch.tensor([0, 10]), torch.zeros_like(x0))
     np.testing.assert_allclose(out[0].numpy(), 1.0)
@@ -48,7 +82,7 @@ def _linear_eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def test_one_ddpm_step_matches_eq7_closed_form():
     """x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) + sqrt(beta_t) z, in float64 by hand."""
-    s = LinearSchedule(num_steps=50)
+    s = NoiseSchedule(num_steps=50)
     sampler = ReverseSampler(s, _linear_eps, SamplerConfig(sampler="ddpm"))
     x_t = torch.tensor([[[0.4, -1.2, 2.0], [0.1, 0.0, -0.7]]])
     t = 17
@@ -65,7 +99,7 @@ def test_one_ddpm_step_matches_eq7_closed_form():
 
 
 def test_last_ddpm_step_adds_no_noise():
-    s = LinearSchedule(num_steps=20)
+    s = NoiseSchedule(num_steps=20)
     sampler = ReverseSampler(s, _linear_eps, SamplerConfig(sampler="ddpm"))
     x_t = torch.randn(1, 3, 3, generator=torch.Generator().manual_seed(0))
     x_hat, mean, _ = sampler._steps(x_t, 1, 0, torch.Generator().manual_seed(1))
@@ -74,7 +108,7 @@ def test_last_ddpm_step_adds_no_noise():
 
 def test_ddim_with_exact_eps_recovers_x0():
     """With the true noise as eps-prediction, one deterministic DDIM stride lands on q(x_s | x_0)'s mean path."""
-    s = LinearSchedule()
+    s = NoiseSchedule()
     x0 = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(0))
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
     x_t = s.q_sample(x0, 1200, eps)
@@ -86,7 +120,7 @@ def test_ddim_with_exact_eps_recovers_x0():
 
 def test_ddim_eta_one_with_unit_stride_is_the_posterior_step():
     """eta = 1 and s = t - 1: DDIM's noise is the DDPM posterior std sqrt(beta~_t), and its mean the posterior mean."""
-    s = LinearSchedule(num_steps=50)
+    s = NoiseSchedule(num_steps=50)
     t = 30
     x_t = torch.randn(1, 4, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     eps = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
@@ -103,11 +137,11 @@ def test_ddim_timesteps():
     ts = ddim_timesteps(2000, 50)
     assert ts[0] == 2000 and ts[-1] == 0 and len(ts) == 51
     assert all(a > b for a, b in zip(ts, ts[1:]))
-    assert SamplerConfig(sampler="ddpm").timesteps(LinearSchedule(num_steps=7)) == [7, 6, 5, 4, 3, 2, 1, 0]
+    assert SamplerConfig(sampler="ddpm").timesteps(NoiseSchedule(num_steps=7)) == [7, 6, 5, 4, 3, 2, 1, 0]
 
 
 def test_clipping_changes_nothing_inside_the_bound():
-    s = LinearSchedule()
+    s = NoiseSchedule()
     x0 = torch.rand(1, 4, 3) - 0.5
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2))
     x_t = s.q_sample(x0, 300, eps)
@@ -119,7 +153,7 @@ def test_clipping_changes_nothing_inside_the_bound():
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 def test_filling_keeps_known_frames_exact(sampler):
     """Alg. 3: at t = 0 the known frames are the given clean frames, bit for bit."""
-    s = LinearSchedule(num_steps=30)
+    s = NoiseSchedule(num_steps=30)
     rs = ReverseSampler(s, _linear_eps, SamplerConfig(sampler=sampler, sampling_steps=6))
     gen = torch.Generator().manual_seed(0)
     known = torch.randn(2, 7, 6, generator=gen)
@@ -139,7 +173,7 @@ def toy_classifier(x: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
 def test_guidance_moves_towards_the_label():
     """Adagrad refinement raises log p(y | x) and, with a huge lambda, stays at the step mean."""
 
-    s = LinearSchedule(num_steps=10)
+    s = NoiseSchedule(num_steps=10)
     labels = label_objective(toy_classifier, torch.tensor([0]))
     x_hat = torch.zeros(1, 3, 2)
     rs = ReverseSampler(s, _linear_eps, SamplerConfig(guidance_lambda=0.0))
@@ -162,7 +196,7 @@ def test_guidance_from_the_mean_keeps_the_step_noise():
     From the noisy sample (Alg. 1) a dominant fluency term pulls the sample back to the mean, i.e. it
     removes the noise; from the mean the same refinement leaves the noise intact.
     """
-    s = LinearSchedule(num_steps=10)
+    s = NoiseSchedule(num_steps=10)
     labels = label_objective(toy_classifier, torch.tensor([0]))
     mean = torch.zeros(1, 3, 2)
     noise = torch.tensor([[[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]]])

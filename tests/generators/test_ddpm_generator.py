@@ -96,6 +96,75 @@ def test_input_and_option_errors_name_the_argument():
         DDPMGenerator(sampler="euler")
     with pytest.raises(ComponentError, match="harmonize_from"):
         DDPMGenerator(harmonize_from=0.0)
+    for key, bad in (("guidance", "free"), ("parameterization", "v"), ("schedule", "sigmoid"), ("preset", "fast")):
+        with pytest.raises(ComponentError, match=key):
+            DDPMGenerator(**{key: bad})
+    nlm = lms[:, 0]
+    with pytest.raises(ComponentError, match="intensity"):
+        g.generate(nlm, ["expr0"], 6, intensity=1.6)
+    with pytest.raises(ComponentError, match="intensity"):
+        g.generate(nlm, ["expr0"], 6, intensity=[0.5, 1.0])
+
+
+def test_paper_preset_is_the_papers_sampler_and_guidance():
+    """``preset=paper`` restores every departure of the defaults; options given beside it still win."""
+    from fc4dfs.zoo.generators.ddpm import PAPER_PRESET
+
+    g = DDPMGenerator(preset="paper", sampling_steps=7)
+    assert {k: g.options[k] for k in PAPER_PRESET} == PAPER_PRESET
+    assert g.options["sampling_steps"] == 7
+    cfg = g.sampler_config()
+    assert (cfg.sampler, cfg.anchor_known, cfg.clip_x0, cfg.smooth_x0) == ("ddpm", False, None, 0.0)
+    assert g.schedule.num_steps == 2000 and g.schedule.kind == "linear"
+    assert DDPMGenerator(preset="paper", guidance="cfg").options["guidance"] == "cfg"
+
+
+def test_classifier_free_guidance_conditions_the_network():
+    """guidance=cfg trains no classifier; labels and the guidance scale change samples, scale 1 is the
+    conditional network alone, and a classifier-guided model refuses intensity."""
+    g = _trained_as("cfg")
+    assert g.classifier is None and g.eps_model is not None and g.eps_model.cond is not None
+    nlm = tiny_dataset().sequences[0].landmarks[:1]
+    a = g.generate(nlm, ["expr0"], 9, seed=1)
+    assert not np.allclose(a, g.generate(nlm, ["expr2"], 9, seed=1))
+    g.options["cfg_scale"] = 1.0
+    plain = g.generate(nlm, ["expr0"], 9, seed=1)
+    g.options["cfg_scale"] = 3.0
+    assert not np.allclose(plain, g.generate(nlm, ["expr0"], 9, seed=1))
+    with pytest.raises(ComponentError, match="cannot control intensity"):
+        _trained_as("classifier").generate(nlm, ["expr0"], 9, intensity=0.5)
+
+
+@lru_cache(maxsize=2)
+def _trained_as(guidance: str) -> DDPMGenerator:
+    ds = tiny_dataset()
+    g = DDPMGenerator(diffusion_steps=200, guidance=guidance, text_guidance=False, **FAST)
+    g.fit(ds.subset(ds.generator_split()[0]), Budget("smoke"), progress=False)
+    return g
+
+
+def test_intensity_conditioning_orders_the_apex():
+    """Trained on one motion at three gains (relative intensities 0.5, 1, 1.5), the apex displacement
+    grows with the requested intensity, by a good part of the data's 3x spread."""
+    from fc4dfs.datasets.base import Sequence
+    from fc4dfs.datasets.phases import apex_magnitude
+
+    ds = tiny_dataset()
+    seq = next(s for s in ds.sequences if s.kind == "n2e" and s.length <= 24)
+    frames = np.asarray(seq.frames, np.float32)
+    copies = [Sequence(seq.identity, seq.label, frames[:1] + gain * (frames - frames[:1]), seq.fps, seq.kind,
+                       seq.topology, {}) for gain in (0.5, 1.0, 1.5)]
+    data = Dataset("gains", ds.topology, copies, ds.labels)
+    g = DDPMGenerator(sampling_steps=20, harmonize_iters=1, train_lengths=[seq.length, seq.length], pca_components=4,
+                      guidance="cfg", intensity_dropout=0.2, text_guidance=False)
+    g.fit(data, Budget("smoke", {"iterations": 300, "lr": 3e-3}), progress=False)
+    real = seq.landmarks
+    levels = [0.5, 1.0, 1.5]
+    out = g.generate(np.repeat(real[:1], 3, 0), [seq.label] * 3, seq.length, seed=0, intensity=levels)
+    apex = np.array([apex_magnitude(x) for x in out])
+    assert (np.diff(apex) > 0).all(), f"apex {apex} mm for intensities {levels}"
+    # the training copies' apexes differ 3x; half of that spread is the margin
+    assert apex[2] > 1.5 * apex[0], f"apex {apex} mm: intensity 1.5 / 0.5 = {apex[2] / apex[0]:.2f} (data: 3)"
 
 
 def test_overfits_a_single_sequence():

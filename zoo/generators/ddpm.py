@@ -1,15 +1,19 @@
 """``ddpm``: the 4D facial expression diffusion model of Zou et al. (2023), with a DDIM sampler.
 
-An unconditional DDPM over whole absolute landmark sequences ``x_0 = {L_1..L_F}`` (linear beta
-1e-4 -> 0.02, T = 2000, sigma_t^2 = beta_t, eps-prediction with the simple loss, Eq. 6-8) whose noise
-approximator is a bidirectional transformer (step embedding + frame positional encoding + feature
-embedding of ``x_t``; any length, trained on lengths drawn uniformly from the data's range as in
-App. A). Labels steer the reverse process through a second transformer with a classification
-token trained on noisy ``x_t`` (classifier guidance, Eq. 9, 3 Adagrad steps, lambda = 0.01).
-Texts steer it through a third one whose output is a text-feature vector, trained to maximise its
-cosine similarity with the features of a description of ``x_0`` (text control, Eq. 10, Alg. 2):
-each training sequence is paired with a text drawn from its dataset's descriptions (the label's
-words and synonyms, and the enriched sentences, :meth:`Dataset.sequence_texts`).
+The paper's model (``preset=paper``): an unconditional DDPM over whole absolute landmark sequences
+``x_0 = {L_1..L_F}`` (linear beta 1e-4 -> 0.02, T = 2000, sigma_t^2 = beta_t, eps-prediction with
+the simple loss, Eq. 6-8) whose noise approximator is a bidirectional transformer (step embedding +
+frame positional encoding + feature embedding of ``x_t``; any length, trained on lengths drawn
+uniformly from the data's range as in App. A). Labels steer the reverse process through a second
+transformer with a classification token trained on noisy ``x_t`` (classifier guidance, Eq. 9,
+3 Adagrad steps, lambda = 0.01). Texts steer it through a third one whose output is a
+text-feature vector, trained to maximise its cosine similarity with the features of a description
+of ``x_0`` (text control, Eq. 10, Alg. 2): each training sequence is paired with a text drawn
+from its dataset's descriptions (the label's words and synonyms, and the enriched sentences,
+:meth:`Dataset.sequence_texts`). The defaults depart from it where the quick budget showed
+they must (listed below): the same transformer diffuses motion (displacements from frame 0),
+predicts x_0 on a cosine schedule, and is conditioned on label and intensity with
+classifier-free guidance.
 
 Python API (besides the Generator contract)::
 
@@ -23,31 +27,57 @@ Python API (besides the Generator contract)::
 
 ``fill(known [B, T, L, 3] mm, mask [B, T] bool, labels=None | list[str], seed, harmonize_iters=1)``
 completes the frames where ``mask`` is False and returns ``[B, T, L, 3]`` with the known frames
-copied exactly; with labels it is label-guided, and ``harmonize_iters=5`` with one known neutral
-frame is exactly what ``generate`` does (Alg. 4).
+copied exactly; with labels it is label-guided, and ``harmonize_iters`` (option) with one known
+neutral frame is exactly what ``generate`` does (Alg. 4).
 
-Where this departs from the paper (each is an option or budget entry; the paper's setting in brackets):
+Where this departs from the paper. ``--gen-opt preset=paper`` restores all of the paper's sampling,
+guidance and coordinates (:data:`PAPER_PRESET`), the ``paper`` budget its training; every option
+below is reachable on its own. Figures: quick budget on ``synthetic`` (small), Alg. 4 from each
+held-out test sequence's neutral at its own length (72 sequences, 12 labels), scored with the
+suite's landmark classifier; real test sequences: 98.6 % accuracy; holding the neutral: E_lm
+1.87 mm; jerk = mean frame-to-frame acceleration relative to the real sequence's (0.063 mm).
+The screening table (all rows, one seed) is in ``benchmarks/test_bench_generators_gen.py``.
 
-* ``pca_components=48`` [None]: diffuse in whitened PCA coordinates of the landmark frames (a
-  linear change of coordinates); the part of an unseen face outside the span is carried over from
-  its known frames. With raw coordinates the CPU budgets leave 2-5 mm frame-to-frame jitter.
+* ``representation=motion`` [absolute]: the model diffuses each frame's displacement from frame 0
+  (PCA-whitened over the training displacements) instead of absolute landmarks, and ``generate``
+  adds it to the given neutral. Absolute frames spend the model on anatomy, which Alg. 4 must then
+  infer from one noisy known frame: with classifier-free guidance, x_0-prediction and cosine-1000,
+  absolute frames score 12.5 % / FID 65 / E_lm 2.91 mm, motion 95.8 % / FID 0.9 / E_lm 1.26 mm.
+  ``fill`` takes displacements from each sequence's first known frame (``anchor_known`` absorbs
+  the constant this leaves when frame 0 is unknown); ``sample`` adds the mean training neutral.
+* ``guidance=cfg`` [classifier]: classifier-free guidance (Ho & Salimans 2022): the label (and the
+  intensity, see below) enter the noise approximator through an embedding added to the step
+  embedding, dropped with ``cfg_dropout=0.1``; sampling uses ``eps_null + s (eps_cond - eps_null)``
+  with ``cfg_scale`` s = 2 (motion model: s = 1 83.3 % / FID 17.1, s = 2 95.8 % / 0.9, s = 3 97.2 % /
+  3.6 with E_lm 1.96 mm). ``guidance=classifier`` is the paper's Eq. 9 with Adagrad refinement; on
+  the paper's backbone it scores 61 % (DDIM-50) and 21 % (DDPM-2000).
+* ``parameterization=x0`` [eps] and ``schedule=cosine``, ``diffusion_steps=1000`` [linear, 2000]: the
+  network predicts x_0 (the sampler uses the eps it implies), on Nichol & Dhariwal's schedule.
+* ``smooth_x0`` [0]: every x_0 prediction is low-passed over frames by a Gaussian of this std
+  (frames), a projection onto smooth motion like ``clip_x0``'s onto the data range. Without it the
+  motion model's samples jitter at 41x the real acceleration: per-frame residual noise of a few
+  hundredths of a mm already dominates the real 0.06 mm/frame^2.
+* ``eta=0`` (deterministic DDIM; the paper has no DDIM) and ``harmonize_iters=1`` [5]: on the
+  paper's backbone five passes cost 3.4x one pass and scored 54.2 % against 61.1 %.
+* ``pca_components=48`` [None]: diffuse in whitened PCA coordinates (a linear change of
+  coordinates); with ``representation=absolute`` the part of an unseen face outside the span is
+  carried over from its known frames.
 * ``anchor_known=True`` [False]: with one known neutral frame, replacement (Alg. 3) lets the unknown
-  frames settle on another anatomy (measured: 5-8 mm jump after frame 0); each step therefore
+  frames settle elsewhere (measured on absolute frames: 5-8 mm jump after frame 0); each step
   shifts the x_0 prediction by the known frames' error. ``recon_weight`` offers gradient
   reconstruction guidance (Ho et al. 2022) instead or in addition.
-* ``eta=0.5`` for the DDIM sampler (Song et al.'s eta; the paper has no DDIM). Measured at the quick
-  budget on ``synthetic`` (one 30-frame pass, 72 test sequences): eta 0 gives 73.6 % accuracy, FID
-  25.7, E_lm 3.25 mm and 22x the real sequences' frame-to-frame acceleration (jitter); eta 0.5 gives
-  61.1 %, FID 23.2, E_lm 2.40 mm and 4.3x. ``eta=0`` is the deterministic DDIM.
-* ``harmonize_iters=5`` is the paper's Alg. 4. At the quick budget it costs 3.4x one pass and
-  does not pay: one pass scores 61.1 % / FID 23.2 / E_lm 2.40 mm / jitter 4.3x, five passes
-  54.2 % / 27.2 / 2.64 mm / 11.6x (each pass guides again). ``harmonize_iters=1`` is Alg. 3 with labels.
 * ``harmonize_from=0.5`` [1.0]: see :meth:`ReverseSampler.sample` (a restart at T erases the pass).
 * ``clip_x0=True``: x_0 predictions are clipped to 1.5x the training range, as Ho et al.'s sampler.
+* Intensity (not in the paper): with ``guidance=cfg`` each training sequence's relative intensity
+  (apex displacement over its label's mean, :func:`fc4dfs.datasets.phases.relative_intensity`)
+  enters the condition embedding, dropped alone with ``intensity_dropout=0.5`` so that generation
+  without an intensity follows the data; ``generate(..., intensity=x)`` conditions on it (guided
+  by the same ``cfg_scale``).
 * The noise approximator adds a step-gated skip ``gamma(t) * x_t`` to its read-out; smoke/quick use
-  a 3-frame feature embedding, identity augmentation (``identity_mix``), EMA weights and a cosine
-  lr; the ``paper`` budget keeps the paper's per-frame embedding, constant lr 1e-4, batch 256 and
-  200 k iterations (architecture sizes are not given in the paper; ours are listed in ``budgets``).
+  a 3-frame feature embedding, identity augmentation (``identity_mix``, absolute frames only), EMA
+  weights and a cosine lr; the ``paper`` budget keeps the paper's per-frame embedding, constant lr
+  1e-4, batch 256 and 200 k iterations (architecture sizes are not given in the paper; ours are
+  listed in ``budgets``).
 * Text features come from WordLlama ``l2_supercat`` (256-d, shipped in its wheel, loaded offline:
   :mod:`fc4dfs.zoo.text`) instead of CLIP (512-d, a download). ``text_weight`` [1] scales the
   cosine term of Eq. 10.
@@ -78,11 +108,22 @@ from fc4dfs.zoo.generators.diffusion.networks import BiTConfig, GuidanceClassifi
 from fc4dfs.zoo.generators.diffusion.optim import EMA, lr_lambda
 from fc4dfs.zoo.generators.diffusion.sampling import (SAMPLERS, Objective, ReverseSampler, SamplerConfig,
                                                       label_objective, text_objective)
-from fc4dfs.zoo.generators.diffusion.schedule import LinearSchedule
+from fc4dfs.zoo.generators.diffusion.schedule import SCHEDULES, NoiseSchedule
 from fc4dfs.zoo.normalise import Normaliser
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
 _ARCH_KEYS = ("d_model", "layers", "heads", "ff_dim", "dropout", "fe_kernel")
+GUIDANCE = ("classifier", "cfg")
+REPRESENTATIONS = ("absolute", "motion")
+PARAMETERIZATIONS = ("eps", "x0")
+#: ``preset=paper``: Zou et al.'s sampler and conditioning (with the ``paper`` budget, its training)
+PAPER_PRESET: dict[str, Any] = {
+    "diffusion_steps": 2000, "schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, "parameterization": "eps",
+    "guidance": "classifier", "sampler": "ddpm", "guidance_lambda": 0.01, "guidance_steps": 3,
+    "guide_from_mean": False, "clip_x0": False, "recon_weight": 0.0, "anchor_known": False, "harmonize_iters": 5,
+    "harmonize_from": 1.0, "pca_components": None, "train_lengths": None, "smooth_x0": 0.0,
+    "representation": "absolute",
+}
 
 
 class DDPMGenerator(Generator):
@@ -93,27 +134,39 @@ class DDPMGenerator(Generator):
     description: ClassVar[str] = ("4D facial expression diffusion model with label and text guidance "
                                   "(Zou et al.)")
     stochastic: ClassVar[bool] = True
+    controls: ClassVar[frozenset[str]] = frozenset({"intensity"})
+
     # smoke-trained and 10 strides: DDIM's eta noise is then far larger than what the model can remove
     conformance_options: ClassVar[dict[str, Any]] = {"sampling_steps": 10, "harmonize_iters": 2, "eta": 0.0}
     defaults: ClassVar[dict[str, Any]] = {
+        "preset": "",  # "paper": the paper's sampling and guidance (PAPER_PRESET); given options still win
         "diffusion_steps": 2000,
+        "schedule": "linear",  # "linear" (beta_start -> beta_end, the paper) | "cosine" (Nichol & Dhariwal)
         "beta_start": 1e-4,
         "beta_end": 0.02,
+        "parameterization": "eps",  # what the network predicts: "eps" (the paper, Eq. 8) | "x0"
+        "guidance": "cfg",  # "classifier" (the paper, Eq. 9) | "cfg" (classifier-free, label dropout)
+        "cfg_scale": 2.0,  # cfg: eps_null + s (eps_cond - eps_null); 1 = the conditional model alone
+        "cfg_dropout": 0.1,  # cfg: probability a training sequence loses its label (and intensity)
+        "intensity_dropout": 0.5,  # cfg: probability it loses only its intensity (generate without one)
         "sampler": "ddim",  # "ddim" | "ddpm" (the paper's T ancestral steps)
         "sampling_steps": 50,  # DDIM strides; ignored by "ddpm"
         "eta": 0.5,  # DDIM stochasticity (0 = deterministic given x_T; 1 = as ancestral steps), see the docstring
         "guidance_lambda": 0.01,
-        "text_guidance": True,  # train the text guidance BiT (Eq. 10) with the packaged sentence encoder
+        "text_guidance": True,  # text control: the text BiT (Eq. 10), or with guidance=cfg a text condition
+        "text_share": 0.5,  # cfg with text: probability a training sequence is conditioned on a description
         "text_weight": 1.0,  # weight of the cosine term of Eq. 10 in the refinement objective
         "guidance_steps": 3,
         "guidance_lr": 1.0,
         "guide_from_mean": False,  # refine the step's mean, then add its noise (paper: refine the noisy sample)
         "clip_x0": True,  # clip x_0 predictions to 1.5x the training data's range (normalised)
+        "smooth_x0": 0.0,  # low-pass x_0 predictions over frames (Gaussian std in frames; 0 = off)
         "recon_weight": 0.0,
         "anchor_known": True,  # shift x_0 predictions by the known frames' error (False = the paper's Alg. 3/4)
-        "harmonize_iters": 5,  # Alg. 4 passes in generate()
+        "harmonize_iters": 1,  # Alg. 4 passes in generate() (paper: 5)
         "harmonize_from": 0.5,  # re-noise level of passes 2.. as a fraction of T (paper: 1.0, see sample())
         "pca_components": 48,  # diffuse in k whitened PCA coordinates of the frames; None = raw coordinates
+        "representation": "motion",  # "motion": frames minus frame 0 | "absolute" landmark frames (the paper)
         "train_lengths": None,  # [lo, hi] frame counts for training; None = the data's range
         "sample_batch": 64,
     }
@@ -132,8 +185,17 @@ class DDPMGenerator(Generator):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         o = self.options
-        if o["sampler"] not in SAMPLERS:
-            raise ComponentError(f"ddpm option sampler must be one of {SAMPLERS}, got {o['sampler']!r}")
+        if o["preset"] not in ("", "paper"):
+            raise ComponentError(f"ddpm option preset must be 'paper' or empty, got {o['preset']!r}")
+        if o["preset"] == "paper":
+            self.options = o = {**self.defaults, **PAPER_PRESET, **{k: o[k] for k in options}}
+        for key, allowed in (("sampler", SAMPLERS), ("schedule", SCHEDULES), ("guidance", GUIDANCE),
+                             ("parameterization", PARAMETERIZATIONS), ("representation", REPRESENTATIONS)):
+            if o[key] not in allowed:
+                raise ComponentError(f"ddpm option {key} must be one of {allowed}, got {o[key]!r}")
+        for key in ("cfg_dropout", "intensity_dropout"):
+            if not 0.0 <= float(o[key]) < 1.0:
+                raise ComponentError(f"ddpm option {key} must be in [0, 1), got {o[key]!r}")
         for key in ("diffusion_steps", "sampling_steps", "harmonize_iters", "sample_batch"):
             if int(o[key]) < 1:
                 raise ComponentError(f"ddpm option {key} must be >= 1, got {o[key]!r}")
@@ -142,15 +204,19 @@ class DDPMGenerator(Generator):
         self.eps_model: NoiseApproximator | None = None
         self.classifier: GuidanceClassifier | None = None
         self.text_net: GuidanceClassifier | None = None
-        self.normalizer: Normaliser | None = None
+        self.normalizer: Normaliser | None = None  # field "frames"; statistic "neutral" [3 L] (mm)
         self.device = torch.device("cpu")
         self._meta: dict[str, Any] = {}
 
+    def active_controls(self) -> frozenset[str]:
+        """``intensity`` with ``guidance=cfg`` (it conditions the network beside the label)."""
+        return frozenset({"intensity"}) if self.options["guidance"] == "cfg" else frozenset()
+
     # -- pieces ---------------------------------------------------------------------------
     @property
-    def schedule(self) -> LinearSchedule:
+    def schedule(self) -> NoiseSchedule:
         o = self.options
-        return LinearSchedule(int(o["diffusion_steps"]), float(o["beta_start"]), float(o["beta_end"]))
+        return NoiseSchedule(int(o["diffusion_steps"]), float(o["beta_start"]), float(o["beta_end"]), o["schedule"])
 
     def sampler_config(self, **overrides: Any) -> SamplerConfig:
         """The sampler the options describe; ``overrides`` replace fields (e.g. ``sampler="ddpm"``)."""
@@ -159,6 +225,7 @@ class DDPMGenerator(Generator):
                    guidance_lambda=float(o["guidance_lambda"]), guidance_steps=int(o["guidance_steps"]),
                    guidance_lr=float(o["guidance_lr"]), recon_weight=float(o["recon_weight"]),
                    anchor_known=bool(o["anchor_known"]), guide_from_mean=bool(o["guide_from_mean"]),
+                   smooth_x0=float(o["smooth_x0"]),
                    clip_x0=float(self._meta["clip"]) if o["clip_x0"] and "clip" in self._meta else None)
         cfg.update(overrides)
         try:
@@ -168,10 +235,13 @@ class DDPMGenerator(Generator):
 
     def _build(self, meta: dict[str, Any]) -> None:
         eps_cfg = BiTConfig(**meta["bit"])
-        self.eps_model = NoiseApproximator(eps_cfg).to(self.device)
-        self.classifier = GuidanceClassifier(eps_cfg, int(meta["num_labels"])).to(self.device)
+        cond = meta.get("cond")
         text = meta.get("text")
-        self.text_net = GuidanceClassifier(eps_cfg, int(text["dim"])).to(self.device) if text else None
+        self.eps_model = NoiseApproximator(eps_cfg, int(cond["labels"]) if cond else 0, bool(cond and cond["intensity"]),
+                                           int(text["dim"]) if cond and text else 0).to(self.device)
+        self.classifier = (GuidanceClassifier(eps_cfg, int(meta["num_labels"])).to(self.device)
+                           if meta.get("classifier", True) else None)
+        self.text_net = GuidanceClassifier(eps_cfg, int(text["dim"])).to(self.device) if text and not cond else None
         self._meta = meta
 
     # -- training -------------------------------------------------------------------------
@@ -183,28 +253,44 @@ class DDPMGenerator(Generator):
         start = time.monotonic()
         self.device = torch.device(device)
         bank = SequenceBank(data)
-        self.normalizer = Normaliser().fit_standardise("frames", bank.all_frames(), self.options["pca_components"])
+        motion = self.options["representation"] == "motion"
+        neutral = np.mean([s[0] for s in bank.seqs], axis=0).astype(np.float32)
+        if motion:
+            bank.seqs = [s - s[:1] for s in bank.seqs]
+        frames = np.concatenate([s[1:] if motion else s for s in bank.seqs], 0)
+        self.normalizer = Normaliser().fit_standardise("frames", frames, self.options["pca_components"])
+        self.normalizer.add_statistic("neutral", neutral)
         seqs = [self.normalizer.encode("frames", s) for s in bank.seqs]
         bank.seqs = seqs
         bank.feature_dim = self.normalizer.dim("frames")
         lo, hi = self._length_range(bank)
         text_table, text_choices = self._training_texts(data) if self.options["text_guidance"] else (None, [])
+        cfg_mode = self.options["guidance"] == "cfg"
+        intensity = self._relative_intensities(data) if cfg_mode else None
         meta = {"bit": {"feature_dim": bank.feature_dim, **{k: hp[k] for k in _ARCH_KEYS}},
-                "num_labels": len(bank.labels), "train_lengths": [lo, hi],
+                "num_labels": len(bank.labels), "train_lengths": [lo, hi], "classifier": not cfg_mode,
+                "cond": {"labels": len(bank.labels), "intensity": intensity is not None} if cfg_mode else None,
                 "clip": round(1.5 * float(max(np.abs(s).max() for s in seqs)), 4),
                 "text": None if text_table is None else {"encoder": self._encoder().name,
                                                          "dim": int(text_table.shape[1])}}
         seed_everything(seed)
         self._build(meta)
-        assert self.eps_model is not None and self.classifier is not None
+        assert self.eps_model is not None
         schedule = self.schedule
         T = schedule.num_steps
         alpha_bar = torch.as_tensor(schedule.alpha_bar, dtype=torch.float32, device=self.device)
         run_hash = stable_hash({"config": self.config, "hp": hp, "seed": seed, "data": data.fingerprint})
-        batch, block, mix = int(hp["batch"]), int(hp["block"]), float(hp["identity_mix"])
+        batch, block = int(hp["batch"]), int(hp["block"])
+        mix = 0.0 if motion else float(hp["identity_mix"])  # motion carries no anatomy to mix
         label_ids = torch.as_tensor(bank.label_ids, device=self.device)
+        x0_target = self.options["parameterization"] == "x0"
+        p_null, p_no_int = float(self.options["cfg_dropout"]), float(self.options["intensity_dropout"])
+        intens = torch.as_tensor(intensity, dtype=torch.float32, device=self.device) if intensity is not None else None
+        text_feats = torch.as_tensor(text_table, device=self.device) if cfg_mode and text_table is not None else None
+        p_text = float(self.options["text_share"])
 
-        def draw(rng: np.random.Generator, t_min: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+        def draw(rng: np.random.Generator, t_min: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray,
+                                                                  torch.Tensor]:
             idx = rng.integers(0, len(bank), size=batch)
             x0 = bank.batch(idx, int(rng.integers(lo, hi + 1)))
             if mix > 0:
@@ -213,7 +299,25 @@ class DDPMGenerator(Generator):
             t = torch.randint(t_min, T + 1, (batch,)).to(self.device)
             noise = torch.randn(x0.shape).to(self.device)
             ab = alpha_bar[t].view(-1, 1, 1)
-            return ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t, noise, idx
+            return ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t, noise, idx, x0
+
+        def conditions(idx: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+            """cfg: the batch's labels and intensities, dropped as Ho & Salimans' label dropout."""
+            if not cfg_mode:
+                return {}
+            ids = torch.as_tensor(idx, device=self.device)
+            drop = torch.as_tensor(rng.random(len(idx)) < p_null, device=self.device)
+            labels = torch.where(drop, torch.full_like(label_ids[ids], -1), label_ids[ids])
+            out = {"labels": labels}
+            if text_feats is not None:
+                said = torch.as_tensor(rng.random(len(idx)) < p_text, device=self.device) & ~drop
+                rows = torch.as_tensor([int(rng.choice(text_choices[i])) for i in idx], device=self.device)
+                out["text"] = torch.where(said.unsqueeze(1), text_feats[rows], float("nan"))
+                out["labels"] = torch.where(said, torch.full_like(labels, -1), labels)
+            if intens is not None:
+                gone = drop | torch.as_tensor(rng.random(len(idx)) < p_no_int, device=self.device)
+                out["intensity"] = torch.where(gone, torch.full_like(intens[ids], float("nan")), intens[ids])
+            return out
 
         eps_opt = torch.optim.Adam(self.eps_model.parameters(), lr=float(hp["lr"]))
         n_eps = math.ceil(int(hp["iterations"]) / block)
@@ -224,8 +328,8 @@ class DDPMGenerator(Generator):
             self.eps_model.train()
             total = 0.0
             for _ in range(block):
-                x_t, t, noise, _ = draw(rng, 1)
-                loss = F.mse_loss(self.eps_model(x_t, t), noise)
+                x_t, t, noise, idx, x0 = draw(rng, 1)
+                loss = F.mse_loss(self.eps_model(x_t, t, **conditions(idx, rng)), x0 if x0_target else noise)
                 eps_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 eps_opt.step()
@@ -234,15 +338,12 @@ class DDPMGenerator(Generator):
                 total += loss.item()
             return {"loss": total / block}
 
-        cls_opt = torch.optim.Adam(self.classifier.parameters(), lr=float(hp["lr"]))
-        n_cls = math.ceil(int(hp["cls_iterations"]) / block)
-        cls_sched = torch.optim.lr_scheduler.LambdaLR(cls_opt, lr_lambda(n_cls * block, str(hp["lr_schedule"])))
-
         def cls_epoch(epoch: int, rng: np.random.Generator) -> dict[str, float]:
+            assert self.classifier is not None
             self.classifier.train()
             total, correct = 0.0, 0
             for _ in range(block):
-                x_t, t, _, idx = draw(rng, 0)
+                x_t, t, _, idx, _ = draw(rng, 0)
                 y = label_ids[torch.as_tensor(idx, device=self.device)]
                 logits = self.classifier(x_t, t)
                 loss = F.cross_entropy(logits, y)
@@ -258,25 +359,40 @@ class DDPMGenerator(Generator):
                              n_eps, seed, run_hash, workdir, progress)
         eps_hist = eps_loop.run(eps_epoch)
         ema.copy_to(self.eps_model)  # sample with the averaged weights
-        cls_loop = TrainLoop("ddpm_cls", {"model": self.classifier, "opt": cls_opt, "sched": cls_sched},
-                             n_cls, seed + 1, run_hash, workdir, progress)
-        cls_hist = cls_loop.run(cls_epoch)
-        text_report = None
+        cls_report = None
+        if self.classifier is not None:
+            cls_opt = torch.optim.Adam(self.classifier.parameters(), lr=float(hp["lr"]))
+            n_cls = math.ceil(int(hp["cls_iterations"]) / block)
+            cls_sched = torch.optim.lr_scheduler.LambdaLR(cls_opt, lr_lambda(n_cls * block, str(hp["lr_schedule"])))
+            cls_loop = TrainLoop("ddpm_cls", {"model": self.classifier, "opt": cls_opt, "sched": cls_sched},
+                                 n_cls, seed + 1, run_hash, workdir, progress)
+            cls_hist = cls_loop.run(cls_epoch)
+            self.classifier.eval()
+            cls_report = cls_loop.report(history=[round(h["acc"], 4) for h in cls_hist])
+        text_report = None if text_feats is None else {"conditioning": "cfg", "descriptions": int(len(text_table)),
+                                                        "share": p_text}
         if self.text_net is not None and text_table is not None:
             text_report = self._fit_text(draw, text_table, text_choices, hp, seed, run_hash, workdir, progress)
         self.eps_model.eval()
-        self.classifier.eval()
         self.topology = data.topology
         self.labels = list(bank.labels)
         self.train_report = {
             "budget": budget.name, "seconds": round(time.monotonic() - start, 2),
-            "iterations": eps_loop.epochs * block, "cls_iterations": cls_loop.epochs * block,
-            "train_lengths": [lo, hi],
+            "iterations": eps_loop.epochs * block, "train_lengths": [lo, hi],
             "eps": eps_loop.report(history=[round(h["loss"], 5) for h in eps_hist]),
-            "classifier": cls_loop.report(history=[round(h["acc"], 4) for h in cls_hist]),
+            "classifier": cls_report,
             "text": text_report,
         }
         return self.train_report
+
+    @staticmethod
+    def _relative_intensities(data: Dataset) -> np.ndarray:
+        """Per training sequence, its apex displacement relative to its label's mean (measured on the
+        meshes by :func:`fc4dfs.datasets.phases.relative_intensity`, 1 = typical apex): ``[N]`` float32."""
+        from fc4dfs.datasets.phases import label_peaks, relative_intensity
+
+        peaks = label_peaks(data.sequences)
+        return np.array([relative_intensity(s.frames, peaks[s.label]) for s in data.sequences], dtype=np.float32)
 
     @staticmethod
     def _encoder() -> Any:
@@ -307,7 +423,7 @@ class DDPMGenerator(Generator):
             self.text_net.train()
             total = 0.0
             for _ in range(block):
-                x_t, t, _, idx = draw(rng, 0)
+                x_t, t, _, idx, _ = draw(rng, 0)
                 rows = torch.as_tensor([int(rng.choice(choices[i])) for i in idx], device=self.device)
                 cos = F.cosine_similarity(self.text_net(x_t, t), feats[rows], dim=-1)
                 loss = (1.0 - cos).mean()
@@ -338,10 +454,11 @@ class DDPMGenerator(Generator):
 
     # -- persistence ------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        assert self.eps_model is not None and self.classifier is not None and self.normalizer is not None
+        assert self.eps_model is not None and self.normalizer is not None
         text = prefixed("txt", self.text_net.state_dict()) if self.text_net is not None else {}
-        return {**prefixed("eps", self.eps_model.state_dict()), **prefixed("cls", self.classifier.state_dict()),
-                **text, **prefixed("norm", self.normalizer.state_dict())}
+        cls = prefixed("cls", self.classifier.state_dict()) if self.classifier is not None else {}
+        return {**prefixed("eps", self.eps_model.state_dict()), **cls, **text,
+                **prefixed("norm", self.normalizer.state_dict())}
 
     def state_meta(self) -> dict[str, Any]:
         return dict(self._meta)
@@ -349,28 +466,68 @@ class DDPMGenerator(Generator):
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device: str = "cpu") -> None:
         self.device = torch.device(device)
         self._build(meta)
-        assert self.eps_model is not None and self.classifier is not None
+        assert self.eps_model is not None
         self.eps_model.load_state_dict(unprefixed("eps", tensors))
-        self.classifier.load_state_dict(unprefixed("cls", tensors))
         self.eps_model.eval()
-        self.classifier.eval()
+        if self.classifier is not None:
+            self.classifier.load_state_dict(unprefixed("cls", tensors))
+            self.classifier.eval()
         if self.text_net is not None:
             self.text_net.load_state_dict(unprefixed("txt", tensors))
             self.text_net.eval()
         self.normalizer = Normaliser.from_state(unprefixed("norm", tensors))
 
     # -- sampling -----------------------------------------------------------------------------
-    def _sampler(self, **overrides: Any) -> ReverseSampler:
-        assert self.eps_model is not None
-        return ReverseSampler(self.schedule, self.eps_model, self.sampler_config(**overrides))
+    def _sampler(self, label_ids: np.ndarray | None = None, intensity: np.ndarray | None = None,
+                 text_feats: np.ndarray | None = None, **overrides: Any) -> ReverseSampler:
+        scale = float(overrides.pop("cfg_scale", self.options["cfg_scale"]))
+        return ReverseSampler(self.schedule, self._denoiser(label_ids, intensity, text_feats, scale),
+                              self.sampler_config(**overrides))
+
+    def _denoiser(self, label_ids: np.ndarray | None, intensity: np.ndarray | None, text_feats: np.ndarray | None,
+                  scale: float) -> Any:
+        """``eps(x_t [B, F, k], t [B])`` for the sampler: the network's eps, or the eps of its x_0
+        prediction; with ``guidance=cfg`` and labels, texts or intensities,
+        ``eps_null + s (eps_cond - eps_null)`` (Ho & Salimans 2022, Eq. 6 with w = s - 1) from one
+        doubled batch."""
+        model, schedule = self.eps_model, self.schedule
+        assert model is not None
+        x0_param = self.options["parameterization"] == "x0"
+        cond = model.cond is not None and any(c is not None for c in (label_ids, intensity, text_feats))
+        dev = self.device
+
+        def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if cond:
+                b = x.shape[0]
+                labels = torch.as_tensor(label_ids if label_ids is not None else np.full(b, -1), device=dev).long()
+                inten = (torch.as_tensor(intensity, dtype=torch.float32, device=dev) if intensity is not None
+                         else torch.full((b,), float("nan"), device=dev))
+                text = torch.as_tensor(text_feats, dtype=torch.float32, device=dev) if text_feats is not None else None
+                if scale == 1.0:
+                    out = model(x, t, labels, inten, text)
+                else:
+                    null_l, null_i = torch.full_like(labels, -1), torch.full_like(inten, float("nan"))
+                    both_text = None if text is None else torch.cat([text, torch.full_like(text, float("nan"))])
+                    both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null_l]),
+                                 torch.cat([inten, null_i]), both_text)
+                    out_c, out_u = both[:b], both[b:]
+                    out = out_u + scale * (out_c - out_u)
+            else:
+                out = model(x, t)
+            return schedule.eps_from_x0(x, t, out) if x0_param else out
+
+        return eps
 
     def _objective(self, label_ids: np.ndarray | None, text_feats: np.ndarray | None) -> Objective | None:
-        """The guidance objective of Alg. 1 (labels) or Alg. 2 (text features ``[B, E]``), or None."""
+        """The guidance objective of Alg. 1 (labels) or Alg. 2 (text features ``[B, E]``), or None
+        (labels and texts under ``guidance=cfg`` condition the network instead)."""
         if label_ids is not None:
-            assert self.classifier is not None
+            if self.classifier is None:
+                return None
             return label_objective(self.classifier, torch.as_tensor(label_ids, device=self.device))
         if text_feats is not None:
-            assert self.text_net is not None
+            if self.text_net is None:
+                return None
             return text_objective(self.text_net, torch.as_tensor(text_feats, device=self.device),
                                   float(self.options["text_weight"]))
         return None
@@ -381,7 +538,7 @@ class DDPMGenerator(Generator):
         Raises ComponentError when this model was trained without text guidance or a text is empty.
         """
         self._require_fitted()
-        if self.text_net is None:
+        if not self._meta.get("text"):
             raise ComponentError("this ddpm was trained without text guidance (option text_guidance=false); "
                                  "train it with text_guidance=true to condition on text")
         if isinstance(texts, str):
@@ -390,10 +547,17 @@ class DDPMGenerator(Generator):
 
     def _run(self, length: int, batch: int, seed: int | None, known: np.ndarray | None, mask: np.ndarray | None,
              label_ids: np.ndarray | None, harmonize_iters: int, text_feats: np.ndarray | None = None,
-             **sampler_overrides: Any) -> np.ndarray:
-        """Sample ``[batch, length, D]`` in mm, in chunks of ``sample_batch``, all noise from ``seed``."""
+             intensity: np.ndarray | None = None, **sampler_overrides: Any) -> np.ndarray:
+        """Sample ``[batch, length, D]`` in mm, in chunks of ``sample_batch``, all noise from ``seed``.
+
+        With ``representation=motion`` the model's frames are displacements from a reference frame:
+        each sequence's first known frame (for ``generate`` the neutral), else the mean training
+        neutral; a reference other than frame 0 shifts the displacements by a constant, which
+        ``anchor_known`` absorbs.
+        """
         assert self.normalizer is not None
-        sampler = self._sampler(**sampler_overrides)
+        neutral = self.normalizer.stat("neutral").cpu().numpy()
+        motion = self.options["representation"] == "motion"
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         chunk = int(self.options["sample_batch"])
         d, k = self.normalizer.stat("frames_mean").shape[0], self.normalizer.dim("frames")
@@ -402,13 +566,23 @@ class DDPMGenerator(Generator):
             b = min(batch, a + chunk)
             kn = mk = None
             offset = np.zeros((b - a, 1, d), dtype=np.float32)
+            if motion:
+                offset = offset + neutral
             if known is not None and mask is not None:
                 flat = known[a:b].reshape(b - a, length, d)
-                kn = torch.as_tensor(self.normalizer.encode("frames", flat), device=self.device)
                 mk = torch.as_tensor(mask[a:b], dtype=torch.bool, device=self.device)
-                offset = self._known_residual(flat, mask[a:b])
+                if motion:
+                    first = flat[np.arange(b - a), mask[a:b].argmax(1)]
+                    offset = np.where(mask[a:b].any(1)[:, None], first, neutral)[:, None].astype(np.float32)
+                    kn = torch.as_tensor(self.normalizer.encode("frames", flat - offset), device=self.device)
+                else:
+                    kn = torch.as_tensor(self.normalizer.encode("frames", flat), device=self.device)
+                    offset = self._known_residual(flat, mask[a:b])
             guidance = self._objective(None if label_ids is None else label_ids[a:b],
                                        None if text_feats is None else text_feats[a:b])
+            sampler = self._sampler(None if label_ids is None else label_ids[a:b],
+                                    None if intensity is None else intensity[a:b],
+                                    None if text_feats is None else text_feats[a:b], **sampler_overrides)
             x0 = sampler.sample((b - a, length, k), gen, self.device, kn, mk, guidance, harmonize_iters,
                                 float(self.options["harmonize_from"]))
             out.append(self.normalizer.decode("frames", x0.detach().cpu().numpy()) + offset)
@@ -425,15 +599,20 @@ class DDPMGenerator(Generator):
         return (res.sum(1, keepdims=True) / count).astype(np.float32)
 
     def generate(self, neutral_landmarks: np.ndarray, labels: Seq[str], length: int,
-                 fps: float | None = None, seed: int | None = None) -> np.ndarray:
+                 fps: float | None = None, seed: int | None = None,
+                 intensity: float | Seq[float] | None = None) -> np.ndarray:
         """Geometry-adaptive generation with label control (Alg. 4): frame 0 is the given neutral.
 
         ``fps`` is ignored: the model generates a whole expression over ``length`` frames, as it was
         trained on whole sequences resampled to random lengths. ``seed=None`` means seed 0.
+        ``intensity`` (one or B values in [0, 1.5], 1 = the label's typical apex; None = as in the
+        data) conditions the network next to the label; it needs ``guidance=cfg`` (ComponentError
+        otherwise).
         """
         self.check_generate_inputs(neutral_landmarks, labels, length)
         known, mask = self._neutral_known(neutral_landmarks, length)
-        return self.fill(known, mask, list(labels), seed=seed, harmonize_iters=int(self.options["harmonize_iters"]))
+        return self.fill(known, mask, list(labels), seed=seed, harmonize_iters=int(self.options["harmonize_iters"]),
+                         intensity=intensity)
 
     def generate_text(self, neutral_landmarks: np.ndarray, texts: Seq[str], length: int,
                       fps: float | None = None, seed: int | None = None) -> np.ndarray:
@@ -468,14 +647,15 @@ class DDPMGenerator(Generator):
 
     def fill(self, known: np.ndarray, mask: np.ndarray, labels: Seq[str] | None = None,
              seed: int | None = None, harmonize_iters: int = 1, texts: Seq[str] | None = None,
-             **sampler_overrides: Any) -> np.ndarray:
+             intensity: float | Seq[float] | None = None, **sampler_overrides: Any) -> np.ndarray:
         """Expression filling (Alg. 3; with ``labels`` or ``texts`` and ``harmonize_iters > 1``, Alg. 4).
 
         ``known`` is ``[B, T, L, 3]`` in mm (values where ``mask`` is False are ignored), ``mask`` is
         ``[B, T]`` bool (True = known frame), ``labels`` optional B names for label guidance,
-        ``texts`` optional B descriptions for text guidance (not both). Returns ``[B, T, L, 3]``
+        ``texts`` optional B descriptions for text guidance (not both), ``intensity`` optional B
+        values (see :meth:`generate`). Returns ``[B, T, L, 3]``
         float32 with known frames copied exactly. ``sampler_overrides`` replace sampler fields for
-        this call (e.g. ``sampler="ddpm"`` or ``sampling_steps=20``).
+        this call (e.g. ``sampler="ddpm"``, ``sampling_steps=20`` or ``cfg_scale=1``).
         """
         topo = self._require_fitted()
         known = np.asarray(known, dtype=np.float32)
@@ -489,7 +669,9 @@ class DDPMGenerator(Generator):
             raise ComponentError(f"known must have >= 2 frames, got {known.shape[1]}")
         ids, feats = self._conditions(known.shape[0], labels, texts)
         b, length = known.shape[:2]
-        flat = self._run(length, b, seed, known, mask, ids, harmonize_iters, feats, **sampler_overrides)
+        levels, _ = self.check_controls(b, intensity=intensity)
+        flat = self._run(length, b, seed, known, mask, ids, harmonize_iters, feats,
+                         None if levels is None else np.asarray(levels, np.float32), **sampler_overrides)
         out = flat.reshape(known.shape)
         out[mask] = known[mask]
         return out.astype(np.float32)

@@ -55,11 +55,46 @@ class _Embedding(nn.Module):
     def step_embedding(self, t: torch.Tensor) -> torch.Tensor:
         return self.step(sinusoidal(t, self.d_model))  # [B, d]
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, t: torch.Tensor,
+                cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens ``[B, F, d]`` and the step embedding ``[B, d]``; ``cond`` ``[B, d]`` joins every token."""
         frames = torch.arange(x.shape[1], device=x.device)
         te = self.step_embedding(t)
-        tokens = self.feature(x.transpose(1, 2)).transpose(1, 2) + sinusoidal(frames, self.d_model).unsqueeze(0) + te.unsqueeze(1)
+        shared = te if cond is None else te + cond
+        tokens = (self.feature(x.transpose(1, 2)).transpose(1, 2) + sinusoidal(frames, self.d_model).unsqueeze(0)
+                  + shared.unsqueeze(1))
         return tokens, te
+
+
+class ConditionEmbedding(nn.Module):
+    """Embedding ``[B, d]`` of a label, an intensity and a text feature, any of which may be absent
+    (classifier-free guidance, Ho & Salimans 2022: the model learns ``eps(x_t | c)`` and ``eps(x_t | null)``).
+
+    ``labels`` ``[B]`` long with ``-1`` = no label; ``intensity`` ``[B]`` float with NaN = not given;
+    ``text`` ``[B, text_dim]`` sentence features with NaN rows = no text.
+    """
+
+    def __init__(self, d_model: int, num_labels: int, intensity: bool, text_dim: int = 0) -> None:
+        super().__init__()
+        self.num_labels = int(num_labels)
+        self.label = nn.Embedding(self.num_labels + 1, d_model)  # row num_labels = "no label"
+        self.intensity = (nn.Sequential(nn.Linear(1, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
+                          if intensity else None)
+        self.no_intensity = nn.Parameter(torch.zeros(d_model)) if intensity else None
+        self.text = nn.Linear(int(text_dim), d_model) if text_dim else None
+
+    def forward(self, labels: torch.Tensor, intensity: torch.Tensor | None = None,
+                text: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.label(torch.where(labels < 0, torch.full_like(labels, self.num_labels), labels))
+        if self.text is not None and text is not None:
+            given = torch.isfinite(text[:, :1])
+            out = out + torch.where(given, self.text(torch.nan_to_num(text, nan=0.0).to(out.dtype)), 0.0)
+        if self.intensity is not None:
+            given = intensity if intensity is not None else torch.full(labels.shape, float("nan"), device=labels.device)
+            known = torch.isfinite(given)
+            emb = self.intensity(torch.nan_to_num(given, nan=0.0).unsqueeze(-1).to(out.dtype))
+            out = out + torch.where(known.unsqueeze(-1), emb, self.no_intensity.expand_as(emb))
+        return out
 
 
 def _encoder(cfg: BiTConfig) -> nn.TransformerEncoder:
@@ -76,18 +111,27 @@ class NoiseApproximator(nn.Module):
     the optimal eps-prediction is nearly ``x_t`` itself in every one of the ``3 L`` dimensions.
     """
 
-    def __init__(self, cfg: BiTConfig) -> None:
+    def __init__(self, cfg: BiTConfig, num_labels: int = 0, intensity: bool = False, text_dim: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         self.embed = _Embedding(cfg)
+        self.cond = ConditionEmbedding(cfg.d_model, num_labels, intensity, text_dim) if num_labels > 0 else None
         self.encoder = _encoder(cfg)
         self.out = nn.Linear(cfg.d_model, cfg.feature_dim)
         self.skip_gate = nn.Linear(cfg.d_model, cfg.feature_dim)
         nn.init.zeros_(self.skip_gate.weight)
         nn.init.zeros_(self.skip_gate.bias)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        tokens, te = self.embed(x_t, t)
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None,
+                intensity: torch.Tensor | None = None, text: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, F, D]`` prediction (eps or x_0, as trained). ``labels``, ``intensity`` and ``text`` (see
+        :class:`ConditionEmbedding`) need a model built with ``num_labels > 0``; None = unconditional."""
+        cond = None
+        if self.cond is not None:
+            if labels is None:
+                labels = torch.full((x_t.shape[0],), -1, dtype=torch.long, device=x_t.device)
+            cond = self.cond(labels, intensity, text)
+        tokens, te = self.embed(x_t, t, cond)
         return self.out(self.encoder(tokens)) + self.skip_gate(te).unsqueeze(1) * x_t
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from fc4dfs.zoo.generators.diffusion.schedule import LinearSchedule, ddim_timesteps
+from fc4dfs.zoo.generators.diffusion.schedule import NoiseSchedule, ddim_timesteps
 
 SAMPLERS = ("ddim", "ddpm")
 
@@ -35,6 +35,8 @@ class SamplerConfig:
     guidance_lr: float = 1.0
     #: clip the x_0 prediction to [-clip_x0, clip_x0] (normalised units); None = never
     clip_x0: float | None = None
+    #: low-pass every x_0 prediction over frames with a Gaussian of this std (frames); 0 = never
+    smooth_x0: float = 0.0
     #: reconstruction guidance weight w_r for known frames (Ho et al. 2022); 0 = pure replacement (Alg. 3)
     recon_weight: float = 0.0
     #: shift the x_0 prediction of every frame by the known frames' mean reconstruction error
@@ -49,7 +51,7 @@ class SamplerConfig:
         if self.sampling_steps < 1:
             raise ValueError(f"sampling_steps must be >= 1, got {self.sampling_steps}")
 
-    def timesteps(self, schedule: LinearSchedule) -> list[int]:
+    def timesteps(self, schedule: NoiseSchedule) -> list[int]:
         """The visited steps ``[T, ..., 0]``: every step for DDPM, ``sampling_steps`` strides for DDIM."""
         if self.sampler == "ddpm":
             return list(range(schedule.num_steps, -1, -1))
@@ -80,6 +82,19 @@ def text_objective(text_net: GuidanceNet, features: torch.Tensor, weight: float 
     return objective
 
 
+def temporal_smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``x`` ``[B, F, D]`` filtered over frames by a normalised Gaussian of std ``sigma`` frames
+    (truncated at 3 sigma, edges replicated)."""
+    radius = min(int(math.ceil(3.0 * sigma)), x.shape[1] - 1)
+    if radius < 1:
+        return x
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).view(1, 1, -1).expand(x.shape[2], 1, -1)
+    padded = F.pad(x.transpose(1, 2), (radius, radius), mode="replicate")
+    return F.conv1d(padded, kernel, groups=x.shape[2]).transpose(1, 2)
+
+
 def _randn(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     return torch.randn(shape, generator=gen, dtype=like.dtype, device=gen.device).to(like.device)
 
@@ -87,7 +102,7 @@ def _randn(shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> torch
 class ReverseSampler:
     """Runs reverse passes with an eps-model, an optional guidance objective and known frames."""
 
-    def __init__(self, schedule: LinearSchedule, eps_model: EpsModel, config: SamplerConfig) -> None:
+    def __init__(self, schedule: NoiseSchedule, eps_model: EpsModel, config: SamplerConfig) -> None:
         self.schedule = schedule
         self.eps_model = eps_model
         self.config = config
@@ -141,6 +156,9 @@ class ReverseSampler:
         eps = self._eps(x_t, t, known, mask)
         if self.config.clip_x0 is not None:
             eps = self.schedule.clip_eps(x_t, t, eps, self.config.clip_x0)
+        if self.config.smooth_x0 > 0:
+            eps = self.schedule.eps_from_x0(x_t, t, temporal_smooth(self.schedule.predict_x0(x_t, t, eps),
+                                                                     self.config.smooth_x0))
         if self.config.sampler == "ddpm":
             mean = self.schedule.ddpm_mean(x_t, t, eps)
             sigma = self.schedule.ddpm_sigma(t) if s > 0 else 0.0  # Alg. 1 line 7: z = 0 at t = 1

@@ -12,18 +12,38 @@ import numpy as np
 import torch
 
 
+#: variance schedules: the paper's ``linear`` betas, or Nichol & Dhariwal's ``cosine`` alpha_bar
+SCHEDULES = ("linear", "cosine")
+
+
+def cosine_betas(num_steps: int, offset: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """``beta_1 .. beta_T`` of ``abar(t) = cos^2((t / T + s) / (1 + s) * pi / 2)`` (Nichol & Dhariwal
+    2021, Eq. 17, s = 0.008), each clipped to ``max_beta``: ``[T]`` float64."""
+    f = np.cos((np.arange(num_steps + 1) / num_steps + offset) / (1 + offset) * np.pi / 2) ** 2
+    return np.minimum(1.0 - f[1:] / f[:-1], max_beta)
+
+
 @dataclass(frozen=True)
-class LinearSchedule:
-    """Linear variance schedule ``beta_1 .. beta_T`` (paper: 1e-4 -> 0.02, T = 2000), sigma_t^2 = beta_t."""
+class NoiseSchedule:
+    """Variance schedule ``beta_1 .. beta_T``, sigma_t^2 = beta_t.
+
+    ``kind="linear"``: betas linear from ``beta_start`` to ``beta_end`` (the paper: 1e-4 -> 0.02,
+    T = 2000). ``kind="cosine"``: :func:`cosine_betas` (``beta_start``/``beta_end`` unused).
+    """
 
     num_steps: int = 2000
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    kind: str = "linear"
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
-        betas = np.concatenate([[0.0], np.linspace(self.beta_start, self.beta_end, self.num_steps)])
+        if self.kind not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.kind!r}")
+        raw = (np.linspace(self.beta_start, self.beta_end, self.num_steps) if self.kind == "linear"
+               else cosine_betas(self.num_steps))
+        betas = np.concatenate([[0.0], raw])
         alphas = 1.0 - betas
         object.__setattr__(self, "_betas", betas)
         object.__setattr__(self, "_alphas", alphas)
@@ -80,9 +100,12 @@ class LinearSchedule:
         Eq. 7 with this eps equals the posterior mean given the clipped x_0 (Ho et al.'s sampler
         clips x_0 the same way); nothing changes while the prediction stays inside the bound.
         """
-        ab = float(self.alpha_bar[t])
-        x0 = self.predict_x0(x_t, t, eps).clamp(-bound, bound)
-        return (x_t - math.sqrt(ab) * x0) / math.sqrt(1.0 - ab)
+        return self.eps_from_x0(x_t, t, self.predict_x0(x_t, t, eps).clamp(-bound, bound))
+
+    def eps_from_x0(self, x_t: torch.Tensor, t: torch.Tensor | int, x0: torch.Tensor) -> torch.Tensor:
+        """The eps of Eq. 6 that maps ``x0`` to ``x_t`` at step ``t >= 1`` (an x_0-predicting model's eps)."""
+        ab = self._at(self.alpha_bar, t, x_t)
+        return (x_t - ab.sqrt() * x0) / (1.0 - ab).sqrt()
 
     def ddim_mean_sigma(self, x_t: torch.Tensor, t: int, s: int, eps: torch.Tensor,
                         eta: float = 0.0) -> tuple[torch.Tensor, float]:
