@@ -688,8 +688,12 @@ class ResultRow:
 
     @property
     def key(self) -> str:
-        """The row's key in ``per_item.json``: its setting, or ``gt`` for a reference row."""
-        return self.REFERENCE_NAME if self.reference else self.setting
+        """The row's key in ``per_item.json``: its setting, ``gt`` for a reference row, and
+        ``<setting>/<generator>`` for a row of another method than the run's (a baseline row, e.g.
+        filling's ``ffm/mean-imputation``)."""
+        if self.reference:
+            return self.REFERENCE_NAME
+        return f"{self.setting}/{self.generator}" if self.generator else self.setting
 
     @property
     def pooled(self) -> bool:

@@ -11,7 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run one protocol for a generator/decoder on a dataset"),
     "check": ("check", "run the conformance kit on a registered component"),
     "leaderboard": ("leaderboard", "show, publish or rebuild the leaderboard"),
-    "reproduce": ("reproduce", "reproduce FC-4DFS Tables 1-4 on a dataset and judge each claim"),
+    "reproduce": ("reproduce", "reproduce the papers' tables on a dataset and judge each claim"),
     "sweep": ("sweep", "run a protocol over a grid of options and seeds"),
     "dataset": ("dataset", "look at a dataset: render a PNG or print a summary"),
     "render": ("render", "render a run's examples: strips, error heatmaps, GIF/MP4 animations"),

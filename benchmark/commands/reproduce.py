@@ -1,4 +1,4 @@
-"""``fc4dfs-bench reproduce --dataset D --budget B``: every FC-4DFS table with claim verdicts."""
+"""``fc4dfs-bench reproduce --dataset D --budget B [--tables ...]``: the papers' tables with claim verdicts."""
 from __future__ import annotations
 
 import argparse
@@ -12,14 +12,15 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
     from fc4dfs.benchmark.commands.run import add_common
 
     p = sub.add_parser("reproduce", help=HELP["reproduce"],
-                       description="Run Table 1 (e2e), Table 2 (decoder-cv), Table 3 (length-ablation) and "
-                                   "Table 4 (alpha sweep) with every registered component, resuming finished runs, "
-                                   "then write leaderboard/<dataset>/ CSV and a markdown report.")
+                       description="Run the tables of FC-4DFS (1-4), Zou et al. 2023 (Z1-Z5) and Potamias et al. "
+                                   "2020 (P) with every registered component, resuming finished runs, then write "
+                                   "leaderboard/<dataset>/ CSV and a markdown report with each claim's verdict.")
     add_common(p)
     p.add_argument("--seeds", type=seeds_type, default=[0], metavar="LIST",
                    help="comma-separated seeds (default: 0)")
-    p.add_argument("--tables", default="1,2,3,4,5,P",
-                   help="which tables, e.g. 2,3 (1-4: FC-4DFS; 5: Zou et al.'s decoder comparison; P: Potamias et "
+    p.add_argument("--tables", default="1,2,3,4,Z1,Z2,Z3,Z4,Z5,P",
+                   help="which tables, e.g. 2,3 or Z1,Z2,Z3,Z4,Z5 (1-4: FC-4DFS; Z1-Z5: Zou et al. 2023, label "
+                        "control, text control, filling, geometry-adaptive generation, decoders; P: Potamias et "
                         "al.'s Table 2 and Fig. 5; default: all)")
     p.add_argument("--report-dir", type=Path, default=None, help="report folder (default: leaderboard/<dataset>/)")
     p.set_defaults(leaderboard=None)  # reproduce's rows go to REPORT_DIR/leaderboard.csv unless --leaderboard

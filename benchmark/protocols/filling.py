@@ -55,7 +55,7 @@ class Filling(Protocol):
     over the hidden frames only. A reference row scores the real test sequences."""
 
     name: ClassVar[str] = "filling"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: the mean-imputation row keeps its per-item values (key "<case>/mean-imputation")
     description: ClassVar[str] = "Expression filling of hidden end / middle / beginning frames (Zou et al. Table 3)"
     needs: ClassVar[frozenset[str]] = frozenset({"generator"})
     primary_metric: ClassVar[str] = "ca"
@@ -115,8 +115,6 @@ class Filling(Protocol):
                                      details={**details(values), "hidden_fraction": hidden,
                                               "hidden_frames": [int((~filling_mask(mode, s.length, hidden)).sum())
                                                                 for s in seqs]})
-                if method == MEAN_IMPUTATION:
-                    row.per_item = {}  # per_item.json is keyed by setting: the generator's items own it
                 rows.append(row)
         gt_items = [EvalItem(s.identity, s.label, s.fps, s.landmarks, pred_landmarks=s.landmarks) for s in seqs]
         gt_values = score(ctx, gt_items, ectx, reference=True)

@@ -90,10 +90,11 @@ def test_reproduce_table5_reuses_the_table2_decoder_runs():
     from fc4dfs.benchmark import reproduce as rp
     from fc4dfs.plugins.manager import registry
 
-    plan = rp.make_plan(registry(), "synthetic", "quick", [0], "cpu", {}, ("2", "5"))
-    t5 = [p for p in plan.runs if p.table == "5"]
+    plan = rp.make_plan(registry(), "synthetic", "quick", [0], "cpu", {}, ("2", "Z5"))
+    t5 = [p for p in plan.runs if p.table == "Z5"]
     assert [p.label for p in t5] == list(paper.ZOU_TABLE5["Identity split"]) and not plan.missing
     assert {p.config.run_id for p in t5} <= {p.config.run_id for p in plan.runs if p.table == "2"}
     report = rp.build_report(plan, "synthetic", "quick", 0.0)
-    assert "## Table 5 (Zou et al. 2023)" in report and "| lgmd | — |  | 0.50 ± 0.58 |" in report
+    assert "## Zou et al. 2023 Table 5" in report and "| lgmd | — |  | 0.50 ± 0.58 |" in report
+    assert "| lgmd-noattn | — |  | 0.57 ± 0.64 |" in report
     assert "lgmd beats S2D on unseen identities (Zou et al. Table 5) | **not measured**" in report

@@ -35,6 +35,26 @@ def test_attention_weights_sum_to_one_and_mix_the_features(trained):
     assert torch.allclose(ctx, mix, atol=1e-5 * scale), "context is not the weighted sum of F_e (Eq. 11)"
 
 
+def test_without_attention_the_context_ignores_the_landmarks():
+    """Table 5's "w/o attention" ablation (``lgmd-noattn``): uniform weights, one context per identity."""
+    from fc4dfs.plugins.manager import registry
+
+    dec = registry().get("decoder", "lgmd-noattn").load()(**registry().get("decoder", "lgmd-noattn").options)
+    dec.fit(one_sequence(), Budget("smoke"), seed=0, progress=False)
+    net = dec.net
+    assert not any(n.startswith("attention.") for n, _ in net.named_parameters())
+    torch.manual_seed(0)
+    feats = net.features(torch.randn(2, dec.topology.num_vertices, 3))
+    dl = 3.0 * torch.randn(4, dec.topology.num_landmarks, 3)
+    ident = torch.tensor([0, 0, 1, 1])
+    with torch.no_grad():
+        ctx, w = net.attention(dl, feats, ident)
+    assert torch.allclose(w, torch.full_like(w, 1.0 / feats.shape[1]))
+    scale = float(feats.abs().max())
+    assert torch.allclose(ctx[0], ctx[1], atol=1e-6 * scale) and torch.allclose(ctx[2], ctx[3], atol=1e-6 * scale)
+    assert not torch.allclose(ctx[0], ctx[2], atol=1e-3 * scale), "the neutral mesh no longer reaches the context"
+
+
 @pytest.mark.parametrize("backbone", ["hierarchy", "full"])
 def test_lgmd_overfits_one_sequence(backbone):
     ds = one_sequence()

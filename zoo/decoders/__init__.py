@@ -19,6 +19,9 @@ SPECS: list[ComponentSpec] = [
                   options={"landmark_decomposition": False, "identity_mesh": True}),
     ComponentSpec("decoder", "lgmd", f"{_M}.lgmd:LGMDDecoder",
                   "Landmark-guided mesh decoder: spiral backbone + landmark-queried cross-attention (Zou et al.)"),
+    ComponentSpec("decoder", "lgmd-noattn", f"{_M}.lgmd:LGMDDecoder",
+                  "LGMD ablation without the cross-attention: mean backbone features (Zou et al. Table 5)",
+                  options={"attention": False}),
     ComponentSpec("decoder", "linear", f"{_M}.linear:LinearDecoder",
                   "Linear baseline: closed-form least-squares map from landmark to vertex displacements"),
 ]

@@ -30,6 +30,11 @@ Where this departs from the paper (which leaves the backbone's resolution and wi
   ``full`` 0.285 mm in 124 s — no gain for 3.5x the time, hence the default.
 - The paper does not state how ``M`` is encoded for the backbone; the 6-channel input above is
   MIADNet's identity extractor's (its first spiral layer has 6 instead of 3 input channels).
+
+Ablation ``attention=False`` (Table 5, "Ours (w/o attention)", registered as ``lgmd-noattn``): the
+paper does not say what replaces the attention; here the context is the mean of ``F_e`` over the
+feature vertices (every weight ``1 / V_e``), so the neutral mesh still enters ``z_id`` but no longer
+through a selection queried by the landmark displacements; everything else is unchanged.
 """
 from __future__ import annotations
 
@@ -81,12 +86,21 @@ class LandmarkAttention(nn.Module):
         return torch.einsum("nv,nvd->nd", w, f), w
 
 
+class MeanFeatures(nn.Module):
+    """The ablation of Eq. 11 without attention: uniform weights ``1 / V_e``, whatever ``Delta L_f``."""
+
+    def forward(self, dl: torch.Tensor, feats: torch.Tensor, ident: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``dl`` [N, L, 3], ``feats`` [I, V_e, d], ``ident`` [N] -> (context [N, d], weights [N, V_e])."""
+        f = feats[ident]
+        return f.mean(1), torch.full(f.shape[:2], 1.0 / f.shape[1], dtype=f.dtype, device=f.device)
+
+
 class LGMDNet(nn.Module):
     """``(Delta L_f, M)`` -> normalised ``Delta M_f``; see the module docstring."""
 
     def __init__(self, hierarchy: MeshHierarchy, num_landmarks: int, filters: list[int], backbone: str,
                  backbone_filters: list[int], full_filters: list[int], template: torch.Tensor,
-                 template_scale: float) -> None:
+                 template_scale: float, attention: bool = True) -> None:
         super().__init__()
         lm = num_landmarks * 3
         self.register_buffer("template", (template - template.mean(0)) / template_scale, persistent=False)
@@ -95,7 +109,7 @@ class LGMDNet(nn.Module):
         else:
             self.backbone = FullResolutionBackbone(hierarchy.spirals[0], 6, full_filters)
         d = self.backbone.filters[-1]
-        self.attention = LandmarkAttention(lm, d)
+        self.attention: nn.Module = LandmarkAttention(lm, d) if attention else MeanFeatures()
         self.to_z = nn.Linear(d, lm)
         self.lam = nn.Parameter(torch.tensor(1.0))
         self.generator = SpiralGenerator(hierarchy, lm, filters)
@@ -124,6 +138,7 @@ class LGMDDecoder(SpiralMeshDecoder):
         "backbone": "hierarchy",
         "backbone_filters": [16, 32, 64, 128, 128],
         "full_filters": [16, 32, 32, 64, 64],
+        "attention": True,  # False: the Table 5 ablation "w/o attention" (see the module docstring)
         "loss_weights": "uniform",
         **HIERARCHY_DEFAULTS,
     }
@@ -149,9 +164,10 @@ class LGMDDecoder(SpiralMeshDecoder):
         o = self.options
         return {**super().arch(fs), "filters": [int(f) for f in o["filters"]], "backbone": o["backbone"],
                 "backbone_filters": [int(f) for f in o["backbone_filters"]],
-                "full_filters": [int(f) for f in o["full_filters"]]}
+                "full_filters": [int(f) for f in o["full_filters"]], "attention": bool(o["attention"])}
 
     def build_network(self, hierarchy: MeshHierarchy, arch: dict[str, Any]) -> nn.Module:
         assert self.norm is not None
         return LGMDNet(hierarchy, arch["num_landmarks"], arch["filters"], arch["backbone"], arch["backbone_filters"],
-                       arch["full_filters"], self.norm.stat("neutral_mean").cpu(), max(float(self.norm.stat("extent")), 1e-3))
+                       arch["full_filters"], self.norm.stat("neutral_mean").cpu(), max(float(self.norm.stat("extent")), 1e-3),
+                       attention=bool(arch.get("attention", True)))
