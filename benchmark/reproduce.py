@@ -12,9 +12,10 @@ The plan is a list of RunConfigs. FC-4DFS: Table 1, every generator x {s2d, miad
 ``length-ablation``; Table 4, the alpha sweep. Zou et al.: Z1, label control, ``e2e`` of ``ddpm`` and the
 paper's other generators (Action2Motion, Motion3DGAN, ACTOR), decoded with S2D (the same runs as FC-4DFS
 Table 1's S2D rows; Z1 scores the landmark sequences); Z2, ``text-control`` of ``ddpm`` (raw and
-enriched text; the label-control row beside it is Z4's run, the same computation); Z3, ``filling`` (FFE, FFM, FFB and the mean-imputation
-row); Z4, ``geometry-adaptive``; Z5, ``decoder-cv`` of lgmd, its "w/o attention" ablation, s2d,
-neural3dmm and linear (the same runs as FC-4DFS Table 2's rows). Runs execute on an executor
+enriched text; the label-control row beside it is Z4's run, the same computation); Z3, ``filling`` (FFE,
+FFM, FFB and the mean-imputation row); Z4, ``geometry-adaptive``; Z5, ``decoder-cv`` of lgmd, its "w/o attention" ablation, s2d,
+neural3dmm and linear (the same runs as FC-4DFS Table 2's rows). Potamias et al.: ``e2e`` of the
+``potamias`` pipeline and its blendshape baseline. Runs execute on an executor
 (:mod:`fc4dfs.benchmark.executor`: one after another, or as Ray tasks); finished runs are reused, so an
 interrupted reproduction resumes where it stopped. The report puts each measured table beside the
 paper's and judges each claim with a paired bootstrap 95 % interval: a claim that A beats B holds only
@@ -342,6 +343,7 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
     if any(p.table == "P" for p in plan.runs):
         lines += potamias_section(plan, by)
 
+    lines += cost_section(plan)
     claims = claims_for(plan, by)
     lines += ["## Claims", "", "A claim that A beats B holds only where the paired bootstrap 95 % interval of the "
               "difference (A − B, per test item, pooled over seeds and settings) excludes zero in the claimed "
@@ -350,6 +352,37 @@ def build_report(plan: Plan, dataset: str, budget: str, wall_s: float) -> str:
               "| claim | verdict | effect A − B | 95 % CI |", "|---|---|---|---|"]
     lines += [f"| {c.text} | **{c.verdict}** | {c.effect} | {c.ci} |" for c in claims]
     return "\n".join(lines) + "\n"
+
+
+def cost_section(plan: Plan) -> list[str]:
+    """Where the time went: per distinct run, its wall and CPU time (this process, every thread) and the
+    training and evaluation seconds its rows report (training is ~0 where a component came from the store)."""
+    seen: dict[str, list[PlannedRun]] = {}
+    for p in plan.runs:
+        if p.result:
+            seen.setdefault(p.config.run_id, []).append(p)
+    if not seen:
+        return []
+    out = ["## Cost per run", "", "Wall time on a shared machine is no measure of cost; CPU time is (process time "
+           "of the run, all threads). Training seconds are wall seconds of fitting (≈ 0 where the component came "
+           "from the store, trained by an earlier run); evaluation seconds are wall seconds of generating and "
+           "scoring.", "", "| tables | run | CPU (s) | wall (s) | training (s) | evaluation (s) |",
+           "|---|---|---|---|---|---|"]
+    cpu_total = wall_total = 0.0
+    for run_id, prs in seen.items():
+        rec = prs[0].result.record
+        rows = [r for r in _rows(prs[0]) if not r.reference and r.fold is None]
+        cpu, wall = rec.get("cpu_seconds"), rec.get("wall_seconds")
+        cpu_total += cpu or 0.0
+        wall_total += wall or 0.0
+        train = max((r.train_seconds for r in rows), default=0.0)
+        ev = sum(r.eval_seconds for r in rows)
+        what = f"{prs[0].config.protocol} {prs[0].label}"
+        out.append(f"| {', '.join(dict.fromkeys(p.table for p in prs))} | {what} | {_fmt(cpu, digits=0)} | "
+                   f"{_fmt(wall, digits=0)} | {train:.0f} | {ev:.0f} |")
+    out += ["", f"Total over {len(seen)} runs: CPU {cpu_total / 60:.1f} min, wall {wall_total / 60:.1f} min "
+            "(runs reused from an earlier invocation count with their original times).", ""]
+    return out
 
 
 def _table1_beside_papers(by: Callable[[str, str], list[PlannedRun]], labels1: list[str], col12: str) -> list[str]:

@@ -3,7 +3,8 @@
 Run directory (``OUT/<run_id>/``)::
 
     config.json        the resolved RunConfig
-    record.json        the immutable result record (written once, at the end; status ok|failed)
+    record.json        the immutable result record (written once, at the end; status ok|failed; wall and
+                       CPU seconds)
     metrics.json       result rows with every metric (mean, std, details)
     per_item.json      per-item metric values, for paired comparisons between runs
     checkpoints/       trained components (safetensors)
@@ -354,7 +355,7 @@ def _execute_locked(config: RunConfig, protocol: Any, protocol_options: dict[str
                                  "ended; pass --resume to continue it or --force to start over")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config.to_dict())
-    started, t0 = provenance.utc_now(), time.perf_counter()
+    started, t0, cpu0 = provenance.utc_now(), time.perf_counter(), time.process_time()
     base: dict[str, Any] = {
         "run_id": config.run_id, "config": config.to_dict(), "config_hash": config.hash, "started_utc": started,
         "provenance": provenance.collect(config.device, [(p.distribution, p.version) for p in reg.plugins]),
@@ -382,14 +383,17 @@ def _execute_locked(config: RunConfig, protocol: Any, protocol_options: dict[str
         rows, status = [], "failed"
         error = {"type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()}
         record = {**base, "status": status, "error": error, "finished_utc": provenance.utc_now(),
-                  "wall_seconds": time.perf_counter() - t0, "rows": [], "rows_flat": []}
+                  "wall_seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0,
+                  "rows": [], "rows_flat": []}
         atomic_write_json(run_dir / "record.failed.json", record)
         if leaderboard is not None and not isinstance(e, (KeyboardInterrupt, UserError)):
             lb.append_rows(leaderboard, [_flat_failed(record, config)])
         raise
     wall = time.perf_counter() - t0
     flat = [_flat(r, base, config, wall) for r in rows]
+    # CPU time of this process (all its threads) while the run ran: wall time under load is no measure of cost
     record = {**base, "status": status, "error": None, "finished_utc": provenance.utc_now(), "wall_seconds": wall,
+              "cpu_seconds": time.process_time() - cpu0,
               "rows": [r.to_dict() for r in rows], "rows_flat": flat}
     atomic_write_json(run_dir / "metrics.json", record["rows"])
     atomic_write_json(run_dir / "per_item.json", {r.key: r.per_item for r in rows if r.per_item})
