@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from fc4dfs.benchmark.errors import UserError
-from fc4dfs.benchmark.protocols.common import details, item_key, make_row, score
+from fc4dfs.benchmark.protocols.common import details, generate_batched, item_key, length_option, make_row, score
 from fc4dfs.benchmark.runner import RunContext, test_sequences
 from fc4dfs.plugins.contracts import EvalItem, Option, Protocol, ResultRow
 
@@ -52,10 +52,13 @@ class Filling(Protocol):
     of 40 frames for FFE/FFB and 2 x U[5, 15] for FFM) — fill it with the generator's ``fill`` (Alg. 3,
     unguided unless ``guided``) and with the mean-imputation baseline. Rows per case and method: CA, FID
     and every other applicable landmark metric of the whole filled sequences, and ``e_lm_hidden``, E_lm
-    over the hidden frames only. A reference row scores the real test sequences."""
+    over the hidden frames only. A reference row scores the real test sequences. Sequences of one length
+    are filled in one call; ``length`` resamples every sequence to that many frames first."""
 
     name: ClassVar[str] = "filling"
-    version: ClassVar[str] = "2"  # 2: the mean-imputation row keeps its per-item values (key "<case>/mean-imputation")
+    # 2: the mean-imputation row keeps its per-item values (key "<case>/mean-imputation"); one fill call per
+    # group of sequences of one length; option length
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "Expression filling of hidden end / middle / beginning frames (Zou et al. Table 3)"
     needs: ClassVar[frozenset[str]] = frozenset({"generator"})
     primary_metric: ClassVar[str] = "ca"
@@ -66,6 +69,8 @@ class Filling(Protocol):
         "hidden": Option("hidden", float, 0.5, "fraction of each sequence's frames that is hidden",
                          low=0.0, high=0.9, low_open=True),
         "guided": Option("guided", bool, False, "guide the filling by the sequence's label (Alg. 3 is unguided)"),
+        "length": length_option("length", None, "resample every test sequence to this many frames over its "
+                                "duration (Zou et al. interpolate every sequence to 40 frames); default: its own"),
     }
 
     def run(self, ctx: RunContext) -> list[ResultRow]:
@@ -80,20 +85,27 @@ class Filling(Protocol):
         if not gen.can_fill():
             raise UserError(f"generator {gen.name!r} cannot fill a partial sequence (it has no fill)")
         gen, gen_s = ctx.fit(gen, train_ids, "generator")
-        seqs = test_sequences(ds, test_ids)
+        fixed_length = ctx.option("length")
+        seqs = [s.resampled(int(fixed_length)) if fixed_length else s
+                for s in test_sequences(ds, test_ids)]
         ectx = ctx.eval_context(train_ids)
         rows: list[ResultRow] = []
         for mode in modes:
             filled: dict[str, list[EvalItem]] = {ctx.config.generator: [], MEAN_IMPUTATION: []}
             hidden_items: dict[str, list[EvalItem]] = {ctx.config.generator: [], MEAN_IMPUTATION: []}
             seconds = {ctx.config.generator: 0.0, MEAN_IMPUTATION: 0.0}
-            for i, seq in enumerate(ctx.iterate(seqs, mode)):
+            t0 = time.perf_counter()
+
+            def call(idx: list[int], length: int, fps: float | None, seed: int, mode: str = mode) -> np.ndarray:
+                known = np.repeat(filling_mask(mode, length, hidden)[None], len(idx), 0)
+                return gen.fill(np.stack([seqs[i].landmarks for i in idx]), known,
+                                labels=[seqs[i].label for i in idx] if guided else None, seed=seed)
+
+            outs = generate_batched(ctx, [(s.length, None) for s in seqs], mode, call)
+            seconds[ctx.config.generator] = time.perf_counter() - t0
+            for i, (seq, out) in enumerate(zip(seqs, outs)):
                 gt = seq.landmarks
                 known = filling_mask(mode, seq.length, hidden)
-                t0 = time.perf_counter()
-                out = gen.fill(gt[None], known[None], labels=[seq.label] if guided else None,
-                               seed=ctx.seed * 100003 + i)[0]
-                seconds[ctx.config.generator] += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 base = mean_imputation(gt, known)
                 seconds[MEAN_IMPUTATION] += time.perf_counter() - t0
@@ -109,8 +121,8 @@ class Filling(Protocol):
                 if "e_lm" in on_hidden:
                     values["e_lm_hidden"] = on_hidden["e_lm"]
                 keys = [item_key(it) for it in filled[method]]
-                row = make_row(mode, keys, values, generator=None if method == ctx.config.generator
-                                     else MEAN_IMPUTATION, train_seconds=gen_s if method == ctx.config.generator
+                row = make_row(mode, keys, values, length=fixed_length,
+                               generator=None if method == ctx.config.generator else MEAN_IMPUTATION, train_seconds=gen_s if method == ctx.config.generator
                                      else 0.0, eval_seconds=seconds[method],
                                      details={**details(values), "hidden_fraction": hidden,
                                               "hidden_frames": [int((~filling_mask(mode, s.length, hidden)).sum())
@@ -119,6 +131,6 @@ class Filling(Protocol):
         gt_items = [EvalItem(s.identity, s.label, s.fps, s.landmarks, pred_landmarks=s.landmarks) for s in seqs]
         gt_values = score(ctx, gt_items, ectx, reference=True)
         if gt_values:
-            rows.append(make_row("filling", [item_key(it) for it in gt_items], gt_values, reference=True,
-                                 details=details(gt_values)))
+            rows.append(make_row("filling", [item_key(it) for it in gt_items], gt_values, length=fixed_length,
+                                 reference=True, details=details(gt_values)))
         return rows

@@ -81,3 +81,34 @@ def test_text_control_protocol_rows_beside_label_control(test_registry, tmp_path
         assert {"ca", "fid"} <= set(r["metrics"]) and all(np.isfinite(v) for v in r["metrics"].values())
     assert any(t.startswith("from the neutral face to ") for t in rows[1]["details"]["texts"])
     assert rows[-1]["reference"]
+
+
+def test_generate_batched_makes_one_call_per_length_and_fps_group():
+    from types import SimpleNamespace
+
+    from fc4dfs.benchmark.protocols.common import generate_batched
+
+    calls = []
+
+    def call(idx, length, fps, seed):
+        calls.append((list(idx), length, fps, seed))
+        return np.stack([np.full((length, 2, 3), i, dtype=np.float32) for i in idx])
+
+    ctx = SimpleNamespace(seed=2, iterate=lambda xs, desc: xs)
+    keys = [(10, 30.0), (12, 30.0), (10, 30.0), (10, None)]
+    out = generate_batched(ctx, keys, "t", call)
+    # groups in order of first appearance; a group is seeded as a call for its first item would be
+    assert calls == [([0, 2], 10, 30.0, 2 * 100003), ([1], 12, 30.0, 2 * 100003 + 1), ([3], 10, None, 2 * 100003 + 3)]
+    assert [o.shape[0] for o in out] == [10, 12, 10, 10] and [int(o[0, 0, 0]) for o in out] == [0, 1, 2, 3]
+
+
+@pytest.mark.e2e
+def test_text_control_label_row_is_the_geometry_adaptive_computation(test_registry, tmp_path: Path):
+    """Both protocols generate label control through one function: at one seed their items agree exactly, so
+    reproduce takes Table 2's label row from Table 4's run."""
+    ga = _run(test_registry, tmp_path, "geometry-adaptive", length=12)
+    tc = _run(test_registry, tmp_path, "text-control", length=12, tasks=["raw"])
+    a = json.loads((ga.run_dir / "per_item.json").read_text())["geometry-adaptive"]
+    b = json.loads((tc.run_dir / "per_item.json").read_text())["label"]
+    assert len(a["e_lm"]) > 1 and a["e_lm"] == b["e_lm"] and a["ca"] == b["ca"]
+    assert all(r["length"] == 12 for r in tc.record["rows"])

@@ -17,15 +17,18 @@ def fake_run(tmp: Path, gen: str, dec: str, per_item: dict[str, np.ndarray], fid
              table: str = "1") -> PlannedRun:
     """A finished e2e run whose per-item metric values are ``per_item`` (one value per test item); the real
     sequences' accuracy is 100 % on every item. Table ``Z1`` labels it by its generator."""
+    from fc4dfs.benchmark.reproduce import ZOU_TABLE1_SETTING
+
+    setting = ZOU_TABLE1_SETTING if table == "Z1" else "e2e"  # Zou et al.'s sequences have a fixed length
     cfg = RunConfig(protocol="e2e", dataset="synthetic", generator=gen, decoder=dec)
     run_dir = tmp / f"{table}-{gen}+{dec}"
     run_dir.mkdir()
     items = {m: [[f"item{i}", float(v)] for i, v in enumerate(vals)] for m, vals in per_item.items()}
     gt = {"ca": [[f"item{i}", 100.0] for i in range(len(per_item["ca"]))]}
-    (run_dir / "per_item.json").write_text(json.dumps({"e2e": items, "gt": gt}))
+    (run_dir / "per_item.json").write_text(json.dumps({setting: items, "gt": gt}))
     metrics = {m: float(np.mean(v)) for m, v in per_item.items()} | {"fid": fid}
-    rows = [ResultRow("e2e", n_items=len(per_item["ca"]), metrics=metrics).to_dict(),
-            ResultRow("e2e", n_items=len(per_item["ca"]), metrics={"ca": 100.0, "ca_mesh": 100.0},
+    rows = [ResultRow(setting, n_items=len(per_item["ca"]), metrics=metrics).to_dict(),
+            ResultRow(setting, n_items=len(per_item["ca"]), metrics={"ca": 100.0, "ca_mesh": 100.0},
                       reference=True).to_dict()]
     label = gen if table == "Z1" else f"{gen}+{dec}"
     return PlannedRun(table, label, cfg, RunResult(cfg, run_dir, {"status": "ok", "rows": rows}))

@@ -44,10 +44,10 @@ def test_without_attention_the_context_ignores_the_landmarks():
     net = dec.net
     assert not any(n.startswith("attention.") for n, _ in net.named_parameters())
     torch.manual_seed(0)
-    feats = net.features(torch.randn(2, dec.topology.num_vertices, 3))
     dl = 3.0 * torch.randn(4, dec.topology.num_landmarks, 3)
     ident = torch.tensor([0, 0, 1, 1])
     with torch.no_grad():
+        feats = net.features(torch.randn(2, dec.topology.num_vertices, 3))
         ctx, w = net.attention(dl, feats, ident)
     assert torch.allclose(w, torch.full_like(w, 1.0 / feats.shape[1]))
     scale = float(feats.abs().max())
