@@ -9,18 +9,18 @@ and Fig. 5 (``fig5-frame-error.png``).
 
 The plan is a list of RunConfigs. FC-4DFS: Table 1, every generator x {s2d, miadnet} in ``e2e``; Table 2,
 ``decoder-cv`` for every decoder and the MIADNet ablations; Table 3, the generator ablation in
-``length-ablation``; Table 4, the alpha sweep. Zou et al. (every sequence time-normalised to 40 frames,
-as the paper's): Z1, label control, ``e2e`` of ``ddpm`` and the paper's other generators (Action2Motion,
-Motion3DGAN, ACTOR), decoded with S2D (Z1 scores the landmark sequences); Z2, ``text-control`` of ``ddpm`` (raw and
-enriched text; the label-control row beside it is Z4's run, the same computation); Z3, ``filling`` (FFE,
-FFM, FFB and the mean-imputation row); Z4, ``geometry-adaptive``; Z5, ``decoder-cv`` of lgmd, its "w/o attention" ablation, s2d,
-neural3dmm and linear (the same runs as FC-4DFS Table 2's rows). Potamias et al.: ``e2e`` of the
-``potamias`` pipeline and its blendshape baseline. Runs execute on an executor
-(:mod:`fc4dfs.benchmark.executor`: one after another, or as Ray tasks); finished runs are reused, so an
-interrupted reproduction resumes where it stopped. The report puts each measured table beside the
-paper's and judges each claim with a paired bootstrap 95 % interval: a claim that A beats B holds only
-where the interval of the difference excludes zero in the claimed direction; a claim that A is close to
-B holds only where the interval lies within the stated margin.
+``length-ablation``; Table 4, the alpha sweep. Zou et al. (Z1-Z4 with every sequence time-normalised to 40
+frames, as the paper's): Z1, label control, ``e2e`` of ``ddpm`` and the paper's other generators
+(Action2Motion, Motion3DGAN, ACTOR), decoded with S2D (Z1 scores the landmark sequences); Z2,
+``text-control`` of ``ddpm`` (raw and enriched text; the label-control row beside it is Z4's run, the same
+computation); Z3, ``filling`` (FFE, FFM, FFB and the mean-imputation row); Z4, ``geometry-adaptive``; Z5,
+``decoder-cv`` of lgmd, its "w/o attention" ablation, s2d, neural3dmm and linear (the same runs as FC-4DFS
+Table 2's rows). Potamias et al.: ``e2e`` of the ``potamias`` pipeline and its blendshape baseline. Runs
+execute on an executor (:mod:`fc4dfs.benchmark.executor`: one after another, or as Ray tasks); finished
+runs are reused, so an interrupted reproduction resumes where it stopped. The report puts each measured
+table beside the paper's and judges each claim with a paired bootstrap 95 % interval: a claim that A
+beats B holds only where the interval of the difference excludes zero in the claimed direction; a claim
+that A is close to B holds only where the interval lies within the stated margin.
 """
 from __future__ import annotations
 
