@@ -10,7 +10,7 @@ Task graph: a component that several runs of the plan train identically (same co
 training identities, budget and seed, e.g. the decoder of twelve Table 1 rows) is trained once by a
 component task, through the same content-addressed component store as :meth:`RunContext.fit`; the
 runs that need it are submitted with that task as a dependency, so Ray starts them only after it.
-A component task that raises does not fail its runs: it returns the error (a warning at the end) and
+A component task that fails does not fail its runs: it returns the error (its status line says so) and
 each run trains the component itself, recording the error in its run folder if it fails again.
 
 Who writes what: workers write the run folders (``OUT/<run_id>/`` and the component store), so
@@ -159,9 +159,21 @@ def shared_components(jobs: Sequence[Job], reg: Any) -> tuple[list[ComponentTask
     return [found[k] for k in keep], {rid: [k for k in ks if k in keep] for rid, ks in needs.items()}
 
 
-def train_component(task: ComponentTask) -> str | None:
-    """Train (or find in the component store) one shared component, as the runs' ``ctx.fit`` would;
-    the error text if that failed, else None."""
+@dataclass
+class ComponentOutcome:
+    """What a component task came to: trained (or found in the store: ``reused``), or its error text."""
+
+    task: ComponentTask
+    error: str | None = None
+    reused: bool = False
+    seconds: float = 0.0
+
+
+def train_component(task: ComponentTask) -> ComponentOutcome:
+    """Train (or find in the component store) one shared component, as the runs' ``ctx.fit`` would.
+
+    Never raises for a failed training: the outcome carries the error text (the runs that need the
+    component train it themselves and record the error in their run folders)."""
     import torch
 
     from fc4dfs.benchmark.config import validate_options
@@ -169,6 +181,8 @@ def train_component(task: ComponentTask) -> str | None:
     from fc4dfs.plugins.manager import registry
     from fc4dfs.zoo.store import train_or_load
 
+    t0 = time.perf_counter()
+    out = ComponentOutcome(task)
     before = torch.get_num_threads()
     try:
         if task.config.threads:
@@ -176,18 +190,22 @@ def train_component(task: ComponentTask) -> str | None:
         reg, cfg = registry(), task.config
         ctx = RunContext(cfg, reg, load_dataset(cfg.dataset, cfg.dataset_options, reg), Path("."), progress=False,
                          options=validate_options(reg, cfg))
-        train_or_load(ctx.make(task.kind), ctx.dataset, list(task.train_ids), ctx.budget, cfg.seed,
-                      device=cfg.device, progress=False, log=lambda s: None)
-        return None
+        trained = train_or_load(ctx.make(task.kind), ctx.dataset, list(task.train_ids), ctx.budget, cfg.seed,
+                                device=cfg.device, progress=False, log=lambda s: None)
+        out.reused = trained.cached
     except Exception as e:  # noqa: BLE001 - the runs that need it train it themselves and record the error
-        return f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+        out.error = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
     finally:
         torch.set_num_threads(before)
+    out.seconds = time.perf_counter() - t0
+    return out
 
 
 # --------------------------------------------------------------------------- executors
 class Progress:
-    """One bar for the plan; a status line per run as it completes."""
+    """One bar for the plan (every run, and with Ray every shared component task); a status line per
+    task as it completes (``ok``, ``reused`` or ``FAILED (why)``). Without a bar (``--no-progress``,
+    ``FC4DFS_PROGRESS=0``) only the failures are logged."""
 
     def __init__(self, total: int, desc: str, enabled: bool, log: Callable[[str], None]):
         from tqdm.auto import tqdm
@@ -195,24 +213,30 @@ class Progress:
         from fc4dfs.datasets.storage import progress_enabled
 
         self.enabled = progress_enabled(enabled and total > 1)
-        self.bar = tqdm(total=total, desc=desc, unit="run", disable=not self.enabled)
+        self.bar = tqdm(total=total, desc=desc, unit="task", disable=not self.enabled)
         self.log = log
         self.done = 0
         self.total = total
 
-    def finished(self, out: Outcome) -> None:
+    def finished(self, out: Outcome | ComponentOutcome) -> None:
         self.done += 1
-        cfg = out.job.config
-        what = f"{out.job.label + ' ' if out.job.label else ''}{cfg.run_id}"
-        if out.ok:
-            status = "reused" if out.result.reused else "ok"
+        if isinstance(out, ComponentOutcome):
+            t = out.task
+            what = f"component {t.kind} {getattr(t.config, t.kind, '')} for {len(t.train_ids)} identities ({t.key})"
+            error, reused = out.error, out.reused
+            if error:
+                error = f"{error.splitlines()[0]}; the runs that need it train it themselves"
         else:
-            status = f"FAILED ({(out.error or '').splitlines()[0][:200]})"
+            cfg = out.job.config
+            what = f"{out.job.label + ' ' if out.job.label else ''}{cfg.run_id}"
+            error = None if out.ok else (out.error or "no result")
+            reused = bool(out.result and out.result.reused)
+        status = f"FAILED ({error.splitlines()[0][:200]})" if error else ("reused" if reused else "ok")
         line = f"[{self.done}/{self.total}] {status:<6} {what} ({out.seconds:.1f} s)"
         if self.enabled:
-            self.bar.write(line)
+            self.bar.write(line, file=sys.stderr)
             self.bar.update(1)
-        elif not out.ok:
+        elif error:
             self.log(line)
 
     def close(self) -> None:
@@ -308,10 +332,11 @@ class RayExecutor:
         res = dict(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)
         component_task = ray.remote(train_component).options(**res)
         run_task = ray.remote(run_one).options(**res)
-        component_refs = {t.key: component_task.remote(t) for t in tasks}
-        pending = {run_task.remote(job, settings, *[component_refs[k] for k in needs.get(job.config.run_id, [])]): job
-                   for job in todo}
-        progress = Progress(len(unique), desc, settings.progress, log)
+        pending: dict[Any, Job | ComponentTask] = {component_task.remote(t): t for t in tasks}
+        refs = {t.key: ref for ref, t in pending.items()}
+        pending.update({run_task.remote(job, settings, *[refs[k] for k in needs.get(job.config.run_id, [])]): job
+                        for job in todo})
+        progress = Progress(len(unique) + len(tasks), desc, settings.progress, log)
         outcomes: dict[str, Outcome] = {}
         try:
             for job in reused:
@@ -321,28 +346,23 @@ class RayExecutor:
                 progress.finished(out)
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
-                job = pending.pop(done[0])
+                what = pending.pop(done[0])
                 try:
                     out = ray.get(done[0])
-                except Exception as e:  # noqa: BLE001 - a worker died (killed, out of memory): only this run
-                    out = Outcome(job, error=f"{type(e).__name__}: {e}")
-                _append(settings, out)
-                outcomes[job.config.run_id] = out
+                except Exception as e:  # noqa: BLE001 - a worker died (killed, out of memory): only this task
+                    error = f"{type(e).__name__}: {e}"
+                    out = ComponentOutcome(what, error=error) if isinstance(what, ComponentTask) else Outcome(
+                        what, error=error)
+                if isinstance(out, Outcome):
+                    _append(settings, out)
+                    outcomes[out.job.config.run_id] = out
                 progress.finished(out)
         except KeyboardInterrupt:
-            for ref in list(pending) + list(component_refs.values()):
+            for ref in pending:
                 ray.cancel(ref, force=True)
             raise
         finally:
             progress.close()
-        for key, ref in component_refs.items():
-            try:
-                err = ray.get(ref)
-            except Exception as e:  # noqa: BLE001 - its worker died; the runs trained it themselves
-                err = f"{type(e).__name__}: {e}"
-            if err:
-                log(f"warning: shared component {key} failed to train once for all; its runs trained it: "
-                    f"{err.splitlines()[0]}")
         return outcomes
 
 
