@@ -174,29 +174,23 @@ def train_component(task: ComponentTask) -> ComponentOutcome:
 
     Never raises for a failed training: the outcome carries the error text (the runs that need the
     component train it themselves and record the error in their run folders)."""
-    import torch
-
     from fc4dfs.benchmark.config import validate_options
-    from fc4dfs.benchmark.runner import RunContext, load_dataset
+    from fc4dfs.benchmark.runner import RunContext, load_dataset, thread_limit
     from fc4dfs.plugins.manager import registry
     from fc4dfs.zoo.store import train_or_load
 
     t0 = time.perf_counter()
     out = ComponentOutcome(task)
-    before = torch.get_num_threads()
     try:
-        if task.config.threads:
-            torch.set_num_threads(task.config.threads)
         reg, cfg = registry(), task.config
-        ctx = RunContext(cfg, reg, load_dataset(cfg.dataset, cfg.dataset_options, reg), Path("."), progress=False,
-                         options=validate_options(reg, cfg))
-        trained = train_or_load(ctx.make(task.kind), ctx.dataset, list(task.train_ids), ctx.budget, cfg.seed,
-                                device=cfg.device, progress=False, log=lambda s: None)
+        with thread_limit(cfg.threads):
+            ctx = RunContext(cfg, reg, load_dataset(cfg.dataset, cfg.dataset_options, reg), Path("."),
+                             progress=False, options=validate_options(reg, cfg))
+            trained = train_or_load(ctx.make(task.kind), ctx.dataset, list(task.train_ids), ctx.budget, cfg.seed,
+                                    device=cfg.device, progress=False, log=lambda s: None)
         out.reused = trained.cached
     except Exception as e:  # noqa: BLE001 - the runs that need it train it themselves and record the error
         out.error = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
-    finally:
-        torch.set_num_threads(before)
     out.seconds = time.perf_counter() - t0
     return out
 

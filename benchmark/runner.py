@@ -27,9 +27,10 @@ import shutil
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence as Seq
+from typing import Any, Callable, Iterator, Sequence as Seq
 
 import numpy as np
 
@@ -262,7 +263,8 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     ``components_dir`` overrides the component store (default ``$FC4DFS_CACHE/components``). While
     another live process writes the same run, this one waits (``lock_timeout`` s at most, None =
     unbounded) and then reuses the finished record; :class:`RunBusyError` when the wait times out.
-    With ``config.threads`` set, torch uses that many CPU threads for the run (restored afterwards).
+    With ``config.threads`` set, torch and numpy's BLAS use that many CPU threads for the run
+    (:func:`thread_limit`; restored afterwards).
     """
     config = _with_evaluator(config, evaluator)
     reg = reg or global_registry()
@@ -276,16 +278,11 @@ def execute(config: RunConfig, out_dir: Path = DEFAULT_OUT, leaderboard: Path | 
     protocol_options = validate_options(reg, config)  # bad options fail here, before any work
     out_dir = Path(out_dir)
     lock = _acquire_run_lock(run_lock_path(out_dir / config.run_id), config.run_id, lock_timeout, log)
-    import torch
-
-    threads = torch.get_num_threads()
     try:
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        return _execute_locked(config, protocol, protocol_options, reg, out_dir, leaderboard, resume, force,
-                               progress, retrain_classifier, render, components_dir, log, evaluator)
+        with thread_limit(config.threads):
+            return _execute_locked(config, protocol, protocol_options, reg, out_dir, leaderboard, resume, force,
+                                   progress, retrain_classifier, render, components_dir, log, evaluator)
     finally:
-        torch.set_num_threads(threads)
         lock.release()
 
 
@@ -305,6 +302,29 @@ def _with_evaluator(config: RunConfig, evaluator: Path | None) -> RunConfig:
         raise UserError(f"--evaluator {evaluator}: its content hash is {found}, the run config names "
                         f"evaluator {config.evaluator}")
     return replace(config, evaluator=found)
+
+
+@contextmanager
+def thread_limit(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` CPU threads for torch and for the BLAS / OpenMP pools that numpy and
+    scipy call (through ``threadpoolctl``), restored afterwards; nothing changes when ``threads`` is None.
+
+    A result depends on the summation order, hence on these counts (a PCA's SVD with two BLAS threads
+    differs from one in the last bits): fixing both makes a run bit-identical wherever it executes, in this
+    process or in a Ray worker (``RunConfig.threads``)."""
+    if not threads:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_lock_path(run_dir: Path) -> Path:
