@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -68,6 +71,24 @@ def test_local_executor_never_imports_ray(tmp_path, subprocess_env):
     assert len(configs) == 2 and all(c["threads"] == 1 for c in configs)
 
 
+def test_thread_limit_caps_torch_and_blas_then_restores_them():
+    """``RunConfig.threads`` holds for numpy's BLAS too: with two BLAS threads a PCA's SVD differs from one
+    thread's in the last bits, and Ray workers run with one."""
+    import numpy as np
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from fc4dfs.benchmark.runner import thread_limit
+
+    np.linalg.svd(np.eye(4))  # BLAS loaded
+    before = torch.get_num_threads(), [pool["num_threads"] for pool in threadpool_info()]
+    n = before[0] + 1
+    with thread_limit(n):
+        assert torch.get_num_threads() == n
+        assert [pool["num_threads"] for pool in threadpool_info()] == [n] * len(before[1]), threadpool_info()
+    assert (torch.get_num_threads(), [pool["num_threads"] for pool in threadpool_info()]) == before
+
+
 # --------------------------------------------------------------------------- Ray
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
@@ -89,28 +110,129 @@ def local_ray(tmp_path_factory):
     ray.shutdown()
 
 
+#: leaderboard columns that legitimately differ between two executions of the same run: when it started,
+#: how long its training and evaluation took (wall clock), and the commit (read as each run starts: an edit
+#: of the source tree during the test marks the later runs "-dirty")
+NOT_RESULTS = {"utc_time", "train_seconds", "eval_seconds", "git_commit"}
+
+
 def _metrics(board: Path) -> pd.DataFrame:
-    rows = pd.read_csv(board)
-    keep = [c for c in rows.columns if c not in {"utc_time", "train_seconds", "eval_seconds", "git_commit"}]
-    return rows[keep].sort_values(["run_id", "setting", "generator", "decoder", "fold"]).reset_index(drop=True)
+    rows = pd.read_csv(board, dtype=str, keep_default_na=False)
+    keep = [c for c in rows.columns if c not in NOT_RESULTS]
+    return rows[keep].sort_values(keep).reset_index(drop=True)
 
 
+#: the whole reproduction's dataset in the test: ~0.5 k instead of ~1.7 k vertices, 144 instead of 288 sequences
+SMALL_SYNTHETIC = ["--dataset-opt", "resolution=small", "--dataset-opt", "repetitions=1"]
+
+
+def _report(folder: Path) -> str:
+    """The reproduction report without its wall-time line."""
+    return "\n".join(line for line in (folder / "report-smoke.md").read_text().splitlines()
+                     if not line.startswith("Wall time:"))
+
+
+@pytest.mark.slow
 def test_ray_reproduce_gives_the_local_leaderboard(local_ray, tmp_path, monkeypatch, capsys):
-    """Table 3 only (5 runs sharing one decoder): the whole smoke reproduction takes too long here."""
-    common = ["--no-progress", "reproduce", "--dataset", "synthetic", "--budget", "smoke", "--tables", "3"]
-    assert main([*common, "--executor", "ray", "--out", str(tmp_path / "ray"),
-                 "--report-dir", str(tmp_path / "ray-report")]) == 0
-    monkeypatch.setenv("FC4DFS_CACHE", str(tmp_path / "local-cache"))  # the local runs train everything again
-    assert main([*common, "--threads", "1", "--out", str(tmp_path / "local"),
-                 "--report-dir", str(tmp_path / "local-report")]) == 0
-    capsys.readouterr()
-    ray_rows, local_rows = _metrics(tmp_path / "ray-report" / "leaderboard.csv"), _metrics(
-        tmp_path / "local-report" / "leaderboard.csv")
-    assert len(ray_rows) == len(local_rows) > 0
+    """The whole smoke reproduction, every table, on a 2-CPU Ray (one thread per run) against the local
+    executor at ``--threads 1``: the same leaderboard rows, every column compared exactly (as text) but
+    :data:`NOT_RESULTS`, and the same report; one progress bar with a status line per task.
+
+    On :data:`SMALL_SYNTHETIC` (the synthetic dataset with a third of the vertices and one sequence per
+    identity and expression), to fit CI's time: the plan and the code paths are those of the default set,
+    except that the evaluator's classifiers are trained through the store (in each executor's own cache)
+    instead of read from the shipped file."""
+    from fc4dfs.benchmark.reproduce import TABLES, make_plan
+    from fc4dfs.benchmark.runner import load_dataset
+    from fc4dfs.plugins.manager import registry
+
+    options = dict(opt.split("=") for opt in SMALL_SYNTHETIC[1::2])
+    load_dataset("synthetic", options, registry())  # generated (if need be) before the bars are on
+    plan = make_plan(registry(), "synthetic", "smoke", [0], "cpu", options)
+    assert {p.table for p in plan.runs} == set(TABLES) and not plan.missing, plan.missing
+    n_runs = len({p.config.run_id for p in plan.runs})
+    common = ["reproduce", "--dataset", "synthetic", *SMALL_SYNTHETIC, "--budget", "smoke"]
+    # the local executor in a process of its own, with a cache of its own (it trains everything again),
+    # alongside the Ray one: the two compete for the cores, not for the results
+    env = {**os.environ, "FC4DFS_CACHE": str(tmp_path / "local-cache"), "FC4DFS_PROGRESS": "0"}
+    with (tmp_path / "local.log").open("w") as log:
+        local = subprocess.Popen([sys.executable, "-m", "fc4dfs.benchmark.cli", *common, "--threads", "1",
+                                  "--out", str(tmp_path / "local"), "--report-dir", str(tmp_path / "local-report")],
+                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        monkeypatch.setenv("FC4DFS_PROGRESS", "1")
+        assert main([*common, "--executor", "ray", "--out", str(tmp_path / "ray"),
+                     "--report-dir", str(tmp_path / "ray-report")]) == 0
+        local.wait()
+    finally:
+        if local.poll() is None:
+            local.kill()
+            local.wait()
+    assert local.returncode == 0, (tmp_path / "local.log").read_text()[-3000:]
+    err = capsys.readouterr().err
+    status = [line.split("\r")[-1] for line in err.splitlines() if re.search(r"\[\d+/\d+\] ", line)]
+    total = n_runs + sum(" component " in line for line in status)
+    assert total > n_runs, err[-3000:]  # Table 1's decoders, the ablations' decoder: trained once each
+    assert [line.split("]")[0] for line in status] == [f"[{i}/{total}" for i in range(1, total + 1)], err[-3000:]
+    assert all(line.split()[1] == "ok" for line in status), err[-3000:]
+    bars = [part for part in re.split(r"[\r\n]", err) if re.search(r"\d+%\|", part)]
+    assert bars and all(b.startswith("reproduce:") for b in bars), bars[:5]  # the plan's; the runs' stay hidden
+    assert f"{total}/{total} " in bars[-1], bars[-1]
+
+    ray_rows, local_rows = (_metrics(tmp_path / f"{x}-report" / "leaderboard.csv") for x in ("ray", "local"))
+    assert ray_rows["run_id"].nunique() == local_rows["run_id"].nunique() == n_runs
     assert (ray_rows["status"] == "ok").all()
     pd.testing.assert_frame_equal(ray_rows, local_rows, check_exact=True)
+    assert _report(tmp_path / "ray-report") == _report(tmp_path / "local-report")
     for folder in ("ray", "local"):
         assert {json.loads(p.read_text())["threads"] for p in (tmp_path / folder).glob("*/config.json")} == {1}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ray_address_joins_a_cluster_made_by_ray_start(tmp_path, subprocess_env):
+    """The README's cluster recipe on one machine: ``ray start --head`` (started without the suite's
+    variables), then a driver in another folder joins it with ``--ray-address``. Its ``FC4DFS_*`` variables
+    and ``PYTHONPATH`` reach the tasks (the test components load, the components land in its cache) and the
+    runs land in its runs folder, given relative."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[distributed]')")
+    port = _free_port()
+    head_env = {k: v for k, v in os.environ.items() if not k.startswith("FC4DFS_") and k != "PYTHONPATH"}
+    log = tmp_path / "head.log"
+    with log.open("w") as out:
+        # --block: the head lives as long as this process and stops its Ray processes on SIGTERM
+        head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+                                 f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                                 f"--ray-client-server-port={_free_port()}",
+                                 f"--dashboard-agent-listen-port={_free_port()}"],
+                                env=head_env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            if "Ray runtime started" in log.read_text() or head.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert head.poll() is None and "Ray runtime started" in log.read_text(), log.read_text()[-3000:]
+        driver = tmp_path / "driver"
+        driver.mkdir()
+        env = {**subprocess_env, "FC4DFS_CACHE": str(tmp_path / "shared-cache")}
+        proc = subprocess.run([sys.executable, "-m", "fc4dfs.benchmark.cli", "sweep", "--dataset", "tiny",
+                               "--protocol", "decoder-cv", "--dec", "sgd_linear", "--budget", "smoke",
+                               "--grid", "protocol_opt.folds=2,3", "--executor", "ray",
+                               "--ray-address", f"127.0.0.1:{port}", "--out", "runs", "--leaderboard", "lb.csv"],
+                              cwd=driver, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        head.terminate()
+        head.wait(timeout=120)
+    assert len(list((driver / "runs").glob("*/record.json"))) == 2
+    board = pd.read_csv(driver / "lb.csv")
+    assert set(board["status"]) == {"ok"} and board["run_id"].nunique() == 2
+    assert any((tmp_path / "shared-cache" / "components").iterdir())  # the workers' store is the driver's
 
 
 def test_ray_failed_task_keeps_the_others_and_a_rerun_reuses_them(local_ray, test_registry, tmp_path, capsys):
