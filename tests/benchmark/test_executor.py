@@ -203,12 +203,14 @@ def test_ray_address_joins_a_cluster_made_by_ray_start(tmp_path, subprocess_env)
     pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[distributed]')")
     port = _free_port()
     head_env = {k: v for k, v in os.environ.items() if not k.startswith("FC4DFS_") and k != "PYTHONPATH"}
+    # Ray's token authentication (on by default for `ray start` in Ray 2.60): the head makes or reads the token
+    # ~/.ray/auth_token; a driver joining it needs RAY_AUTH_MODE=token (README: "On a cluster")
+    head_env["RAY_AUTH_MODE"] = "token"
     log = tmp_path / "head.log"
     with log.open("w") as out:
         # --block: the head lives as long as this process and stops its Ray processes on SIGTERM
         head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
                                  f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                                 f"--ray-client-server-port={_free_port()}",
                                  f"--dashboard-agent-listen-port={_free_port()}"],
                                 env=head_env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -219,7 +221,7 @@ def test_ray_address_joins_a_cluster_made_by_ray_start(tmp_path, subprocess_env)
         assert head.poll() is None and "Ray runtime started" in log.read_text(), log.read_text()[-3000:]
         driver = tmp_path / "driver"
         driver.mkdir()
-        env = {**subprocess_env, "FC4DFS_CACHE": str(tmp_path / "shared-cache")}
+        env = {**subprocess_env, "FC4DFS_CACHE": str(tmp_path / "shared-cache"), "RAY_AUTH_MODE": "token"}
         proc = subprocess.run([sys.executable, "-m", "fc4dfs.benchmark.cli", "sweep", "--dataset", "tiny",
                                "--protocol", "decoder-cv", "--dec", "sgd_linear", "--budget", "smoke",
                                "--grid", "protocol_opt.folds=2,3", "--executor", "ray",
