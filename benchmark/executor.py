@@ -299,7 +299,8 @@ class RayExecutor:
         if not ray.is_initialized():
             env = {k: v for k, v in os.environ.items() if k.startswith("FC4DFS_") or k == "PYTHONPATH"}
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                # "local": a new local Ray even where `ray start` left a cluster (None would join that one)
+                ray.init(address=self.address or "local", include_dashboard=False, log_to_driver=False,
                          configure_logging=False, runtime_env={"env_vars": env} if self.address else None)
             except ConnectionError as e:
                 raise UserError(f"--ray-address {self.address}: {e}") from None

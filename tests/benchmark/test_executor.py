@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,7 +101,7 @@ def local_ray(tmp_path_factory):
     os.environ["FC4DFS_PLUGINS"] = "fc4dfs_test_components"
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), saved["PYTHONPATH"]]))
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -207,11 +209,13 @@ def test_ray_address_joins_a_cluster_made_by_ray_start(tmp_path, subprocess_env)
     # ~/.ray/auth_token; a driver joining it needs RAY_AUTH_MODE=token (README: "On a cluster")
     head_env["RAY_AUTH_MODE"] = "token"
     log = tmp_path / "head.log"
+    # a temp folder of its own: `ray start` leaves the cluster's address there, where ray.init() would find it
+    temp = Path(tempfile.mkdtemp(prefix="ray-"))
     with log.open("w") as out:
         # --block: the head lives as long as this process and stops its Ray processes on SIGTERM
         head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
                                  f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                                 f"--dashboard-agent-listen-port={_free_port()}"],
+                                 f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={temp}"],
                                 env=head_env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     try:
         for _ in range(600):
@@ -231,6 +235,7 @@ def test_ray_address_joins_a_cluster_made_by_ray_start(tmp_path, subprocess_env)
     finally:
         head.terminate()
         head.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
     assert len(list((driver / "runs").glob("*/record.json"))) == 2
     board = pd.read_csv(driver / "lb.csv")
     assert set(board["status"]) == {"ok"} and board["run_id"].nunique() == 2
