@@ -62,6 +62,9 @@ ZOU_TABLE1_DECODER = "s2d"
 #: protocols time-normalise every test sequence to this length (which also lets every sequence of a setting
 #: be generated in one batch: 0.25 instead of 1.5 CPU-s per guided DDPM sequence at the quick budget)
 ZOU_LENGTH = 40
+#: Table Z1 also scores the paper's guidance (Eq. 9, classifier guidance) where ``ddpm``'s default is another
+#: (classifier-free guidance at the quick budget): row label -> (generator, options, paper row)
+ZOU_TABLE1_VARIANTS = {"ddpm (classifier guidance)": ("ddpm", {"guidance": "classifier"}, "Ours")}
 #: the setting (per-item key) of Table Z1's rows: ``e2e`` names a fixed-length row by its length
 ZOU_TABLE1_SETTING = f"length={ZOU_LENGTH}"
 #: Zou et al.'s Tables 2-4: table -> protocol of the ``ddpm`` run
@@ -157,6 +160,11 @@ def make_plan(reg: Registry, dataset: str, budget: str, seeds: list[int], device
                 plan.missing.append(f"Zou et al. Table 1: {what} (row {row}) is not registered")
             else:
                 add("Z1", g, protocol="e2e", generator=g, decoder=ZOU_TABLE1_DECODER,
+                    protocol_options={"length": ZOU_LENGTH})
+        for label, (g, opts, _) in ZOU_TABLE1_VARIANTS.items():
+            declared = reg.load("generator", g).defaults if g in gens else {}
+            if all(k in declared and declared[k] != v for k, v in opts.items()):
+                add("Z1", label, protocol="e2e", generator=g, decoder=ZOU_TABLE1_DECODER, generator_options=opts,
                     protocol_options={"length": ZOU_LENGTH})
     for table, protocol in ZOU_PROTOCOLS.items():
         if table in tables:
@@ -442,7 +450,8 @@ def zou_sections(plan: Plan, by: Callable[[str, str], list[PlannedRun]], dataset
             "suite computes no FID for the real test sequences (the paper's ground-truth FID is test vs "
             "training).", ""]
     zou1 = paper.ZOU_TABLE1[col]
-    labels = [g for g in paper.ZOU_TABLE1_GENERATORS if by("Z1", g)]
+    rows1 = {**paper.ZOU_TABLE1_GENERATORS, **{k: v[2] for k, v in ZOU_TABLE1_VARIANTS.items()}}
+    labels = [g for g in rows1 if by("Z1", g)]
     if labels:
         gt = _where(by("Z1", labels[0]), "gt")
         out += [f"### Table 1 — label control (e2e, decoded with `{ZOU_TABLE1_DECODER}`)", "",
@@ -450,7 +459,7 @@ def zou_sections(plan: Plan, by: Callable[[str, str], list[PlannedRun]], dataset
                 f"| gt | Ground truth | {_cell(gt, 'ca', zou1['Ground truth'][0])} | — / {zou1['Ground truth'][1]} "
                 "| — | — | — |"]
         for g in labels:
-            row = paper.ZOU_TABLE1_GENERATORS[g]
+            row = rows1[g]
             rs = _where(by("Z1", g), ZOU_TABLE1_SETTING)
             out.append(f"| {g} | {row} | {_cell(rs, 'ca', zou1[row][0])} | {_cell(rs, 'fid', zou1[row][1])} | "
                        f"{_cell(rs, 'diversity', digits=3)} | {_cell(rs, 'smoothness', digits=3)} | "
