@@ -162,6 +162,21 @@ def check_generator(cls: type[Generator], options: dict | None = None, dataset: 
     return rep.raise_if_failed()
 
 
+def _check_interp(p: Pipeline, neutral: np.ndarray, labels: list[str]) -> None:
+    """Latent interpolation: ``[1 + K, V, 3]``, frame 0 the neutral, finite, deterministic, and alpha 0 / 1
+    give the same meshes whichever label the other end is."""
+    other = next((lab for lab in p.labels or [] if lab != labels[0]), None)
+    if other is None:
+        return
+    out = p.interpolate(neutral, labels[0], other, [0.0, 0.5, 1.0], length=12)
+    _assert(out.shape == (4,) + neutral.shape, f"interpolate returned {out.shape}")
+    _finite(out, "interpolated meshes")
+    _assert(np.abs(out[0] - neutral).max() < 1e-3, "frame 0 is not the given neutral")
+    back = p.interpolate(neutral, other, labels[0], [0.0, 0.5, 1.0], length=12)
+    _assert(np.allclose(out[1], back[3], atol=1e-4) and np.allclose(out[3], back[1], atol=1e-4),
+            "alpha 0 of A->B differs from alpha 1 of B->A")
+
+
 def _check_text(g: Generator, nlm: np.ndarray, labels: list[str], ds: Dataset) -> None:
     """Text control: shape, frame 0 the neutral, deterministic under a seed."""
     texts = [ds.label_texts(lab)[0] for lab in labels]
@@ -287,6 +302,9 @@ def check_pipeline(cls: type[Pipeline], options: dict | None = None, dataset: Da
         rep.check("refuses timing out of order", lambda: _expect_raises(
             (ComponentError,), lambda: p.synthesize(meshes, labels, 12, timing={"onset": 0.5, "apex": 0.2,
                                                                                "offset": 0.9}), "apex < onset"))
+    if cls.can_interpolate():
+        rep.check("interpolate: neutral first, one mesh per alpha, ends at each label's apex code", lambda: _check_interp(
+            p, meshes[0], labels))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.safetensors"
         rep.check("save", lambda: p.save(path))
