@@ -26,10 +26,12 @@ re-parametrises the output bias.
 
 Budgets: ``paper`` decodes every frame; ``quick`` and ``smoke`` decode frame 0 and a few random
 consecutive frame pairs per sequence (an unbiased estimate of Eq. 5). Measured on ``synthetic``
-(1,704 vertices, 216 training sequences, one thread on a shared 2-core CPU): ``quick`` trains in
-376 s wall for ``potamias`` and 76 s for ``potamias-pca``; e2e E_mesh 0.821 vs 0.578 mm, E_lm 1.201 vs
-0.697 mm, CA 52.8 vs 100 %: at this budget the blendshape baseline wins (paired bootstrap, n = 72), the
-reverse of the paper's Table 2 (0.39 vs 0.44 mm on 4DFAB at 100 epochs).
+(1,704 vertices, 216 training sequences, one thread): ``quick`` trains ``potamias`` in 90 s of CPU time;
+e2e (``reproduce --tables P``, seed 0) E_mesh 0.612 vs 0.578 mm for ``potamias-pca``, E_lm 0.791 vs
+0.697 mm, CA 93.1 vs 100 %, CA (mesh, the paper's classifier) 98.6 % both: at this budget the
+blendshape baseline still wins (paired bootstrap, n = 72, difference +0.031 mm, 95 % CI +0.016 to
++0.046), the reverse of the paper's Table 2 (0.39 vs 0.44 mm on 4DFAB at 100 epochs); version 1
+(see :meth:`PotamiasPipeline._arch_of`) had 0.762 mm.
 """
 from __future__ import annotations
 
