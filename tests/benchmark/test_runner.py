@@ -162,15 +162,19 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path: Path, sub
 
 
 @pytest.mark.e2e
-def test_same_command_and_seed_in_two_processes_is_bit_identical(tmp_path: Path, subprocess_env):
-    """Two processes, each with its own empty cache (so each trains its components and classifiers),
-    give exactly the same metrics: no tolerance, any difference is a determinism bug."""
-    pytest.importorskip("fc4dfs_nn_baseline", reason="example plugin not installed")
-    args = ["run", "--no-progress", "--protocol", "e2e", "--gen", "nn_retrieval", "--dec", "sgd_linear", "--dataset",
-            "tiny", "--budget", "smoke", "--seed", "3", "--threads", "1"]
+@pytest.mark.parametrize("components", [["--gen", "nn_retrieval", "--dec", "sgd_linear"], ["--pipeline", "potamias"]],
+                         ids=["chain", "pipeline"])
+def test_same_command_and_seed_in_two_processes_is_bit_identical(tmp_path: Path, subprocess_env, components):
+    """Two processes, each with its own empty cache (so each trains its components and classifiers) and its
+    own ``PYTHONHASHSEED`` (so any iteration over a set of strings changes order), give exactly the same
+    metrics: no tolerance, any difference is a determinism bug."""
+    if components[0] == "--gen":
+        pytest.importorskip("fc4dfs_nn_baseline", reason="example plugin not installed")
+    args = ["run", "--no-progress", "--protocol", "e2e", *components, "--dataset", "tiny", "--budget", "smoke",
+            "--seed", "3", "--threads", "1"]
     records = []
     for k in range(2):
-        env = {**subprocess_env, "FC4DFS_CACHE": str(tmp_path / f"cache{k}")}
+        env = {**subprocess_env, "FC4DFS_CACHE": str(tmp_path / f"cache{k}"), "PYTHONHASHSEED": str(k + 1)}
         proc = _cli([*args, "--out", f"runs{k}", "--leaderboard", f"lb{k}.csv"], env, tmp_path)
         assert proc.returncode == 0, proc.stderr
         records.append(json.loads(next((tmp_path / f"runs{k}").glob("*/record.json")).read_text()))

@@ -217,7 +217,7 @@ class PotamiasPipeline(Pipeline):
             if own:
                 label_timing[lab] = {k: float(np.mean([t[k] for t in own])) for k in (*PHASES, "rest")}
         self.meta = {"label_timing": label_timing, "label_peaks": peaks}
-        neutrals = {i: data.neutral(i) for i in {s.identity for s in seqs}}
+        neutrals = {i: data.neutral(i) for i in sorted({s.identity for s in seqs})}
         disp = [np.asarray(s.frames, np.float32) - neutrals[s.identity][None] for s in seqs]
         self.scale = max(float(np.sqrt(np.mean(np.concatenate([d.reshape(-1) for d in disp]) ** 2))), 1e-3)
         mean_neutral = np.mean(list(neutrals.values()), axis=0)
