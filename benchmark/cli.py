@@ -20,11 +20,13 @@ from fc4dfs.benchmark.commands import COMMANDS
 from fc4dfs.benchmark.errors import destination_error, one_line, user_error_types
 
 PROG = "fc4dfs-bench"
+#: ``0`` hides progress bars like ``--no-progress``: read once here, then passed down as ``progress``
+PROGRESS_ENV = "FC4DFS_PROGRESS"
 
 #: flags every (sub-)command accepts: flag -> help
 GLOBAL_FLAGS = {
     "--strict": "treat any plugin that fails to load as an error (default: off; also FC4DFS_STRICT_PLUGINS=1)",
-    "--no-progress": "hide progress bars (default: shown)",
+    "--no-progress": "hide progress bars (default: shown unless FC4DFS_PROGRESS=0)",
 }
 
 
@@ -142,8 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     if args.strict:
         os.environ["FC4DFS_STRICT_PLUGINS"] = "1"
-    if args.no_progress:
-        os.environ["FC4DFS_PROGRESS"] = "0"  # read by datasets.storage.progress_enabled
+    args.progress = not args.no_progress and os.environ.get(PROGRESS_ENV, "1") != "0"
     try:
         from fc4dfs.plugins.manager import registry
 

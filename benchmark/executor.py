@@ -123,10 +123,12 @@ class ComponentTask:
     train_ids: tuple[str, ...]
 
 
-def shared_components(jobs: Sequence[Job], reg: Any) -> tuple[list[ComponentTask], dict[str, list[str]]]:
+def shared_components(jobs: Sequence[Job], reg: Any, progress: bool = False
+                      ) -> tuple[list[ComponentTask], dict[str, list[str]]]:
     """The components that two or more runs of ``jobs`` would train identically (same
     :func:`fc4dfs.zoo.store.store_key`), and for each run id the keys of those it needs; from each
-    protocol's :meth:`~fc4dfs.plugins.contracts.Protocol.planned_fits`."""
+    protocol's :meth:`~fc4dfs.plugins.contracts.Protocol.planned_fits`. ``progress``: bars while a
+    dataset's cache is built."""
     from fc4dfs.benchmark.config import validate_options
     from fc4dfs.benchmark.runner import RunContext, load_dataset
     from fc4dfs.datasets.storage import stable_hash
@@ -141,7 +143,7 @@ def shared_components(jobs: Sequence[Job], reg: Any) -> tuple[list[ComponentTask
         protocol = reg.load("protocol", cfg.protocol)()
         dkey = stable_hash([cfg.dataset, cfg.dataset_options])
         if dkey not in datasets:
-            datasets[dkey] = load_dataset(cfg.dataset, cfg.dataset_options, reg)
+            datasets[dkey] = load_dataset(cfg.dataset, cfg.dataset_options, reg, progress=progress)
         ctx = RunContext(cfg, reg, datasets[dkey], Path("."), progress=False,
                          options=validate_options(reg, cfg))
         try:
@@ -184,7 +186,7 @@ def train_component(task: ComponentTask) -> ComponentOutcome:
     try:
         reg, cfg = registry(), task.config
         with thread_limit(cfg.threads):
-            ctx = RunContext(cfg, reg, load_dataset(cfg.dataset, cfg.dataset_options, reg), Path("."),
+            ctx = RunContext(cfg, reg, load_dataset(cfg.dataset, cfg.dataset_options, reg, progress=False), Path("."),
                              progress=False, options=validate_options(reg, cfg))
             trained = train_or_load(ctx.make(task.kind), ctx.dataset, list(task.train_ids), ctx.budget, cfg.seed,
                                     device=cfg.device, progress=False, log=lambda s: None)
@@ -204,9 +206,7 @@ class Progress:
     def __init__(self, total: int, desc: str, enabled: bool, log: Callable[[str], None]):
         from tqdm.auto import tqdm
 
-        from fc4dfs.datasets.storage import progress_enabled
-
-        self.enabled = progress_enabled(enabled and total > 1)
+        self.enabled = enabled and total > 1
         self.bar = tqdm(total=total, desc=desc, unit="task", disable=not self.enabled)
         self.log = log
         self.done = 0
@@ -323,7 +323,7 @@ class RayExecutor:
         for job in unique:
             rec = _finished(settings, job.config) if not settings.force else None
             (reused if rec else todo).append(job)
-        tasks, needs = shared_components(todo, reg or registry())
+        tasks, needs = shared_components(todo, reg or registry(), settings.progress)
         res = dict(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)
         component_task = ray.remote(train_component).options(**res)
         run_task = ray.remote(run_one).options(**res)

@@ -21,6 +21,7 @@ a second identical run started meanwhile waits for the first one and then reuses
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -40,7 +41,7 @@ from fc4dfs.benchmark.config import RunConfig, validate_options
 from fc4dfs.benchmark.defaults import DEFAULT_LEADERBOARD, DEFAULT_OUT
 from fc4dfs.benchmark.errors import UserError, user_error_types
 from fc4dfs.datasets.base import Dataset, Sequence
-from fc4dfs.datasets.storage import atomic_write_json, progress_enabled, stable_hash
+from fc4dfs.datasets.storage import atomic_write_json, stable_hash
 from fc4dfs.plugins.contracts import Budget, Component, EvalContext, EvalItem, Protocol, ResultRow
 from fc4dfs.plugins.manager import Registry, registry as global_registry
 
@@ -57,16 +58,21 @@ class RunBusyError(UserError):
     """Another live process holds the run folder's lock."""
 
 
-def load_dataset(name: str, options: dict[str, Any] | None = None, reg: Registry | None = None) -> Dataset:
+def load_dataset(name: str, options: dict[str, Any] | None = None, reg: Registry | None = None,
+                 progress: bool = True) -> Dataset:
     """The registered dataset ``name`` built with ``options`` (the one way every command loads a dataset).
+
+    ``progress`` reaches a factory that takes a ``progress`` argument (bars while a cache is built)
+    unless ``options`` set it.
 
     Raises :class:`UserError` (one line, naming the dataset) when the dataset rejects its options
     (``TypeError``/``ValueError`` from its factory), and ``UnknownComponentError`` for an unknown name.
     """
     options = dict(options or {})
     factory = (reg or global_registry()).load("dataset", name)
+    shown = {"progress": progress} if "progress" in inspect.signature(factory).parameters else {}
     try:
-        return factory(**options)
+        return factory(**{**shown, **options})
     except (TypeError, ValueError) as e:
         raise UserError(f"dataset {name!r} rejected its options {sorted(options)}: {e}") from None
     except ValueError as e:  # a factory checks its options and files with ValueError
@@ -209,7 +215,7 @@ class RunContext:
         """``seqs`` with a progress bar; the dataset's mapped frames are released after each one."""
         from tqdm.auto import tqdm
 
-        for seq in tqdm(seqs, desc=desc, unit="seq", leave=False, disable=not progress_enabled(self.progress)):
+        for seq in tqdm(seqs, desc=desc, unit="seq", leave=False, disable=not self.progress):
             yield seq
             self.release_frames()
 
@@ -383,7 +389,7 @@ def _execute_locked(config: RunConfig, protocol: Any, protocol_options: dict[str
     }
     ctx: RunContext | None = None
     try:
-        dataset = load_dataset(config.dataset, config.dataset_options, reg)
+        dataset = load_dataset(config.dataset, config.dataset_options, reg, progress=progress)
         base["dataset"] = {"name": dataset.name, "hash": dataset.fingerprint, "version": dataset.version,
                            "topology": dataset.topology.hash}
         ctx = RunContext(config, reg, dataset, run_dir, components_dir, progress=progress,

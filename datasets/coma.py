@@ -52,7 +52,7 @@ def _info():
 
 
 def load_coma(root: str | None = None, landmarks: Any = None, skip_bad: Any = False, fps: float = 60.0,
-              units: str = "m", verify: Any = "auto", progress: Any = None, cache_dir: str | None = None,
+              units: str = "m", verify: Any = "auto", progress: Any = True, cache_dir: str | None = None,
               **unknown: Any) -> "Dataset":
     """CoMA: one ``n2e2n`` sequence per (subject, expression) capture, in mm."""
     _check_options("coma", unknown, load_coma)
@@ -65,7 +65,7 @@ def load_coma(root: str | None = None, landmarks: Any = None, skip_bad: Any = Fa
 def load_coma_aligned(root: str | None = None, landmarks: Any = None, skip_bad: Any = False,
                       lengths: Any = (20, 25, 30), include_offset: Any = False, smooth: int = 5,
                       apex_ratio: float = 0.95, onset_ratio: float = 0.05, fps: float = 60.0, units: str = "m",
-                      verify: Any = "auto", progress: Any = None, cache_dir: str | None = None,
+                      verify: Any = "auto", progress: Any = True, cache_dir: str | None = None,
                       **unknown: Any) -> "Dataset":
     """Aligned CoMA: neutral→apex cuts of every capture, resampled to each of ``lengths`` (``n2e``)."""
     _check_options("coma_aligned", unknown, load_coma_aligned)
@@ -87,7 +87,7 @@ def load_coma_aligned(root: str | None = None, landmarks: Any = None, skip_bad: 
         raise RealDataError(f"option fps must be positive, got {fps!r}")
     path = resolve_root(info, root)
     embedding = resolve_landmarks(info, landmarks)
-    show = None if progress is None else as_bool(progress, "progress")
+    show = as_bool(progress, "progress")
     raw = open_raw_store(info, path, units=units, skip_bad=as_bool(skip_bad, "skip_bad"),
                          verify=verify, progress=show, cache=cache_dir)
     topo = topology_of(raw, embedding, "coma")

@@ -35,7 +35,7 @@ DATASET_CLI_OPTIONS: list[CliOption] = [
 
 
 def load_florence4d(root: str | None = None, landmarks: Any = None, skip_bad: Any = False, fps: float = 25.0,
-                    units: str = "m", verify: Any = "auto", progress: Any = None,
+                    units: str = "m", verify: Any = "auto", progress: Any = True,
                     cache_dir: str | None = None, **unknown: Any) -> "Dataset":
     """Florence4D: one ``n2e2n`` sequence per (identity, expression), in mm."""
     from fc4dfs.datasets.realdata import RealDatasetInfo, load_real, refuse_unknown_options

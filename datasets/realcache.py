@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from fc4dfs.datasets.ply import PlyError, PlyFrameReader, PlyTopologyError
-from fc4dfs.datasets.storage import (atomic_write_json, atomic_write_text, progress_enabled, report_repair, seal_intact,
+from fc4dfs.datasets.storage import (atomic_write_json, atomic_write_text, report_repair, seal_intact,
                                      sealed)
 from fc4dfs.plugins.errors import ComponentError
 
@@ -396,7 +396,7 @@ def _pwrite_all(fd: int, buf: memoryview, offset: int) -> None:
 
 # --------------------------------------------------------------------------- PLY -> store
 def build_from_ply(directory: str | os.PathLike, inventory: Inventory, build_id: str, *, scale: float,
-                   skip_bad: bool, name: str, progress: bool | None = None,
+                   skip_bad: bool, name: str, progress: bool = True,
                    chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> FrameStore:
     """Parse every PLY of ``inventory`` into a store in ``directory`` (resuming an interrupted build).
 
@@ -417,7 +417,7 @@ def build_from_ply(directory: str | os.PathLike, inventory: Inventory, build_id:
         invalidate(directory)
         _remove_stale_temporaries(directory)
         return _build_locked(directory, inventory, build_id, scale=scale, skip_bad=skip_bad, name=name,
-                             progress=progress_enabled() if progress is None else progress,
+                             progress=progress,
                              chunk_bytes=chunk_bytes)
 
 
@@ -593,7 +593,7 @@ def _ply_manifest(inventory: Inventory, state: dict, bad_set: set[int], build_id
 # --------------------------------------------------------------------------- derived stores
 def build_derived(directory: str | os.PathLike, build_id: str, faces: np.ndarray, num_vertices: int,
                   capacity_frames: int, produce: Callable[[], Iterator[tuple[dict, np.ndarray]]],
-                  manifest_extra: dict, progress: bool | None = None, total: int | None = None,
+                  manifest_extra: dict, progress: bool = True, total: int | None = None,
                   name: str = "") -> FrameStore:
     """Write the sequences yielded by ``produce()`` (``(record, frames [T, V, 3])``) into a store.
 
@@ -602,7 +602,6 @@ def build_derived(directory: str | os.PathLike, build_id: str, faces: np.ndarray
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    progress = progress_enabled() if progress is None else progress
     with _lock(directory):
         done = open_store(directory, build_id, report=False)
         if done is not None:

@@ -146,7 +146,7 @@ def verify_mode(verify: Any) -> str:
 
 
 def open_raw_store(info: RealDatasetInfo, root: Path, *, units: str = "m", skip_bad: bool = False,
-                   verify: Any = "auto", progress: bool | None = None, cache: str | os.PathLike | None = None,
+                   verify: Any = "auto", progress: bool = True, cache: str | os.PathLike | None = None,
                    chunk_bytes: int | None = None) -> FrameStore:
     """Open (or build) the preprocessed store of the PLY files under ``root``.
 
@@ -171,7 +171,7 @@ def open_raw_store(info: RealDatasetInfo, root: Path, *, units: str = "m", skip_
 
 
 def _open_raw_store(info: RealDatasetInfo, root: Path, *, units: str, skip_bad: bool, verify: Any,
-                    progress: bool | None, cache: str | os.PathLike | None, chunk_bytes: int | None) -> FrameStore:
+                    progress: bool, cache: str | os.PathLike | None, chunk_bytes: int | None) -> FrameStore:
     scale = units_scale(units)
     mode = verify_mode(verify)
     key = stable_hash({"root": str(root), "units": units, "skip_bad": skip_bad, "store": STORE_FORMAT,
@@ -272,13 +272,13 @@ def dataset_from_store(name: str, store: FrameStore, topology: Topology, kind: s
 
 def load_real(info: RealDatasetInfo, *, root: str | os.PathLike | None = None, landmarks: Any = None,
               skip_bad: Any = False, fps: float | None = None, units: str = "m", verify: Any = "auto",
-              progress: Any = None, cache_dir: str | os.PathLike | None = None) -> Dataset:
+              progress: Any = True, cache_dir: str | os.PathLike | None = None) -> Dataset:
     """Load a raw real dataset (every sequence as captured, kind ``info.kind``)."""
     path = resolve_root(info, root)
     embedding = resolve_landmarks(info, landmarks)
     store = open_raw_store(info, path, units=units, skip_bad=as_bool(skip_bad, "skip_bad"),
                            verify=verify,
-                           progress=None if progress is None else as_bool(progress, "progress"), cache=cache_dir)
+                           progress=as_bool(progress, "progress"), cache=cache_dir)
     topo = topology_of(store, embedding, info.name)
     rate = float(fps if fps is not None else info.default_fps)
     if rate <= 0:

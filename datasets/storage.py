@@ -21,17 +21,6 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
-PROGRESS_ENV = "FC4DFS_PROGRESS"
-
-
-def progress_enabled(default: bool = True) -> bool:
-    """Whether progress bars are shown: ``default`` unless ``$FC4DFS_PROGRESS`` is ``0`` (``--no-progress``).
-
-    The one place the setting is read; callers that are handed ``progress=False`` pass that as ``default``.
-    """
-    return bool(default) and os.environ.get(PROGRESS_ENV, "1") != "0"
-
-
 def _umask() -> int:
     """The process umask, read without changing it (``os.umask`` would race with other threads)."""
     try:

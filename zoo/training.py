@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fc4dfs.datasets.storage import atomic_write_bytes, progress_enabled
+from fc4dfs.datasets.storage import atomic_write_bytes
 from fc4dfs.plugins.errors import CheckpointMismatchError, ComponentError
 
 STATE_FILE = "train_state.pt"
@@ -51,7 +51,7 @@ class TrainLoop:
         self.seed = seed
         self.config_hash = config_hash
         self.workdir = Path(workdir) if workdir is not None else None
-        self.progress = progress_enabled(progress)
+        self.progress = progress
         self.save_every_s = float(os.environ.get("FC4DFS_CHECKPOINT_EVERY_S", 20.0)) if save_every_s is None \
             else save_every_s
         self.rng = seed_everything(seed)

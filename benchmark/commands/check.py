@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.dataset:
             from fc4dfs.benchmark.runner import load_dataset
 
-            report = testing.check_dataset(load_dataset(args.dataset, opts, reg))
+            report = testing.check_dataset(load_dataset(args.dataset, opts, reg, progress=args.progress))
         else:
             metric = reg.load("metric", args.metric)
             ctx = None

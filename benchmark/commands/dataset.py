@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         writable_file(args.out, "--out")
     from fc4dfs.benchmark.runner import load_dataset
 
-    ds = load_dataset(args.name, dataset_options(args))
+    ds = load_dataset(args.name, dataset_options(args), progress=args.progress)
     if args.dataset_command == "info":
         print(describe(ds))
         return 0

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     setup_threads(args.threads)
     reg = registry()
     reg.get("dataset", args.dataset)
-    dataset = load_dataset(args.dataset, dataset_options(args), reg)
+    dataset = load_dataset(args.dataset, dataset_options(args), reg, progress=args.progress)
     path = train_evaluator(dataset, args.budget, args.seed, args.out, half=args.half, design=args.classifiers)
     print(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

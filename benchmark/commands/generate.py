@@ -238,8 +238,6 @@ def _read_run_config(run_dir: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- command
 def run(args: argparse.Namespace) -> int:
-    from fc4dfs.datasets.storage import progress_enabled
-
     import numpy as np
 
     from fc4dfs.benchmark.config import RunConfig, parse_options, validate_options
@@ -248,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     from fc4dfs.benchmark.ownface import export_blendshapes, to_user_output
     from fc4dfs.plugins.manager import registry
 
-    progress = progress_enabled()
+    progress = args.progress
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     bad = sorted(set(formats) - set(FORMATS))
     if bad or not formats:
@@ -297,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         _check_interpolation(args, reg, names, levels, timing)
 
     t0 = time.perf_counter()
-    dataset = load_dataset(names["dataset"], options["dataset"], reg)
+    dataset = load_dataset(names["dataset"], options["dataset"], reg, progress=progress)
     topo = dataset.topology
     for label in ([args.label] if args.interpolate is None else _interpolation_labels(args.interpolate)):
         if label is not None and label not in dataset.labels:

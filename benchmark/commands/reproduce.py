@@ -31,8 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fc4dfs.datasets.storage import progress_enabled
-
     from fc4dfs.benchmark.commands.flags import dataset_options
     from fc4dfs.benchmark.commands.run import executor_for, setup_threads
     from fc4dfs.benchmark.executor import threads_for
@@ -59,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     setup_threads(args.threads)
     path = reproduce(args.dataset, args.budget, args.out, report_dir, seeds, device=args.device,
                      dataset_options=dataset_options(args), tables=tables,
-                     progress=progress_enabled(),
+                     progress=args.progress,
                      retrain_classifier=args.retrain_classifier, leaderboard=args.leaderboard,
                      executor=executor, threads=threads)
     print(path.read_text())

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     ds_options = dataset_options(args)
     if ds_name == run_cfg.get("dataset"):
         ds_options = {**run_cfg.get("dataset_options", {}), **ds_options}
-    dataset = load_dataset(ds_name, ds_options, reg)
+    dataset = load_dataset(ds_name, ds_options, reg, progress=args.progress)
     topo = dataset.topology
     source, src_fps = read_source(args.source, topo)
     fit = load_own_face(args.to, dataset, args.landmarks_file, args.units)

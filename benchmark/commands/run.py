@@ -115,7 +115,6 @@ def execute_configs(args: argparse.Namespace, configs: list[Any], desc: str, lab
     from fc4dfs.benchmark.config import validate_options
     from fc4dfs.benchmark.errors import writable_dir, writable_file
     from fc4dfs.benchmark.executor import Job, Settings
-    from fc4dfs.datasets.storage import progress_enabled
     from fc4dfs.plugins.manager import registry
 
     writable_dir(args.out, "--out")
@@ -128,7 +127,7 @@ def execute_configs(args: argparse.Namespace, configs: list[Any], desc: str, lab
         validate_options(reg, config)
     setup_threads(args.threads)
     executor = executor_for(args, stop_on_error=True)
-    progress = progress_enabled()
+    progress = args.progress
     settings = Settings(args.out, args.leaderboard, resume=args.resume, force=args.force,
                         retrain_classifier=args.retrain_classifier, progress=progress,
                         quiet=len(configs) > 1 or args.executor != "local", evaluator=args.evaluator)

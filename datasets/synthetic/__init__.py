@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fc4dfs.datasets.base import Dataset, Sequence
-from fc4dfs.datasets.storage import progress_enabled, report_repair, stable_hash
+from fc4dfs.datasets.storage import report_repair, stable_hash
 from fc4dfs.datasets.synthetic import cache
 from fc4dfs.datasets.synthetic.cache import CacheCorruptError
 from fc4dfs.datasets.synthetic.expressions import COMA_LABELS, NAMED_LABELS, descriptions
@@ -123,9 +123,8 @@ def _write(config: SyntheticConfig, key: str, tmp: Path, progress: bool) -> dict
     params: dict[str, dict] = {}
     styles: dict[str, dict] = {}
     start = 0
-    show = progress_enabled(progress)
     bar = tqdm(total=config.num_sequences, desc=f"synthetic {config.resolution}", unit="seq",
-               disable=not show, leave=False)
+               disable=not progress, leave=False)
     try:
         for ident, stream in generate(config):
             neutral_w.write(ident.face.neutral)

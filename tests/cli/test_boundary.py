@@ -130,9 +130,18 @@ def test_global_flags_anywhere(argv: list[str], monkeypatch: pytest.MonkeyPatch)
     assert parser.parse_args(["--strict", *argv]).strict is True
     assert parser.parse_args([*argv, "--strict"]).strict is True
     assert parser.parse_args(argv[-2:] if argv[0] == "--no-progress" else argv[:2]).no_progress is False
+    from fc4dfs.benchmark.commands import list_cmd
+
+    seen: list[bool] = []
+    real_run = list_cmd.run
+    monkeypatch.setattr(list_cmd, "run", lambda args: seen.append(args.progress) or real_run(args))
     monkeypatch.setenv("FC4DFS_PROGRESS", "1")
     assert cli.main(argv) == 0
-    assert os.environ["FC4DFS_PROGRESS"] == "0"
+    assert os.environ["FC4DFS_PROGRESS"] == "1"  # passed down, not through the environment
+    assert cli.main([a for a in argv if a != "--no-progress"]) == 0
+    monkeypatch.setenv("FC4DFS_PROGRESS", "0")  # the variable is the flag's default
+    assert cli.main([a for a in argv if a != "--no-progress"]) == 0
+    assert seen == [False, True, False]
 
 
 def test_option_spellings_and_deprecated_aliases():
