@@ -120,7 +120,7 @@ NOT_RESULTS = {"utc_time", "train_seconds", "eval_seconds", "git_commit"}
 
 def _metrics(board: Path) -> pd.DataFrame:
     rows = pd.read_csv(board, dtype=str, keep_default_na=False)
-    keep = [c for c in rows.columns if c not in NOT_RESULTS]
+    keep = sorted(c for c in rows.columns if c not in NOT_RESULTS)  # columns come in the order runs finished
     return rows[keep].sort_values(keep).reset_index(drop=True)
 
 
