@@ -48,6 +48,7 @@ from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, ComponentError, Generator
 from fc4dfs.zoo.generators.diffusion.data import SequenceBank
 from fc4dfs.zoo.generators.lm4dgan import gradient_penalty
+from fc4dfs.zoo.normalise import Normaliser
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
 _EPS = 1e-12
@@ -125,11 +126,10 @@ class SphereGenerator(nn.Module):
 
 
 class SphereCritic(nn.Module):
-    """Scores (q ``[B, K, D]`` scaled by ``q_scale``, log-length ``[B]``) given the label (projection)."""
+    """Scores (normalised q ``[B, K, D]``, normalised log-length ``[B]``) given the label (projection)."""
 
-    def __init__(self, num_labels: int, intervals: int, feature_dim: int, hidden: int, q_scale: float) -> None:
+    def __init__(self, num_labels: int, intervals: int, feature_dim: int, hidden: int) -> None:
         super().__init__()
-        self.q_scale = q_scale
         act = nn.LeakyReLU(0.2)
         self.features = nn.Sequential(nn.Linear(intervals * feature_dim + 1, hidden), act,
                                       nn.Linear(hidden, hidden), act)
@@ -140,9 +140,11 @@ class SphereCritic(nn.Module):
         h = self.features(x)
         return self.score(h).squeeze(-1) + (self.label(labels) * h).sum(-1)
 
-    def pack(self, q: torch.Tensor, log_len: torch.Tensor) -> torch.Tensor:
-        """The critic's input ``[B, K D + 1]``."""
-        return torch.cat([q.flatten(1) / self.q_scale, log_len.unsqueeze(-1)], -1)
+    @staticmethod
+    def pack(norm: Normaliser, q: torch.Tensor, log_len: torch.Tensor) -> torch.Tensor:
+        """The critic's input ``[B, K D + 1]``: q ``[B, K, D]`` divided by its training standard deviation
+        (field ``q``) beside the already normalised log-length ``[B]``."""
+        return torch.cat([norm.encode("q", q).flatten(1), log_len.unsqueeze(-1)], -1)
 
 
 _ARCH_KEYS = ("hidden", "z_dim")
@@ -152,7 +154,7 @@ class Motion3DGANGenerator(Generator):
     """Motion3DGAN: conditional WGAN-GP on the SRVF hypersphere, integrated from the neutral landmarks."""
 
     name: ClassVar[str] = "motion3dgan"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "Conditional WGAN-GP on the SRVF hypersphere of landmark motions (Motion3DGAN)"
     stochastic: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
@@ -175,11 +177,13 @@ class Motion3DGANGenerator(Generator):
         self.critic: SphereCritic | None = None
         self.device = torch.device("cpu")
         self._meta: dict[str, Any] = {}
+        #: field ``q`` (the SRVF's standard deviation) and ``loglen`` (mean and std of the log-lengths)
+        self.norm: Normaliser | None = None
 
     def _build(self, meta: dict[str, Any]) -> None:
         a, k, d = meta["arch"], int(self.options["intervals"]), int(meta["feature_dim"])
         self.generator = SphereGenerator(int(meta["num_labels"]), k, d, a["hidden"], a["z_dim"]).to(self.device)
-        self.critic = SphereCritic(int(meta["num_labels"]), k, d, a["hidden"], float(meta["q_scale"])).to(self.device)
+        self.critic = SphereCritic(int(meta["num_labels"]), k, d, a["hidden"]).to(self.device)
         self._meta = meta
 
     def fit(self, data: Dataset, budget: Budget, seed: int = 0, device: str = "cpu",
@@ -195,15 +199,16 @@ class Motion3DGANGenerator(Generator):
         log_len = torch.log(ell.clamp_min(1e-6))
         len_mean, len_std = float(log_len.mean()), float(log_len.std()) if len(log_len) > 1 else 1.0
         len_std = len_std if len_std > 1e-6 else 1.0
+        norm = Normaliser().add("q", std=float(q.std()) or 1.0).add("loglen", mean=len_mean, std=len_std)
+        self.norm = norm = norm.to(self.device)
         meta = {"arch": {key: int(hp[key]) for key in _ARCH_KEYS}, "num_labels": len(bank.labels),
-                "feature_dim": bank.feature_dim, "q_scale": float(q.std()) or 1.0,
-                "log_len_mean": len_mean, "log_len_std": len_std}
+                "feature_dim": bank.feature_dim}
         seed_everything(seed)
         self._build(meta)
         assert self.generator is not None and self.critic is not None
         gen_net, critic = self.generator, self.critic
         real_q = q.to(torch.float32).to(self.device)
-        real_len = ((log_len - len_mean) / len_std).to(torch.float32).to(self.device)
+        real_len = norm.encode("loglen", log_len.to(self.device)).to(torch.float32)
         real_labels = torch.as_tensor(bank.label_ids, device=self.device)
         g_opt = torch.optim.Adam(gen_net.parameters(), lr=float(hp["lr"]), betas=(0.5, 0.9))
         d_opt = torch.optim.Adam(critic.parameters(), lr=float(hp["lr"]), betas=(0.5, 0.9))
@@ -218,9 +223,9 @@ class Motion3DGANGenerator(Generator):
                 for _ in range(n_critic):
                     idx = torch.as_tensor(rng.integers(0, len(bank), size=batch), device=self.device)
                     lab = real_labels[idx]
-                    real = critic.pack(real_q[idx], real_len[idx])
+                    real = critic.pack(norm, real_q[idx], real_len[idx])
                     with torch.no_grad():
-                        fake = critic.pack(*gen_net(torch.randn(batch, z_dim).to(self.device), lab))
+                        fake = critic.pack(norm, *gen_net(torch.randn(batch, z_dim).to(self.device), lab))
                     w = critic(real, lab).mean() - critic(fake, lab).mean()
                     gp = gradient_penalty(lambda x: critic(x, lab), real, fake, torch.rand(batch).to(self.device),
                                           gp_weight)
@@ -230,7 +235,7 @@ class Motion3DGANGenerator(Generator):
                     w_sum += w.item() / n_critic
                     gp_sum += gp.item() / n_critic
                 lab = real_labels[torch.as_tensor(rng.integers(0, len(bank), size=batch), device=self.device)]
-                g_loss = -critic(critic.pack(*gen_net(torch.randn(batch, z_dim).to(self.device), lab)), lab).mean()
+                g_loss = -critic(critic.pack(norm, *gen_net(torch.randn(batch, z_dim).to(self.device), lab)), lab).mean()
                 g_opt.zero_grad(set_to_none=True)
                 g_loss.backward()
                 g_opt.step()
@@ -252,8 +257,9 @@ class Motion3DGANGenerator(Generator):
 
     # -- persistence --------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        assert self.generator is not None and self.critic is not None
-        return {**prefixed("gen", self.generator.state_dict()), **prefixed("critic", self.critic.state_dict())}
+        assert self.generator is not None and self.critic is not None and self.norm is not None
+        return {**prefixed("gen", self.generator.state_dict()), **prefixed("critic", self.critic.state_dict()),
+                **prefixed("norm", self.norm.state_dict())}
 
     def state_meta(self) -> dict[str, Any]:
         return dict(self._meta)
@@ -264,6 +270,7 @@ class Motion3DGANGenerator(Generator):
         assert self.generator is not None and self.critic is not None
         self.generator.load_state_dict(unprefixed("gen", tensors))
         self.critic.load_state_dict(unprefixed("critic", tensors))
+        self.norm = Normaliser.from_state(unprefixed("norm", tensors)).to(self.device)
         self.generator.eval()
         self.critic.eval()
 
@@ -276,12 +283,12 @@ class Motion3DGANGenerator(Generator):
         ``fps`` is ignored (the SRVF is parametrised over the whole expression); ``seed=None`` means 0.
         """
         self.check_generate_inputs(neutral_landmarks, labels, length)
-        assert self.generator is not None
+        assert self.generator is not None and self.norm is not None
         b = neutral_landmarks.shape[0]
         ids = torch.as_tensor(self.label_ids(labels), device=self.device)
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         q, log_len = self.generator(torch.randn(b, self.generator.z_dim, generator=gen).to(self.device), ids)
-        ell = torch.exp(log_len * self._meta["log_len_std"] + self._meta["log_len_mean"])
+        ell = torch.exp(self.norm.decode("loglen", log_len))
         q = resample_srvf(q.double(), int(length) - 1)
         start = torch.as_tensor(np.asarray(neutral_landmarks, dtype=np.float64).reshape(b, -1), device=self.device)
         x = srvf_inverse(q, ell.double(), start).cpu().numpy()

@@ -53,6 +53,7 @@ from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.decoders.common import level_filters
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, cached_hierarchy
 from fc4dfs.zoo.mesh.layers import Resample, SpiralConv
+from fc4dfs.zoo.normalise import Normaliser, rms
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
 DECODERS = ("spiral", "blendshapes")
@@ -141,7 +142,7 @@ class PotamiasPipeline(Pipeline):
     """Neutral mesh + expression/phase signal -> LSTM -> spiral (or blendshape) decoder -> meshes."""
 
     name: ClassVar[str] = "potamias"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     description: ClassVar[str] = ("LSTM over the expression/phase signal e in R^{C x T} + spiral mesh decoder with "
                                   "up-sampling added to the neutral face (Potamias et al. 2020)")
     controls: ClassVar[frozenset[str]] = frozenset({"intensity", "timing"})
@@ -168,7 +169,8 @@ class PotamiasPipeline(Pipeline):
         super().__init__(**options)
         self.net: PotamiasNet | None = None
         self.hierarchy: MeshHierarchy | None = None
-        self.scale = 1.0
+        #: field ``disp``: deformations divided by the RMS training displacement (mm)
+        self.norm: Normaliser | None = None
         self.meta: dict[str, Any] = {}
         self.device = "cpu"
 
@@ -219,7 +221,8 @@ class PotamiasPipeline(Pipeline):
         self.meta = {"label_timing": label_timing, "label_peaks": peaks}
         neutrals = {i: data.neutral(i) for i in sorted({s.identity for s in seqs})}
         disp = [np.asarray(s.frames, np.float32) - neutrals[s.identity][None] for s in seqs]
-        self.scale = max(float(np.sqrt(np.mean(np.concatenate([d.reshape(-1) for d in disp]) ** 2))), 1e-3)
+        scale = max(rms(np.concatenate([d.reshape(-1) for d in disp])), 1e-3)
+        self.norm = norm = Normaliser().add("disp", std=scale).to(device)
         mean_neutral = np.mean(list(neutrals.values()), axis=0)
         o = self.options
         self.hierarchy = cached_hierarchy(data.topology.hash, mean_neutral, data.topology.faces, o["downsampling"],
@@ -228,10 +231,10 @@ class PotamiasPipeline(Pipeline):
         self._arch = self._arch_of(len(self.labels))
         net = PotamiasNet(self.hierarchy, self._arch)
         if self._arch["decoder"] == "blendshapes":
-            _fit_blendshapes(net.decoder, disp, self.scale)  # type: ignore[arg-type]
+            _fit_blendshapes(net.decoder, disp, norm)  # type: ignore[arg-type]
         self.net = net = net.to(device)
         signals = [self.signal([s.label], s.length, [a], [t])[0] for s, a, t in zip(seqs, intens, timings)]
-        targets = [d / self.scale for d in disp]
+        targets = [norm.encode("disp", d) for d in disp]
         opt = torch.optim.Adam(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=hp["lr_decay"])
         batch, n, wc = int(hp["batch_size"]), len(seqs), float(o["temporal_weight"])
@@ -259,7 +262,7 @@ class PotamiasPipeline(Pipeline):
                 opt.step()
                 totals += [float(lr_.detach()), float(lc_.detach())]
             sched.step()
-            return {"l1_mm": totals[0] / steps * self.scale, "lc_mm": totals[1] / steps * self.scale}
+            return {"l1_mm": totals[0] / steps * scale, "lc_mm": totals[1] / steps * scale}
 
         history = loop.run(epoch)
         net.eval()
@@ -314,19 +317,19 @@ class PotamiasPipeline(Pipeline):
 
     def decode_codes(self, neutral_mesh: np.ndarray, z: torch.Tensor) -> np.ndarray:
         """Meshes ``[B, T, V, 3]`` (mm) from codes ``[B, T, latent]`` and neutrals ``[B, V, 3]``."""
-        assert self.net is not None
+        assert self.net is not None and self.norm is not None
         self.net.eval()
         with torch.no_grad():
-            disp = self.net.decode(z).cpu().numpy() * self.scale
+            disp = self.norm.decode("disp", self.net.decode(z)).cpu().numpy()
         out = np.asarray(neutral_mesh, np.float32)[:, None] + disp
         out[:, 0] = neutral_mesh
         return out.astype(np.float32)
 
     # -- persistence ----------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        assert self.net is not None and self.hierarchy is not None
+        assert self.net is not None and self.hierarchy is not None and self.norm is not None
         return {**prefixed("net", self.net.state_dict()), **prefixed("hier", self.hierarchy.to_arrays()),
-                "scale": torch.tensor([self.scale], dtype=torch.float32)}
+                **prefixed("norm", self.norm.state_dict())}
 
     def state_meta(self) -> dict[str, Any]:
         return {"arch": self._arch, **self.meta}
@@ -335,7 +338,11 @@ class PotamiasPipeline(Pipeline):
         self.hierarchy = MeshHierarchy.from_arrays({k: v.numpy() for k, v in unprefixed("hier", tensors).items()})
         self._arch = dict(meta["arch"])
         self.meta = {k: v for k, v in meta.items() if k != "arch"}
-        self.scale = float(tensors["scale"][0])
+        if "scale" in tensors:  # versions 1 and 2 kept the RMS displacement as a plain tensor
+            self.norm = Normaliser().add("disp", std=tensors["scale"][0])
+        else:
+            self.norm = Normaliser.from_state(unprefixed("norm", tensors))
+        self.norm = self.norm.to(device)
         self.device = device
         net = PotamiasNet(self.hierarchy, self._arch)
         net.load_state_dict(unprefixed("net", tensors))
@@ -388,9 +395,10 @@ def _pad(signals: list[np.ndarray], targets: list[np.ndarray], device: str
             torch.as_tensor(mask, device=device))
 
 
-def _fit_blendshapes(dec: BlendshapeFrameDecoder, disp: list[np.ndarray], scale: float, max_frames: int = 3000) -> None:
+def _fit_blendshapes(dec: BlendshapeFrameDecoder, disp: list[np.ndarray], norm: Normaliser,
+                     max_frames: int = 3000) -> None:
     """PCA of the neutral-subtracted training frames (normalised units) into ``dec``'s mean and basis."""
-    frames = np.concatenate(disp).reshape(sum(len(d) for d in disp), -1) / scale
+    frames = norm.encode("disp", np.concatenate(disp).reshape(sum(len(d) for d in disp), -1))
     if len(frames) > max_frames:
         frames = frames[np.linspace(0, len(frames) - 1, max_frames).round().astype(int)]
     mean = frames.mean(0)
