@@ -147,6 +147,7 @@ class DDPMGenerator(Generator):
         "parameterization": "eps",  # what the network predicts: "eps" (the paper, Eq. 8) | "x0"
         "guidance": "cfg",  # "classifier" (the paper, Eq. 9) | "cfg" (classifier-free, label dropout)
         "cfg_scale": 2.0,  # cfg: eps_null + s (eps_cond - eps_null); 1 = the conditional model alone
+        "cfg_from": 0.0,  # cfg: steps t <= cfg_from * T use the conditional model alone (half the cost per step)
         "cfg_dropout": 0.1,  # cfg: probability a training sequence loses its label (and intensity)
         "intensity_dropout": 0.5,  # cfg: probability it loses only its intensity (generate without one)
         "sampler": "ddim",  # "ddim" | "ddpm" (the paper's T ancestral steps)
@@ -193,7 +194,7 @@ class DDPMGenerator(Generator):
                              ("parameterization", PARAMETERIZATIONS), ("representation", REPRESENTATIONS)):
             if o[key] not in allowed:
                 raise ComponentError(f"ddpm option {key} must be one of {allowed}, got {o[key]!r}")
-        for key in ("cfg_dropout", "intensity_dropout"):
+        for key in ("cfg_dropout", "intensity_dropout", "cfg_from"):
             if not 0.0 <= float(o[key]) < 1.0:
                 raise ComponentError(f"ddpm option {key} must be in [0, 1), got {o[key]!r}")
         for key in ("diffusion_steps", "sampling_steps", "harmonize_iters", "sample_batch"):
@@ -481,15 +482,16 @@ class DDPMGenerator(Generator):
     def _sampler(self, label_ids: np.ndarray | None = None, intensity: np.ndarray | None = None,
                  text_feats: np.ndarray | None = None, **overrides: Any) -> ReverseSampler:
         scale = float(overrides.pop("cfg_scale", self.options["cfg_scale"]))
-        return ReverseSampler(self.schedule, self._denoiser(label_ids, intensity, text_feats, scale),
+        guided_above = float(overrides.pop("cfg_from", self.options["cfg_from"])) * self.schedule.num_steps
+        return ReverseSampler(self.schedule, self._denoiser(label_ids, intensity, text_feats, scale, guided_above),
                               self.sampler_config(**overrides))
 
     def _denoiser(self, label_ids: np.ndarray | None, intensity: np.ndarray | None, text_feats: np.ndarray | None,
-                  scale: float) -> Any:
+                  scale: float, guided_above: float = 0.0) -> Any:
         """``eps(x_t [B, F, k], t [B])`` for the sampler: the network's eps, or the eps of its x_0
         prediction; with ``guidance=cfg`` and labels, texts or intensities,
         ``eps_null + s (eps_cond - eps_null)`` (Ho & Salimans 2022, Eq. 6 with w = s - 1) from one
-        doubled batch."""
+        doubled batch at steps ``t > guided_above``, the conditional eps alone below."""
         model, schedule = self.eps_model, self.schedule
         assert model is not None
         x0_param = self.options["parameterization"] == "x0"
@@ -503,7 +505,7 @@ class DDPMGenerator(Generator):
                 inten = (torch.as_tensor(intensity, dtype=torch.float32, device=dev) if intensity is not None
                          else torch.full((b,), float("nan"), device=dev))
                 text = torch.as_tensor(text_feats, dtype=torch.float32, device=dev) if text_feats is not None else None
-                if scale == 1.0:
+                if scale == 1.0 or float(t[0]) <= guided_above:
                     out = model(x, t, labels, inten, text)
                 else:
                     null_l, null_i = torch.full_like(labels, -1), torch.full_like(inten, float("nan"))
