@@ -321,7 +321,7 @@ class RayExecutor:
         unique = _dedupe(jobs)
         reused, todo = [], []
         for job in unique:
-            rec = _finished(settings, job.config) if not settings.force else None
+            rec = _finished(settings, job.config, reg or registry()) if not settings.force else None
             (reused if rec else todo).append(job)
         tasks, needs = shared_components(todo, reg or registry(), settings.progress)
         res = dict(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)
@@ -361,11 +361,11 @@ class RayExecutor:
         return outcomes
 
 
-def _finished(settings: Settings, config: RunConfig) -> bool:
-    from fc4dfs.benchmark.runner import _read_json
+def _finished(settings: Settings, config: RunConfig, reg: Any) -> bool:
+    from fc4dfs.benchmark.runner import _read_json, stale_versions
 
     rec = _read_json(Path(settings.out_dir) / config.run_id / "record.json")
-    return bool(rec and rec.get("status") == "ok")
+    return bool(rec and rec.get("status") == "ok" and not stale_versions(rec, reg, config))
 
 
 def make_executor(name: str, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float = 0,

@@ -100,7 +100,10 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def append_rows(path: str | Path, new_rows: Iterable[dict[str, Any]]) -> int:
-    """Append rows to the CSV at ``path`` under a lock; returns how many were new."""
+    """Append rows to the CSV at ``path`` under a lock; returns how many were new or replaced.
+
+    A row whose ``row_id`` is already there is skipped, unless its version columns differ: then the run
+    was redone with new code and its row replaces the old one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new_rows = [dict(r) for r in new_rows]
@@ -108,8 +111,10 @@ def append_rows(path: str | Path, new_rows: Iterable[dict[str, Any]]) -> int:
         r.setdefault("row_id", row_id(r))
     with FileLock(str(path) + ".lock", timeout=120):
         header, rows = read_rows(path)
-        seen = {r["row_id"] for r in rows}
-        added = [r for r in new_rows if r["row_id"] not in seen]
+        seen = {r["row_id"]: r for r in rows}
+        newer = {r["row_id"] for r in new_rows if r["row_id"] in seen and _newer_versions(seen[r["row_id"]], r)}
+        rows = [r for r in rows if r["row_id"] not in newer]
+        added = [r for r in new_rows if r["row_id"] not in seen or r["row_id"] in newer]
         if not added:
             return 0
         columns = list(header) or list(BASE_COLUMNS)
@@ -129,6 +134,14 @@ def append_rows(path: str | Path, new_rows: Iterable[dict[str, Any]]) -> int:
             w.writerow({c: _cell(r.get(c, "")) for c in columns})
         atomic_write_text(path, buf.getvalue())
     return len(added)
+
+
+#: columns whose change means a run was redone with new code (its rows replace the old ones)
+VERSION_COLUMNS = ("protocol_version", "dataset_version", "generator_version", "decoder_version")
+
+
+def _newer_versions(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return any(str(old.get(c, "")) != str(_cell(new.get(c, ""))) for c in VERSION_COLUMNS if c in new)
 
 
 def _cell(v: Any) -> Any:

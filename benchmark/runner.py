@@ -369,7 +369,10 @@ def _execute_locked(config: RunConfig, protocol: Any, protocol_options: dict[str
     new_dir = not run_dir.exists()
     if not new_dir:
         prev = _read_json(record_path)
-        if force:
+        stale = stale_versions(prev, reg, config)
+        if stale and not force:
+            log(f"run {config.run_id} was recorded with {stale}; running it again")
+        if force or stale:
             shutil.rmtree(run_dir)
         elif prev and prev.get("status") == "ok":
             log(f"run {config.run_id} already finished; reusing its record (--force to redo)")
@@ -461,6 +464,17 @@ def _render(run_dir: Path, log: Callable[[str], None]) -> None:
         render_examples(run_dir, max_examples=2, time_budget_s=20.0)
     except Exception as e:  # noqa: BLE001 - pictures must never fail a finished run
         log(f"warning: rendering examples failed: {type(e).__name__}: {e}")
+
+
+def stale_versions(record: dict[str, Any] | None, reg: Registry, config: RunConfig) -> str:
+    """What changed since a finished ``record`` was written: e.g. ``"generator version 1 (now 2)"``, or ""
+    when it is current (or not a finished record). The run id names components, not their versions, so
+    a finished run whose protocol, dataset or component has a new version is run again, never reused."""
+    if not record or record.get("status") != "ok" or "versions" not in record:
+        return ""
+    now = _versions(reg, config)
+    return ", ".join(f"{kind} version {record['versions'].get(kind)} (now {v})"
+                     for kind, v in now.items() if record["versions"].get(kind) != v)
 
 
 def _versions(reg: Registry, config: RunConfig) -> dict[str, str | None]:

@@ -45,6 +45,26 @@ def test_decoder_cv_run_writes_record_rows_and_checkpoints(test_registry, tmp_pa
     assert again.reused and len(read_rows(tmp_path / "lb.csv")[1]) == 5
 
 
+def test_a_finished_run_is_redone_when_a_component_version_changed(test_registry, tmp_path: Path, monkeypatch):
+    """The run id names components, not versions: a record of an older version is not reused, and its
+    leaderboard rows are replaced by the new ones (not kept beside them, not skipped as duplicates)."""
+    from fc4dfs.benchmark.leaderboard import read_rows
+
+    cfg = RunConfig(protocol="decoder-cv", dataset="tiny", decoder="sgd_linear", budget="smoke", seed=0,
+                    protocol_options={"only_folds": [1]})
+    kw = dict(out_dir=tmp_path / "runs", leaderboard=tmp_path / "lb.csv", progress=False, reg=test_registry)
+    first = execute(cfg, **kw)
+    old = first.record["versions"]["decoder"]
+    monkeypatch.setattr(test_registry.load("decoder", "sgd_linear"), "version", f"{old}.1")
+    logs: list[str] = []
+    again = execute(cfg, **kw, log=logs.append)
+    assert again.ok and not again.reused and again.record["versions"]["decoder"] == f"{old}.1"
+    assert any(f"decoder version {old} (now {old}.1)" in line for line in logs), logs
+    _, rows = read_rows(tmp_path / "lb.csv")
+    assert len(rows) == len(first.record["rows"]) and {r["decoder_version"] for r in rows} == {f"{old}.1"}
+    assert execute(cfg, **kw).reused
+
+
 def test_same_seed_reproduces_the_same_numbers(test_registry, tmp_path: Path):
     cfg = RunConfig(protocol="decoder-cv", dataset="tiny", decoder="sgd_linear", budget="smoke", seed=3,
                     protocol_options={"only_folds": [1]})
