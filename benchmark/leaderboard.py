@@ -300,7 +300,8 @@ def rank(df, directions: dict[str, str], primary: dict[str, tuple[str, str] | st
             table_notes = list(notes)
             if len(once) < len(part):
                 table_notes.append(f"{len(part) - len(once)} row(s) repeat a configuration and seed of this table "
-                                   "(the same run scored again): only the newest counts, so runs = seeds")
+                                   "(a run scored again, or a reference row such as ground truth that every run "
+                                   "adds): only the newest counts, so runs = seeds")
             part = once.copy()
             metrics = [m for m in metric_columns(part) if (part[m] != "").any()]
             for m in metrics:
