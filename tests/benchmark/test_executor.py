@@ -154,7 +154,7 @@ def test_ray_reproduce_gives_the_local_leaderboard(local_ray, tmp_path, monkeypa
     from fc4dfs.plugins.manager import registry
 
     options = dict(opt.split("=") for opt in SMALL_SYNTHETIC[1::2])
-    load_dataset("synthetic", options, registry())  # generated (if need be) before the bars are on
+    load_dataset("synthetic", options, registry(), progress=False)  # generated (if need be), no bar
     plan = make_plan(registry(), "synthetic", "smoke", [0], "cpu", options)
     assert {p.table for p in plan.runs} == set(TABLES) and not plan.missing, plan.missing
     n_runs = len({p.config.run_id for p in plan.runs})
