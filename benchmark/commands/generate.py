@@ -377,6 +377,13 @@ def run(args: argparse.Namespace) -> int:
         written["preview"] = _preview(out, user["frames"], user["landmarks"], user["faces"], fps,
                                       f"{names['generator']} + {names['decoder']}: {identity} / {args.label or args.text} "
                                       f"({length} frames, {fps:g} fps)")
+    return _finish(out, meta, written, t0)
+
+
+def _finish(out: Path, meta: dict[str, Any], written: dict[str, list[Path]], t0: float) -> int:
+    """Write ``generate.json`` (the metadata and every file written), list the files, return exit code 0."""
+    from fc4dfs.benchmark.export import write_file
+
     summary = {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}}
     write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     for kind, files in written.items():
@@ -554,13 +561,7 @@ def _generate_interpolation(args: argparse.Namespace, pipe: Any, names: dict[str
                      frames=list(range(len(meshes))), col_labels=["neutral"] + [f"alpha {x:.2g}" for x in alphas],
                      title=f"{names['pipeline']}: {identity}, latent interpolation {a} (alpha 0) -> {b} (alpha 1)")
         written["preview"] = [path]
-    summary = {**meta, "files": {k: [str(p) for p in v] for k, v in written.items()}}
-    write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    for kind, files in written.items():
-        shown = f"{files[0]} ... {files[-1]} ({len(files)} files)" if len(files) > 2 else ", ".join(map(str, files))
-        print(f"{kind}: {shown}")
-    print(f"done in {time.perf_counter() - t0:.1f} s -> {out}")
-    return 0
+    return _finish(out, meta, written, t0)
 
 
 def _generate_direct(args: argparse.Namespace, synth: Any, method: str, who: dict[str, str], options: dict[str, dict],
@@ -613,14 +614,7 @@ def _generate_direct(args: argparse.Namespace, synth: Any, method: str, who: dic
             written["preview"] = [out / "intensities.png"]
         else:
             written["preview"] = _preview(out, tracks[0][1], tracks[0][2], tracks[0][3], fps, title)
-    summary = {**who, "intensities": levels, "timing": timing, "kind": args.kind,
-               "files": {k: [str(p) for p in v] for k, v in written.items()}}
-    write_file(out / "generate.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    for kind, files in written.items():
-        shown = f"{files[0]} ... {files[-1]} ({len(files)} files)" if len(files) > 2 else ", ".join(map(str, files))
-        print(f"{kind}: {shown}")
-    print(f"done in {time.perf_counter() - t0:.1f} s -> {out}")
-    return 0
+    return _finish(out, {**who, "intensities": levels, "timing": timing, "kind": args.kind}, written, t0)
 
 
 def _resolve_names(args: argparse.Namespace, run_cfg: dict[str, Any]) -> dict[str, str]:
