@@ -63,19 +63,23 @@ class _SequenceNet(nn.Module):
                  head: Seq[int] = ()) -> None:
         super().__init__()
         self.lstm = nn.LSTM(in_dim, hidden, batch_first=True, bidirectional=bidirectional)
-        width = hidden * (2 if bidirectional else 1)
-        layers: list[nn.Module] = []
-        for h in head:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        layers.append(nn.Linear(width, n_classes))
-        self.head = nn.Sequential(*layers)
+        self.head = _mlp_head(hidden * (2 if bidirectional else 1), head, n_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (h_n, _) = self.lstm(packed)
         last = torch.cat([h_n[k] for k in range(h_n.shape[0])], dim=-1)  # [B, dirs * hidden]
         return self.head(last)
+
+
+def _mlp_head(width: int, head: Seq[int], n_classes: int) -> nn.Sequential:
+    """Fully connected layers of widths ``head`` (ReLU between), then a linear layer to ``n_classes`` logits."""
+    layers: list[nn.Module] = []
+    for h in head:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
 
 
 class _ConcatNet(nn.Module):
@@ -88,13 +92,7 @@ class _ConcatNet(nn.Module):
     def __init__(self, in_dim: int, frames: int, n_classes: int, head: Seq[int]) -> None:
         super().__init__()
         self.frames = frames
-        layers: list[nn.Module] = []
-        width = in_dim * frames
-        for h in head:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        layers.append(nn.Linear(width, n_classes))
-        self.head = nn.Sequential(*layers)
+        self.head = _mlp_head(in_dim * frames, head, n_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         fixed = [nn.functional.interpolate(x[i, :int(n)].T[None], size=self.frames, mode="linear",
