@@ -143,8 +143,8 @@ class FCLSTMNet(SequenceModel):
         # sigmoid serves all four gates, and tanh(y_t) is a sigmoid too (torch's tanh costs ~10x more)
         double = torch.ones(4 * hs_, 1, dtype=dt, device=neutral_n.device)
         double[3 * hs_:] = 2.0
-        w_x = (cell.weight_x * double).t()
-        bias = cell.bias * double[:, 0]
+        # x_t enters as [x_t, 1] so that the gate bias rides in its product: no per-step bias copy
+        w_x = torch.cat([(cell.weight_x * double).t(), (cell.bias * double[:, 0]).unsqueeze(0)])  # [F + 1, 4H]
 
         # without autograd every step writes into the same few buffers: no allocation (and no fresh pages
         # to fault in) per frame, so the cost per frame does not grow with T
@@ -153,15 +153,29 @@ class FCLSTMNet(SequenceModel):
         def buffer(width: int) -> torch.Tensor | None:
             return neutral_n.new_empty(b, width) if reuse else None
 
-        z_buf, g_buf, s_buf = buffer(fd + 4 * hs_), buffer(4 * hs_), buffer(4 * hs_)
+        z_buf, x_buf, s_buf = buffer(fd + 4 * hs_), buffer(fd + 1), buffer(4 * hs_)
         c_buf, fy_buf, ty_buf = buffer(hs_), buffer(hs_), buffer(hs_)
+        if x_buf is not None:
+            x_buf[:, fd] = 1.0
         h_all = neutral_n.new_empty(b, max(steps, 2), hs_) if reuse else None  # h_0 = 0 below, then one per step
         if h_all is not None:
             h_all[:, 0] = 0.0
         h_list = [neutral_n.new_zeros(b, hs_)]
 
-        def gates(x: torch.Tensor, t: int, rec: torch.Tensor) -> torch.Tensor:
-            g = torch.addmm(rec, x, w_x, out=g_buf)
+        def features(pre: torch.Tensor, t: int) -> torch.Tensor:
+            """``[x_t, 1]`` from the pre-activation ``W_prev lm_{t-1}`` (without ``cond``): ``[B, F + 1]``."""
+            if x_buf is None:
+                x = F.silu(pre + cond if signal is None else pre + cond + signal[t])
+                return torch.cat([x, x.new_ones(b, 1)], dim=1)
+            x = torch.add(pre, cond, out=x_buf[:, :fd])
+            if signal is not None:
+                x.add_(signal[t])
+            F.silu(x, inplace=True)
+            return x_buf
+
+        def gates(x: torch.Tensor, t: int, rec: torch.Tensor | None) -> torch.Tensor:
+            """Pre-activations ``[B, 4H]``, accumulated in place into the recurrent term ``rec``."""
+            g = torch.mm(x, w_x) if rec is None else rec.addmm_(x, w_x)
             if fq is not None:  # freq_t reaches the f and i gates only (Eq. 2-3)
                 g[:, : 2 * hs_].addmm_(fq[t], w_fq)
             return g
@@ -178,15 +192,14 @@ class FCLSTMNet(SequenceModel):
             return h, y
 
         # step 1: lm_0 is the neutral (zero displacement) and h_0 = y_0 = 0
-        x0 = cond if signal is None else cond + signal[0]
-        h, y = update(gates(F.silu(x0), 0, bias.expand(b, -1)), cond.new_zeros(b, hs_), 1)
+        h, y = update(gates(features(torch.zeros_like(cond), 0), 0, None), cond.new_zeros(b, hs_), 1)
         if steps > 2:
+            # [W_prev W_out ; W_h] h_{t-1}: lm_{t-1} = W_out h_{t-1} + b_out folded into the features
             w_rec = torch.cat([self.feat_prev.weight @ self.head.weight, cell.weight_h * double]).t()  # [H, F + 4H]
-            rec_bias = torch.cat([cond + self.feat_prev(self.head.bias), bias.expand(b, -1)], dim=1)
+            cond = cond + self.feat_prev(self.head.bias)
             for t in range(1, steps - 1):
-                z = torch.addmm(rec_bias, h, w_rec, out=z_buf)  # [W_prev lm_{t-1} + cond, W_h h_{t-1} + b]
-                xt = z[:, :fd] if signal is None else z[:, :fd] + signal[t]
-                h, y = update(gates(F.silu(xt), t, z[:, fd:]), y, t + 1)
+                z = torch.mm(h, w_rec, out=z_buf)
+                h, y = update(gates(features(z[:, :fd], t), t, z[:, fd:]), y, t + 1)
         out = self.head(h_all if h_all is not None else torch.stack(h_list, dim=1))
         out[:, 0] = 0.0  # frame 0 is the neutral itself
         return out
