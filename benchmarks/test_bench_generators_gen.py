@@ -50,6 +50,30 @@ motion, cfg, x0, cosine-1000                           ... smooth 2, harmonize 5
 
 [1] measured earlier with this benchmark's ``_score`` (30-frame sequences).
 
+Guidance cost (``cfg_every``, ``cfg_from`` / ``cfg_to``), screened with :func:`_screen` (the same
+protocol; the classifier retrained for this dataset version, real test sequences CA 100 %; jerk
+pooled over all frames, real 0.058 mm) on the default model trained with seeds 0 and 1 ("a / b"),
+CA as the mean of 4 sampling seeds (one sequence = 1.4 points; per-seed range in brackets), the
+other columns on sampling seed 0. guidance = unconditional network rows relative to every-step
+guidance (CPU per step: ``test_guidance_cost_per_step``). The default is the row marked *.
+
+==========================  ========  =================================  ===========  ===========  ===========  ===========
+guidance                    rows      CA % (4 seeds)                     FID          E_lm         div          jerk
+==========================  ========  =================================  ===========  ===========  ===========  ===========
+none (s 1)                  0         73.6 [67-82] / 79.9 [76-85]        16.6 / 11.5  1.39 / 1.27  0.76 / 0.64  0.53 / 0.50
+every step (cfg_every 1)    1         94.4 [92-97] / 94.4 [90-96]        3.23 / 3.35  1.33 / 1.12  1.02 / 0.76  0.74 / 0.73
+cfg_every 2 *               0.5       94.4 [92-97] / 94.4 [90-96]        3.23 / 3.35  1.33 / 1.13  1.01 / 0.77  0.74 / 0.74
+cfg_every 3                 0.34      94.4 [92-97] / 93.4 [89-96]        3.22 / 3.29  1.34 / 1.13  1.01 / 0.77  0.75 / 0.74
+cfg_every 5                 0.2       95.5 [93-99] / 94.4 [90-96]        3.21 / 3.31  1.35 / 1.15  0.99 / 0.78  0.78 / 0.78
+cfg_every 10                0.1       94.8 [90-100]                      4.20         1.46         1.05         0.89
+cfg_every 25                0.04      93.1 [90-99]                       5.47         1.63         1.33         1.05
+cfg_every 50                0.02      94.4 [90-100]                      9.52         3.09         2.16         1.66
+cfg_to 0.5 (every step)     0.5       90.6 [86-93] / 95.5 [93-97]        4.38 / 3.81  1.27 / 1.13  0.87 / 0.70  0.65 / 0.62
+cfg_from 0.5                0.5       89.9 [85-94]                       6.89         1.23         0.85         0.61
+cfg_from 0.25, cfg_to 0.75  0.5       87.8 [85-92]                       8.58         1.26         0.77         0.59
+cfg_from 0.1, cfg_to 0.6    0.5       88.5 [85-92]                       7.19         1.26         0.80         0.61
+==========================  ========  =================================  ===========  ===========  ===========  ===========
+
 Through ``fc4dfs-bench run --gen ddpm --dec s2d --dataset synthetic --budget quick`` (the default row,
 shipped evaluator, real test sequences CA 100 %): CA 95.8 %, CA (mesh) 83.3 %, FID 1.06, E_lm 1.22 mm,
 E_mesh 1.03 mm, diversity 0.79 mm, smoothness ratio 1.33 (|log| 0.62), intensity R^2 0.14 with slope
@@ -119,6 +143,56 @@ def test_sampling_time_lm4dgan(benchmark):
     print(f"\nlm4dgan: {per_seq * 1e3:.3f} ms per sequence (batch {BATCH}, {LENGTH} frames)")
 
 
+#: the guidance settings timed by ``test_guidance_cost_per_step`` (cfg_scale 1 = no guidance, the reference)
+GUIDANCE_COST = {"unguided": {"cfg_scale": 1.0}, "every step": {}, "cfg_every 2 (default)": {"cfg_every": 2},
+                 "cfg_to 0.5": {"cfg_to": 0.5}, "cfg_every 5": {"cfg_every": 5}}
+
+
+def test_guidance_cost_per_step(benchmark):
+    """Classifier-free guidance cost per DDIM step: process CPU time of one reverse pass (16 sequences
+    of 30 frames, 50 steps, one thread) minus the unguided pass's, as a ratio to every-step guidance's
+    (``cfg_every=1``), and the unconditional network rows as a ratio to every-step guidance's (counted)."""
+    torch.set_num_threads(1)
+    ds = tiny_dataset()
+    g = DDPMGenerator(harmonize_iters=1, text_guidance=False)
+    g.fit(ds.subset(ds.generator_split()[0]), Budget("quick", {"iterations": 10, "block": 10}), progress=False)
+    nlm, labels = _inputs(ds, BATCH)
+    model, forward = g.eps_model, g.eps_model.forward
+    rows: list[int] = []
+
+    def counting(x, t, *args, **kwargs):
+        rows.append(x.shape[0] - BATCH)
+        return forward(x, t, *args, **kwargs)
+
+    cpu: dict[str, list[float]] = {name: [] for name in GUIDANCE_COST}
+    null_rows: dict[str, int] = {}
+    g.generate(nlm, labels, LENGTH, seed=0)  # warm-up
+    for _ in range(7):  # interleaved rounds: load drifts hit every setting alike
+        for name, opts in GUIDANCE_COST.items():
+            g.options.update({"cfg_scale": 2.0, "cfg_every": 1, "cfg_to": 1.0, **opts})
+            rows.clear()
+            model.forward = counting
+            t0 = time.process_time()
+            g.generate(nlm, labels, LENGTH, seed=0)
+            cpu[name].append(time.process_time() - t0)
+            model.forward = forward
+            null_rows[name] = sum(rows)
+    g.options.update(cfg_scale=2.0, cfg_every=2, cfg_to=1.0)
+    benchmark.pedantic(g.generate, args=(nlm, labels, LENGTH), kwargs={"seed": 0}, rounds=1, iterations=1)
+    steps = g.options["sampling_steps"]
+    med = {name: float(np.median(v)) for name, v in cpu.items()}
+    ref = "every step"
+    cost = {name: (med[name] - med["unguided"]) / (med[ref] - med["unguided"]) for name in cpu}
+    forwards = {name: null_rows[name] / null_rows[ref] for name in cpu}
+    benchmark.extra_info.update(cpu_ms_per_step={k: 1e3 * v / steps for k, v in med.items()},
+                                guidance_cpu_ratio=cost, unconditional_rows_ratio=forwards)
+    for name in cpu:
+        print(f"\n{name}: {1e3 * med[name] / steps:.2f} ms CPU per step (batch {BATCH}), guidance cost "
+              f"{cost[name]:.2f}x every-step guidance's, unconditional rows {forwards[name]:.2f}x", end="")
+    print()
+    assert null_rows[ref] == steps * BATCH and null_rows["cfg_every 2 (default)"] == steps * BATCH // 2
+
+
 def _score(g: DDPMGenerator, test, clf, **sampler) -> dict[str, float]:
     """Alg. 4 (one pass) on the test sequences resampled to 30 frames, one batch per seed.
 
@@ -152,6 +226,49 @@ def _fill(g: DDPMGenerator, gt: np.ndarray, labels, seed: int, sampler: dict) ->
     mask = np.zeros(gt.shape[:2], dtype=bool)
     mask[:, 0] = True
     return g.fill(known, mask, labels, seed=seed, harmonize_iters=g.options["harmonize_iters"], **sampler)
+
+
+def _screen(g: DDPMGenerator, test, clf, seeds: tuple[int, ...] = (0, 1), **sampler) -> dict[str, float]:
+    """One screening row: Alg. 4 (``generate``'s pass count) from each test sequence's neutral at its
+    own length, sequences of one length in one batch, scored on the first seed.
+
+    Returns CA (%), FID, E_lm (mm), diversity (mm between the first two seeds' samples), jerk (mean
+    frame-to-frame acceleration over the real sequences') and, with more than two seeds, the CA of
+    each seed (``ca_seed<k>``).
+    """
+    from fc4dfs.benchmark.stats import frechet_distance
+
+    by_length: dict[int, list[int]] = {}
+    for i, s in enumerate(test):
+        by_length.setdefault(len(s.landmarks), []).append(i)
+    gt = [s.landmarks for s in test]
+    true = np.array([clf.labels.index(s.label) for s in test])
+    runs = []
+    for seed in seeds:
+        preds: list[np.ndarray] = [np.empty(0)] * len(test)
+        for length, idx in by_length.items():
+            known = np.zeros((len(idx), length) + gt[idx[0]].shape[1:], np.float32)
+            known[:, 0] = [gt[i][0] for i in idx]
+            mask = np.zeros((len(idx), length), bool)
+            mask[:, 0] = True
+            out = g.fill(known, mask, [test[i].label for i in idx], seed=seed,
+                         harmonize_iters=g.options["harmonize_iters"], **sampler)
+            for j, i in enumerate(idx):
+                preds[i] = out[j]
+        runs.append(preds)
+    preds = runs[0]
+    accel = lambda xs: np.mean(np.concatenate([np.linalg.norm(np.diff(x, 2, axis=0), axis=-1).ravel() for x in xs]))
+    row = {
+        "ca": float(100 * np.mean(np.asarray(clf.predict(preds)) == true)),
+        "fid": frechet_distance(np.asarray(clf.features(preds), np.float64), np.asarray(clf.features(gt), np.float64)),
+        "e_lm_mm": float(np.mean([np.linalg.norm(p - q, axis=-1).mean() for p, q in zip(preds, gt)])),
+        "diversity_mm": float(np.mean([np.linalg.norm(p - q, axis=-1).mean() for p, q in zip(runs[0], runs[1])])),
+        "jerk": float(accel(preds) / accel(gt)),
+    }
+    if len(seeds) > 2:
+        row.update({f"ca_seed{seed}": float(100 * np.mean(np.asarray(clf.predict(r)) == true))
+                    for seed, r in zip(seeds, runs)})
+    return row
 
 
 @pytest.mark.slow

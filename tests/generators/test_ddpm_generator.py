@@ -1,6 +1,7 @@
 """The ``ddpm`` generator: conformance, the filling / label-control APIs, options, overfitting."""
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -96,6 +97,10 @@ def test_input_and_option_errors_name_the_argument():
         DDPMGenerator(sampler="euler")
     with pytest.raises(ComponentError, match="harmonize_from"):
         DDPMGenerator(harmonize_from=0.0)
+    with pytest.raises(ComponentError, match="cfg_to"):
+        DDPMGenerator(cfg_from=0.5, cfg_to=0.5)
+    with pytest.raises(ComponentError, match="cfg_every"):
+        DDPMGenerator(cfg_every=0)
     for key, bad in (("guidance", "free"), ("parameterization", "v"), ("schedule", "sigmoid"), ("preset", "fast")):
         with pytest.raises(ComponentError, match=key):
             DDPMGenerator(**{key: bad})
@@ -133,6 +138,58 @@ def test_classifier_free_guidance_conditions_the_network():
     assert not np.allclose(plain, g.generate(nlm, ["expr0"], 9, seed=1))
     with pytest.raises(ComponentError, match="cannot control intensity"):
         _trained_as("classifier").generate(nlm, ["expr0"], 9, intensity=0.5)
+
+
+def test_guidance_interval_and_reuse_halve_the_unconditional_passes():
+    """``cfg_every=2`` (the default) runs the unconditional half of the batch at every other step and
+    adds the last guidance direction at the others; ``cfg_to=0.5`` guides only the low-noise half of
+    the steps; ``cfg_every=1`` is Ho & Salimans' every-step guidance."""
+    import torch
+
+    g = _trained_as("cfg")
+    model = g.eps_model
+    rows: list[tuple[int, int]] = []  # (step, batch rows) of every network call
+    forward = model.forward
+
+    def counting(x, t, *args, **kwargs):
+        rows.append((int(t[0]), x.shape[0]))
+        return forward(x, t, *args, **kwargs)
+
+    nlm = np.repeat(tiny_dataset().sequences[0].landmarks[:1], 3, axis=0)
+    labels, steps = ["expr0", "expr1", "expr2"], g.options["sampling_steps"]
+    unconditional, outs = {}, {}
+    for every, to in ((1, 1.0), (2, 1.0), (1, 0.5), (2, 0.5)):
+        rows.clear()
+        g.options.update(cfg_every=every, cfg_to=to, harmonize_iters=1)  # one pass: sampling_steps calls
+        model.forward = counting
+        try:
+            outs[every, to] = g.generate(nlm, labels, 9, seed=4)
+        finally:
+            model.forward = forward
+            g.options.update({k: DDPMGenerator.defaults[k] for k in ("cfg_every", "cfg_to")},
+                             harmonize_iters=FAST["harmonize_iters"])
+        assert [r for r in rows if r[1] not in (3, 6)] == [] and len(rows) == steps, rows
+        unconditional[every, to] = sum(r[1] - 3 for r in rows)
+    assert list(unconditional.values()) == [3 * steps, 3 * steps // 2, 3 * steps // 2, 3 * math.ceil(steps / 4)]
+    assert not np.array_equal(outs[1, 1.0], outs[2, 1.0]) and not np.array_equal(outs[1, 1.0], outs[1, 0.5])
+
+    ids, T, s = g.label_ids(labels), g.schedule.num_steps, g.options["cfg_scale"]
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn((3, 9, g.normalizer.dim("frames")), generator=gen)
+    t1, t2 = torch.full((3,), T), torch.full((3,), T // 2)
+    lab, nan = torch.as_tensor(ids).long(), torch.full((3,), float("nan"))
+    with torch.no_grad():
+        x0_c, x0_u = model(x, t1, lab, nan), model(x, t1, torch.full_like(lab, -1), nan)
+        every_step = g._denoiser(ids, None, None, s, every=1)(x, t1)
+        expected = g.schedule.eps_from_x0(x, t1, x0_u + s * (x0_c - x0_u))
+        assert torch.allclose(every_step, expected, atol=1e-5 * float(expected.abs().max()))
+        # a reused step: its conditional x_0 + (s - 1) (x0_cond - x0_null) of the last unconditional pass
+        eps = g._denoiser(ids, None, None, s, (0.0, T), every=2)
+        eps(x, t1)
+        reused = eps(x, t2)
+        expected = g.schedule.eps_from_x0(x, t2, model(x, t2, lab, nan) + (s - 1) * (x0_c - x0_u))
+        assert torch.allclose(reused, expected, atol=1e-5 * float(expected.abs().max()))
+        assert torch.equal(eps(x, t1), every_step)  # a larger t starts a new pass: the doubled batch again
 
 
 @lru_cache(maxsize=2)
