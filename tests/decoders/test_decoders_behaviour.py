@@ -1,13 +1,17 @@
 """Decoders resume, refuse other topologies, validate options; PCA solves landmarks exactly."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+import torch
 
 from fc4dfs.plugins.contracts import Budget
 from fc4dfs.plugins.errors import CheckpointMismatchError, ComponentError
 from fc4dfs.plugins.testing import other_topology
 from fc4dfs.datasets.fixtures import tiny_dataset
+from fc4dfs.zoo.decoders.common import decode_pieces, normalised_inputs, run_pieces
 from fc4dfs.zoo.decoders.miadnet import MIADNetDecoder
 from fc4dfs.zoo.decoders.neural3dmm import Neural3DMMDecoder
 from fc4dfs.zoo.decoders.pca import PCADecoder
@@ -105,3 +109,69 @@ def test_miadnet_attention_modes_train_and_decode():
         assert out.shape == lm.shape[:2] + mesh.shape[1:] and np.isfinite(out).all()
     with pytest.raises(ComponentError, match="fine_attention"):
         MIADNetDecoder(fine_attention="everywhere")
+
+
+@pytest.mark.parametrize("batch,frames,chunk,workers", [(1, 30, 32, 2), (4, 32, 16, 2), (3, 100, 32, 2),
+                                                        (2, 1, 64, 2), (1, 1, 64, 2), (5, 9, 4, 3), (2, 7, 3, 1)])
+def test_decode_pieces_cover_every_frame_once_in_equal_shares(batch, frames, chunk, workers):
+    pieces = decode_pieces(batch, frames, chunk, workers)
+    covered = np.zeros((batch, frames), dtype=int)
+    for i, s, e in pieces:
+        assert 0 < e - s <= chunk, (i, s, e)
+        covered[i, s:e] += 1
+    assert (covered == 1).all()
+    sizes = [e - s for _, s, e in pieces]
+    assert max(sizes) - min(sizes) <= 1, sizes
+    if frames >= workers // math.gcd(batch, workers):  # enough frames to give every worker a share
+        assert len(pieces) % workers == 0, (len(pieces), workers)
+
+
+def test_run_pieces_runs_each_piece_on_one_intra_op_thread_and_restores_the_count():
+    torch.set_num_threads(2)
+    seen: list[tuple[int, int]] = []
+    run_pieces(lambda p: seen.append((p, torch.get_num_threads())), range(5), 2)
+    assert sorted(seen) == [(p, 1) for p in range(5)]
+    assert torch.get_num_threads() == 2
+
+    def fail(p: int) -> None:
+        if p == 3:
+            raise ValueError("piece 3")
+    with pytest.raises(ValueError, match="piece 3"):
+        run_pieces(fail, range(6), 2)
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("name", ["miadnet", "s2d"])
+def test_decode_on_worker_threads_equals_one_forward_pass_per_sequence(name):
+    """Pieces on 2 worker threads (and on 1) give what one forward pass over each whole sequence gives."""
+    ds = tiny_dataset()
+    dec = {"miadnet": MIADNetDecoder, "s2d": S2DDecoder}[name]()
+    dec.fit(ds, Budget("smoke", {"epochs": 1, "max_frames": 32}), progress=False)
+    torch.manual_seed(0)
+    with torch.no_grad():  # non-zero identity branches (they start at zero)
+        for p in dec.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    seqs = [next(s for s in ds.sequences if s.identity == i) for i in ds.identities[:3]]
+    t = min(s.length for s in seqs)
+    mesh = np.stack([ds.neutral(s.identity) for s in seqs])
+    nlm = ds.topology.landmarks(mesh)
+    lms = np.stack([s.landmarks[:t] for s in seqs])
+    ref = []
+    with torch.no_grad():
+        for i in range(len(seqs)):
+            m0_mm, l0_mm = torch.tensor(mesh[i:i + 1]), torch.tensor(nlm[i:i + 1])
+            ident = torch.zeros(t, dtype=torch.long)
+            dl, l0, m0 = normalised_inputs(dec.norm, torch.tensor(lms[i]), l0_mm, m0_mm, ident)
+            ref.append(dec._to_mesh(dec.net(dl, l0, m0, ident), m0_mm).numpy())
+    ref = np.stack(ref)
+    dec.decode_chunk = 6  # several pieces per sequence
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        out = dec.decode(mesh, nlm, lms)
+        assert torch.get_num_threads() == threads
+        # float32 products summed in another order: 1e-5 of the displacements' scale (~100 float32 ulps)
+        # plus 4 ulps of the coordinates the displacements are added to
+        scale = float(np.abs(ref - mesh[:, None]).max())
+        limit = 1e-5 * scale + 4 * float(np.spacing(np.abs(ref).max()))
+        assert_below(float(np.abs(out - ref).max()), limit, f"{name} decode at {threads} thread(s)", " mm",
+                     inclusive=True)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 import time
 from abc import abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence as Seq
+from typing import Any, Callable, ClassVar, Sequence as Seq
 
 import numpy as np
 import torch
@@ -157,7 +158,7 @@ class SpiralEncoder(nn.Module):
         chans = [in_channels] + self.filters
         self.convs = nn.ModuleList(SpiralConv(chans[i], chans[i + 1], hierarchy.spirals[i]) for i in range(n))
         self.down = nn.ModuleList(Resample(d) for d in hierarchy.down)
-        self.act = nn.ELU()
+        self.act = nn.ELU(inplace=True)  # on each convolution's fresh output
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
@@ -190,7 +191,7 @@ class SpiralGenerator(nn.Module):
         self.convs = nn.ModuleList(
             SpiralConv(self.filters[k], self.filters[k + 1], hierarchy.spirals[n - 2 - k]) for k in range(n - 1))
         self.out = SpiralConv(self.filters[-1], out_channels, hierarchy.spirals[0])
-        self.act = nn.ELU()
+        self.act = nn.ELU(inplace=True)  # on each convolution's fresh output
 
     def coarse(self, z: torch.Tensor) -> torch.Tensor:
         return self.fc(z).view(z.shape[0], self.sizes[-1], self.filters[0])
@@ -200,6 +201,44 @@ class SpiralGenerator(nn.Module):
         for k in range(self.n_levels - 1):
             x = self.act(self.convs[k](self.up[self.n_levels - 2 - k](x)))
         return self.out(x)
+
+
+def decode_pieces(batch: int, frames: int, chunk: int, workers: int) -> list[tuple[int, int, int]]:
+    """``(sequence, first frame, end frame)`` pieces of a ``[batch, frames]`` decode, in order.
+
+    Every sequence is cut into equal pieces of at most ``chunk`` frames, and into a multiple of
+    ``workers / gcd(batch, workers)`` pieces so that ``workers`` threads get equal shares (one
+    30-frame sequence on 2 workers: 2 x 15 frames; 4 sequences on 2 workers: whole sequences).
+    """
+    if frames <= 0:
+        return []
+    split = workers // math.gcd(batch, workers)
+    parts = split * math.ceil(math.ceil(frames / max(1, chunk)) / split)
+    bounds = np.linspace(0, frames, min(parts, frames) + 1).round().astype(int)
+    return [(i, int(s), int(e)) for i in range(batch) for s, e in zip(bounds[:-1], bounds[1:])]
+
+
+def run_pieces(fn: Callable[[Any], None], pieces: Seq[Any], workers: int) -> None:
+    """``fn(p)`` for every piece, on ``workers`` threads of one intra-op torch thread each.
+
+    On a CPU one small operator per intra-op parallel region scales poorly (each region is a
+    barrier); whole pieces run concurrently instead (torch releases the GIL inside operators).
+    With one worker or one piece this is a plain loop. The intra-op thread count is restored
+    afterwards; the first exception raised by ``fn`` propagates.
+    """
+    workers = min(int(workers), len(pieces))
+    if workers <= 1:
+        for p in pieces:
+            fn(p)
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(fn, pieces):
+                pass
+    finally:
+        torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------- decoder base
@@ -320,23 +359,31 @@ class SpiralMeshDecoder(Decoder):
 
     # -- decoding -----------------------------------------------------------------------
     def decode(self, neutral_mesh: np.ndarray, neutral_landmarks: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """Meshes ``[B, T, V, 3]`` (mm) for landmark sequences ``[B, T, L, 3]``.
+
+        On CPU the frames are cut into pieces that ``torch.get_num_threads()`` worker threads of one
+        intra-op thread each decode concurrently (:func:`decode_pieces`, :func:`run_pieces`), at most
+        ``decode_chunk`` frames in flight in all; elsewhere one piece of ``decode_chunk`` frames at a time.
+        """
         self.check_decode_inputs(neutral_mesh, neutral_landmarks, landmarks)
         assert self.net is not None and self.norm is not None
         net, norm, dev = self.net, self.norm, self.device
         net.eval()
         b, t = landmarks.shape[:2]
         out = np.empty((b, t, self.topology.num_vertices, 3), dtype=np.float32)  # type: ignore[union-attr]
-        with torch.no_grad():
-            for i in range(b):
+        workers = torch.get_num_threads() if torch.device(dev).type == "cpu" else 1
+
+        def piece(p: tuple[int, int, int]) -> None:
+            i, s, e = p
+            with torch.no_grad():  # grad mode is per thread
                 m0_mm = torch.tensor(np.asarray(neutral_mesh[i:i + 1], np.float32), device=dev)
                 l0_mm = torch.tensor(np.asarray(neutral_landmarks[i:i + 1], np.float32), device=dev)
-                lm = torch.tensor(np.asarray(landmarks[i], np.float32), device=dev)
-                for s in range(0, t, self.decode_chunk):
-                    chunk = lm[s:s + self.decode_chunk]
-                    ident = torch.zeros(len(chunk), dtype=torch.long, device=dev)
-                    dl, l0, m0 = normalised_inputs(norm, chunk, l0_mm, m0_mm, ident)
-                    y = self._to_mesh(net(dl, l0, m0, ident), m0_mm)
-                    out[i, s:s + len(chunk)] = y.cpu().numpy()
+                chunk = torch.tensor(np.asarray(landmarks[i, s:e], np.float32), device=dev)
+                ident = torch.zeros(e - s, dtype=torch.long, device=dev)
+                dl, l0, m0 = normalised_inputs(norm, chunk, l0_mm, m0_mm, ident)
+                out[i, s:e] = self._to_mesh(net(dl, l0, m0, ident), m0_mm).cpu().numpy()
+
+        run_pieces(piece, decode_pieces(b, t, max(1, self.decode_chunk // workers), workers), workers)
         return out
 
     # -- persistence --------------------------------------------------------------------

@@ -140,7 +140,7 @@ class MIADNet(nn.Module):
         self.convs = nn.ModuleList(
             SpiralConv(self.filters[k], self.filters[k + 1], hierarchy.spirals[n - 2 - k]) for k in range(n - 1))
         self.out = SpiralConv(self.filters[-1], 3, hierarchy.spirals[0])
-        self.act = nn.ELU()
+        self.act = nn.ELU(inplace=True)  # on fresh sums and convolution outputs
         if not self.identity:
             return
         self.register_buffer("template", (template - template.mean(0)) / template_scale, persistent=False)
@@ -178,7 +178,8 @@ class MIADNet(nn.Module):
         """``project`` applied to level ``level``'s identity context for decoder features ``x``."""
         mode = self.modes[level]
         if mode == "skip":  # per identity, then broadcast to its frames
-            return project(feats[level])[ident]
+            ctx = project(feats[level])
+            return ctx if ctx.shape[0] == 1 else ctx[ident]
         if mode == "global":
             ctx = self.attn[str(level)](x, keys[level][ident], feats[level][ident])
         else:
@@ -199,7 +200,8 @@ class MIADNet(nn.Module):
         for k in range(n - 1):
             i = n - 2 - k
             x = self.up[i](x)
-            x = self.act(self.convs[k](x) + self._skip(i, x, feats, keys, ident, self.conv_c[k]))
+            y = self.convs[k](x)
+            x = self.act(y.add_(self._skip(i, x, feats, keys, ident, self.conv_c[k])))
         return self.out(x)
 
 
