@@ -10,6 +10,7 @@ from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, build_hierarchy, cached_hie
 from fc4dfs.zoo.mesh.layers import NaiveSpiralConv, Resample, SpiralConv
 from fc4dfs.zoo.mesh.sampling import closest_barycentric, decimate, upsampling_matrix
 from fc4dfs.zoo.mesh.spiral import GAP, ordered_fans, spiral_indices
+from limits import assert_below
 
 
 def grid(n: int, z: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +167,28 @@ def test_spiral_conv_matches_naive_reference_forward_and_backward(cin, cout):
     small = spiral_indices(*grid(3), steps=2, dilation=1)
     tiny = SpiralConv(cin, cout, small).double()
     assert torch.autograd.gradcheck(tiny, (torch.randn(2, 9, cin, dtype=torch.float64, requires_grad=True),))
+
+
+@pytest.mark.parametrize("cin,cout", [(3, 5), (4, 6), (16, 3), (6, 8)])
+def test_spiral_conv_float32_matches_naive_reference(cin, cout):
+    """float32 runs other kernels (oneDNN products; inputs of < 4 channels padded to 16-byte rows)."""
+    v, f = grid(7)
+    sp = spiral_indices(v, f, steps=2, dilation=1)
+    torch.manual_seed(0)
+    fast = SpiralConv(cin, cout, sp)
+    naive = NaiveSpiralConv(cin, cout, sp).double().load_from(fast)
+    x = torch.randn(3, len(v), cin, requires_grad=True)
+    y = fast(x)
+    y.backward(torch.ones_like(y))
+    xd = x.detach().double().requires_grad_()
+    yd = naive(xd)
+    yd.backward(torch.ones_like(yd))
+    # float32 rounding of sums over S * C_in <= 144 products: 1e-5 of each quantity's scale (~100 ulps)
+    for what, got, ref in (("output", y, yd), ("input gradient", x.grad, xd.grad),
+                           ("weight gradient", fast.weight.grad, naive.conv.weight.grad.t()),
+                           ("bias gradient", fast.bias.grad, naive.conv.bias.grad)):
+        err = float((got.detach().double() - ref.detach()).abs().max())
+        assert_below(err, 1e-5 * float(ref.detach().abs().max()), f"{cin}->{cout} {what}", inclusive=True)
 
 
 def test_spiral_conv_rejects_wrong_shapes():
