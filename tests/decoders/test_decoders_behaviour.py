@@ -175,3 +175,27 @@ def test_decode_on_worker_threads_equals_one_forward_pass_per_sequence(name):
         limit = 1e-5 * scale + 4 * float(np.spacing(np.abs(ref).max()))
         assert_below(float(np.abs(out - ref).max()), limit, f"{name} decode at {threads} thread(s)", " mm",
                      inclusive=True)
+
+
+def test_miadnet_one_identity_batch_equals_that_identity_given_twice():
+    """One identity takes shortcuts (skip features broadcast, all frames' queries in one attention
+    sequence); two copies of it take the general per-frame path and must give the same output."""
+    ds = one_sequence()
+    dec = MIADNetDecoder(attention_max_vertices=200)  # global attention on the coarse levels, skip on the rest
+    dec.fit(ds, Budget("smoke", {"epochs": 1}), progress=False)
+    assert {"global", "skip"} <= set(dec.net.modes)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in dec.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        seq = ds.sequences[0]
+        mesh = torch.tensor(ds.neutral(seq.identity)[None])
+        nlm = torch.tensor(ds.topology.landmarks(mesh.numpy()))
+        lm = torch.tensor(np.asarray(seq.landmarks[:6], np.float32))
+        one = torch.zeros(6, dtype=torch.long)
+        dl, l0, m0 = normalised_inputs(dec.norm, lm, nlm, mesh, one)
+        y1 = dec.net(dl, l0, m0, one)
+        y2 = dec.net(dl, l0.repeat(2, 1, 1), m0.repeat(2, 1, 1), torch.arange(6) % 2)
+    # the same float32 arithmetic in another order: 1e-5 of the output's scale (~100 ulps)
+    assert_below(float((y1 - y2).abs().max()), 1e-5 * float(y1.abs().max()), "one identity vs two copies",
+                 inclusive=True)

@@ -7,7 +7,7 @@ import torch
 
 from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, build_hierarchy, cached_hierarchy
-from fc4dfs.zoo.mesh.layers import NaiveSpiralConv, Resample, SpiralConv
+from fc4dfs.zoo.mesh.layers import Linear, NaiveSpiralConv, Resample, SpiralConv
 from fc4dfs.zoo.mesh.sampling import closest_barycentric, decimate, upsampling_matrix
 from fc4dfs.zoo.mesh.spiral import GAP, ordered_fans, spiral_indices
 from limits import assert_below
@@ -189,6 +189,28 @@ def test_spiral_conv_float32_matches_naive_reference(cin, cout):
                            ("bias gradient", fast.bias.grad, naive.conv.bias.grad)):
         err = float((got.detach().double() - ref.detach()).abs().max())
         assert_below(err, 1e-5 * float(ref.detach().abs().max()), f"{cin}->{cout} {what}", inclusive=True)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_matches_nn_linear_forward_and_backward(bias):
+    torch.manual_seed(0)
+    fast = Linear(12, 7, bias=bias)
+    ref = torch.nn.Linear(12, 7, bias=bias).double()
+    ref.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 5, 12, requires_grad=True)
+    y = fast(x)
+    y.backward(torch.ones_like(y))
+    xd = x.detach().double().requires_grad_()
+    yd = ref(xd)
+    yd.backward(torch.ones_like(yd))
+    pairs = [("output", y, yd), ("input gradient", x.grad, xd.grad), ("weight gradient", fast.weight.grad, ref.weight.grad)]
+    if bias:
+        pairs.append(("bias gradient", fast.bias.grad, ref.bias.grad))
+    assert y.shape == (2, 5, 7)
+    for what, got, want in pairs:
+        # float32 rounding of sums of <= 12 products: 1e-5 of each quantity's scale (~100 ulps)
+        err = float((got.detach().double() - want.detach()).abs().max())
+        assert_below(err, 1e-5 * float(want.detach().abs().max()), what, inclusive=True)
 
 
 def test_spiral_conv_rejects_wrong_shapes():

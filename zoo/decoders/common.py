@@ -34,7 +34,7 @@ from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, Decoder
 from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, cached_hierarchy
-from fc4dfs.zoo.mesh.layers import Resample, SpiralConv
+from fc4dfs.zoo.mesh.layers import Linear, Resample, SpiralConv
 from fc4dfs.zoo.normalise import Normaliser, rms
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 
@@ -185,7 +185,7 @@ class SpiralGenerator(nn.Module):
         self.n_levels = n
         self.sizes = hierarchy.sizes
         self.filters = level_filters(filters, n)
-        self.fc = nn.Linear(in_features, self.sizes[-1] * self.filters[0])
+        self.fc = Linear(in_features, self.sizes[-1] * self.filters[0])
         self.up = nn.ModuleList(Resample(u) for u in hierarchy.up)  # up[i]: level i+1 -> i
         # step k up-samples to level n-2-k and maps filters[k] -> filters[k+1]
         self.convs = nn.ModuleList(

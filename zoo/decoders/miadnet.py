@@ -33,7 +33,7 @@ from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.decoders.common import (HIERARCHY_DEFAULTS, PAPER, FrameSet, SpiralEncoder,
                                         SpiralMeshDecoder, level_filters)
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy
-from fc4dfs.zoo.mesh.layers import Resample, SpiralConv
+from fc4dfs.zoo.mesh.layers import Linear, Resample, SpiralConv
 
 
 class CrossAttention(nn.Module):
@@ -41,16 +41,19 @@ class CrossAttention(nn.Module):
 
     def __init__(self, query_dim: int, identity_dim: int) -> None:
         super().__init__()
-        self.q = nn.Linear(query_dim, identity_dim, bias=False)
-        self.k = nn.Linear(identity_dim, identity_dim, bias=False)
+        self.q = Linear(query_dim, identity_dim, bias=False)
+        self.k = Linear(identity_dim, identity_dim, bias=False)
 
     def keys(self, feats: torch.Tensor) -> torch.Tensor:
         """Keys of identity features ``[I, V, e]`` (computed once per identity)."""
         return self.k(feats)
 
     def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """``x`` [N, V, f]; ``keys`` / ``values`` [N, V, e] -> [N, V, e]."""
+        """``x`` [N, V, f]; ``keys`` / ``values`` [N, V, e], or [1, V, e] for all N -> [N, V, e]."""
         q = self.q(x)
+        if keys.shape[0] == 1:  # one identity: the frames' queries form one sequence over the same keys
+            return torch.nn.functional.scaled_dot_product_attention(
+                q.reshape(1, 1, -1, q.shape[-1]), keys.unsqueeze(1), values.unsqueeze(1)).view_as(q)
         return torch.nn.functional.scaled_dot_product_attention(
             q.unsqueeze(1), keys.unsqueeze(1), values.unsqueeze(1)).squeeze(1)
 
@@ -64,8 +67,8 @@ class EmbeddingMLP(nn.Module):
 
     def __init__(self, in_features: int, hidden: int, out_features: int, linear: bool = True) -> None:
         super().__init__()
-        self.linear = nn.Linear(in_features, out_features) if linear else None
-        self.mlp = nn.Sequential(nn.Linear(in_features, hidden), nn.ELU(), nn.Linear(hidden, out_features))
+        self.linear = Linear(in_features, out_features) if linear else None
+        self.mlp = nn.Sequential(Linear(in_features, hidden), nn.ELU(), Linear(hidden, out_features))
         nn.init.zeros_(self.mlp[2].weight)
         nn.init.zeros_(self.mlp[2].bias)
 
@@ -83,8 +86,8 @@ class LocalCrossAttention(nn.Module):
 
     def __init__(self, query_dim: int, identity_dim: int, spiral: torch.Tensor) -> None:
         super().__init__()
-        self.q = nn.Linear(query_dim, identity_dim, bias=False)
-        self.k = nn.Linear(identity_dim, identity_dim, bias=False)
+        self.q = Linear(query_dim, identity_dim, bias=False)
+        self.k = Linear(identity_dim, identity_dim, bias=False)
         spiral = torch.as_tensor(spiral, dtype=torch.long)
         self.register_buffer("spiral", spiral, persistent=False)
         self.register_buffer("pad", spiral == spiral.shape[0], persistent=False)
@@ -134,7 +137,7 @@ class MIADNet(nn.Module):
             self.mlp_n = EmbeddingMLP(lm, hidden, width, linear=False)
             self.lam = nn.Parameter(torch.tensor(1.0))
         else:
-            self.fc = nn.Linear(lm, width)
+            self.fc = Linear(lm, width)
         self.up = nn.ModuleList(Resample(u) for u in hierarchy.up)
         # decoder step k works at level n-2-k and maps filters[k] -> filters[k+1]
         self.convs = nn.ModuleList(
@@ -156,7 +159,7 @@ class MIADNet(nn.Module):
                 self.attn[str(i)] = CrossAttention(query_dim[i], e[i])
             elif self.modes[i] == "local":
                 self.attn[str(i)] = LocalCrossAttention(query_dim[i], e[i], torch.as_tensor(hierarchy.spirals[i]))
-        self.coarse_c = nn.Linear(e[n - 1], self.filters[0], bias=False)
+        self.coarse_c = Linear(e[n - 1], self.filters[0], bias=False)
         nn.init.zeros_(self.coarse_c.weight)
         self.conv_c = nn.ModuleList(
             SpiralConv(e[n - 2 - k], self.filters[k + 1], hierarchy.spirals[n - 2 - k]) for k in range(n - 1))
@@ -181,7 +184,8 @@ class MIADNet(nn.Module):
             ctx = project(feats[level])
             return ctx if ctx.shape[0] == 1 else ctx[ident]
         if mode == "global":
-            ctx = self.attn[str(level)](x, keys[level][ident], feats[level][ident])
+            k, f = keys[level], feats[level]
+            ctx = self.attn[str(level)](x, *((k, f) if k.shape[0] == 1 else (k[ident], f[ident])))
         else:
             ctx = self.attn[str(level)](x, keys[level], ident)
         return project(ctx)

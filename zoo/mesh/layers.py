@@ -286,6 +286,37 @@ class SpiralConv(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, V={self.num_vertices}, S={self.spiral_length}"
 
 
+class _LinearCPU(torch.autograd.Function):
+    """``x @ W^T + b`` with the forward product from :func:`_product`; the usual gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor,  # type: ignore[override]
+                bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _product(x, weight.t(), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_x = grad_out.mm(weight) if need_x else None
+        grad_w = grad_out.t().mm(x) if need_w else None
+        grad_b = grad_out.sum(0) if ctx.has_bias and need_b else None
+        return grad_x, grad_w, grad_b
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters, initialisation and state-dict keys) whose float32 CPU product
+    is the spiral layers' (:func:`_product`: oneDNN where torch has it, about twice MKL's here)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.dtype != torch.float32 or _LINEAR is None:
+            return super().forward(x)
+        y = _LinearCPU.apply(x.reshape(-1, self.in_features).contiguous(), self.weight, self.bias)
+        return y.view(*x.shape[:-1], self.out_features)
+
+
 class NaiveSpiralConv(nn.Module):
     """Reference-style spiral convolution (benchmark baseline and test oracle only).
 
