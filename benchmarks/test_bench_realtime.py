@@ -137,11 +137,11 @@ class SpiralNetPlusConv(torch.nn.Module):
 def _sgemm_rate(kernel: str = "torch.mm") -> float:
     """FLOP/s of a large square float32 product on this machine and thread count: ``torch.mm`` (MKL)
     or ``"layers"``, the product the CPU SpiralConv uses (oneDNN where torch has it)."""
-    from fc4dfs.zoo.mesh.layers import _product
+    from fc4dfs.zoo.products import product
 
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     bt = b.t().contiguous()
-    fn = (lambda: torch.mm(a, b)) if kernel == "torch.mm" else (lambda: _product(a, b, bt))
+    fn = (lambda: torch.mm(a, b)) if kernel == "torch.mm" else (lambda: product(a, b, bt))
     cpu, _ = _best(fn, 5)
     return 2 * 1024 ** 3 / cpu * THREADS
 

@@ -7,7 +7,8 @@ import torch
 
 from fc4dfs.datasets.fixtures import tiny_dataset
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, build_hierarchy, cached_hierarchy
-from fc4dfs.zoo.mesh.layers import Linear, NaiveSpiralConv, Resample, SpiralConv
+from fc4dfs.zoo.mesh.layers import NaiveSpiralConv, Resample, SpiralConv
+from fc4dfs.zoo.products import Linear
 from fc4dfs.zoo.mesh.sampling import closest_barycentric, decimate, upsampling_matrix
 from fc4dfs.zoo.mesh.spiral import GAP, ordered_fans, spiral_indices
 from limits import assert_below

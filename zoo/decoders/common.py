@@ -34,7 +34,8 @@ from fc4dfs.plugins.checkpoint import prefixed, unprefixed
 from fc4dfs.plugins.contracts import Budget, Decoder
 from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy, cached_hierarchy
-from fc4dfs.zoo.mesh.layers import Linear, Resample, SpiralConv
+from fc4dfs.zoo.mesh.layers import Resample, SpiralConv
+from fc4dfs.zoo.products import Linear
 from fc4dfs.zoo.normalise import Normaliser, rms
 from fc4dfs.zoo.training import TrainLoop, seed_everything
 

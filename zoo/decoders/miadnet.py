@@ -33,7 +33,8 @@ from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.decoders.common import (HIERARCHY_DEFAULTS, PAPER, FrameSet, SpiralEncoder,
                                         SpiralMeshDecoder, level_filters)
 from fc4dfs.zoo.mesh.hierarchy import MeshHierarchy
-from fc4dfs.zoo.mesh.layers import Linear, Resample, SpiralConv
+from fc4dfs.zoo.mesh.layers import Resample, SpiralConv
+from fc4dfs.zoo.products import Linear
 
 
 class CrossAttention(nn.Module):

@@ -35,6 +35,7 @@ from fc4dfs.plugins.contracts import Option
 from fc4dfs.plugins.errors import ComponentError
 from fc4dfs.zoo.generators.common import (DisplacementGenerator, SequenceModel, positional_encoding,
                                           relative_positions)
+from fc4dfs.zoo.products import linear
 
 
 class FCLSTMCell(nn.Module):
@@ -136,15 +137,17 @@ class FCLSTMNet(SequenceModel):
             signal = amplitude[:, 1:steps].to(dt).t().unsqueeze(-1) * self.feat_signal(onehot).unsqueeze(0)
         fq = None
         if self.freq:
-            assert cell.weight_freq is not None
             fq = self.frequency(lengths, fps, steps).transpose(0, 1).contiguous()  # [S, B, Fq]
-            w_fq = cell.weight_freq.t()
         # the candidate's rows doubled (exact in floating point): with tanh(a) = 2 sigmoid(2a) - 1 one
         # sigmoid serves all four gates, and tanh(y_t) is a sigmoid too (torch's tanh costs ~10x more)
         double = torch.ones(4 * hs_, 1, dtype=dt, device=neutral_n.device)
         double[3 * hs_:] = 2.0
-        # x_t enters as [x_t, 1] so that the gate bias rides in its product: no per-step bias copy
-        w_x = torch.cat([(cell.weight_x * double).t(), (cell.bias * double[:, 0]).unsqueeze(0)])  # [F + 1, 4H]
+        # all gates in one product per step: [h_{t-1}, x_t, freq_t] against [W_h, W_x, W_freq] with the bias
+        # fused; freq_t reaches the f and i gates only (Eq. 2-3), so its weights are zero for o and c
+        w_freq = [] if fq is None else [F.pad(cell.weight_freq, (0, 0, 0, 2 * hs_))]
+        w_gates = torch.cat([cell.weight_h, cell.weight_x, *w_freq], dim=1) * double  # [4H, H + F (+ Fq)]
+        b_gates = cell.bias * double[:, 0]
+        width = w_gates.shape[1]
 
         # without autograd every step writes into the same few buffers: no allocation (and no fresh pages
         # to fault in) per frame, so the cost per frame does not grow with T
@@ -153,32 +156,27 @@ class FCLSTMNet(SequenceModel):
         def buffer(width: int) -> torch.Tensor | None:
             return neutral_n.new_empty(b, width) if reuse else None
 
-        z_buf, x_buf, s_buf = buffer(fd + 4 * hs_), buffer(fd + 1), buffer(4 * hs_)
+        inp, s_buf, h_buf = buffer(width), buffer(4 * hs_), buffer(hs_)
         c_buf, fy_buf, ty_buf = buffer(hs_), buffer(hs_), buffer(hs_)
-        if x_buf is not None:
-            x_buf[:, fd] = 1.0
         h_all = neutral_n.new_empty(b, max(steps, 2), hs_) if reuse else None  # h_0 = 0 below, then one per step
         if h_all is not None:
             h_all[:, 0] = 0.0
         h_list = [neutral_n.new_zeros(b, hs_)]
 
-        def features(pre: torch.Tensor, t: int) -> torch.Tensor:
-            """``[x_t, 1]`` from the pre-activation ``W_prev lm_{t-1}`` (without ``cond``): ``[B, F + 1]``."""
-            if x_buf is None:
-                x = F.silu(pre + cond if signal is None else pre + cond + signal[t])
-                return torch.cat([x, x.new_ones(b, 1)], dim=1)
-            x = torch.add(pre, cond, out=x_buf[:, :fd])
+        def gates(h: torch.Tensor, pre_x: torch.Tensor, t: int) -> torch.Tensor:
+            """Pre-activations ``[B, 4H]`` from ``h_{t-1}`` and ``x_t = SiLU(pre_x + W_e e_t)``."""
+            if inp is None:
+                x = F.silu(pre_x if signal is None else pre_x + signal[t])
+                return linear(torch.cat([h, x, *([] if fq is None else [fq[t]])], dim=1), w_gates, b_gates)
+            inp[:, :hs_] = h
+            x = inp[:, hs_: hs_ + fd]
+            x.copy_(pre_x)
             if signal is not None:
                 x.add_(signal[t])
             F.silu(x, inplace=True)
-            return x_buf
-
-        def gates(x: torch.Tensor, t: int, rec: torch.Tensor | None) -> torch.Tensor:
-            """Pre-activations ``[B, 4H]``, accumulated in place into the recurrent term ``rec``."""
-            g = torch.mm(x, w_x) if rec is None else rec.addmm_(x, w_x)
-            if fq is not None:  # freq_t reaches the f and i gates only (Eq. 2-3)
-                g[:, : 2 * hs_].addmm_(fq[t], w_fq)
-            return g
+            if fq is not None:
+                inp[:, hs_ + fd:] = fq[t]
+            return linear(inp, w_gates, b_gates)
 
         def update(g: torch.Tensor, y: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
             """:meth:`FCLSTMCell.update` (Eq. 4) from pre-activations with doubled candidate rows: h_t, y_t."""
@@ -187,20 +185,23 @@ class FCLSTMNet(SequenceModel):
             y = torch.addcmul(torch.mul(s[:, :hs_], y, out=fy_buf), s[:, hs_: 2 * hs_], candidate,
                               out=y if reuse else None)
             tanh_y = torch.mul(torch.sigmoid(y + y), 2.0, out=ty_buf).sub_(1.0)
-            h = torch.mul(s[:, 2 * hs_: 3 * hs_], tanh_y, out=None if h_all is None else h_all[:, t])
+            h = torch.mul(s[:, 2 * hs_: 3 * hs_], tanh_y, out=h_buf)
+            if h_all is not None:
+                h_all[:, t] = h
             h_list.append(h)
             return h, y
 
         # step 1: lm_0 is the neutral (zero displacement) and h_0 = y_0 = 0
-        h, y = update(gates(features(torch.zeros_like(cond), 0), 0, None), cond.new_zeros(b, hs_), 1)
+        zero = cond.new_zeros(b, hs_)
+        h, y = update(gates(zero, cond, 0), zero.clone(), 1)
         if steps > 2:
-            # [W_prev W_out ; W_h] h_{t-1}: lm_{t-1} = W_out h_{t-1} + b_out folded into the features
-            w_rec = torch.cat([self.feat_prev.weight @ self.head.weight, cell.weight_h * double]).t()  # [H, F + 4H]
+            # W_prev lm_{t-1} + cond, with lm_{t-1} = W_out h_{t-1} + b_out folded into one [F, H] product
+            w_prev = self.feat_prev.weight @ self.head.weight
             cond = cond + self.feat_prev(self.head.bias)
             for t in range(1, steps - 1):
-                z = torch.mm(h, w_rec, out=z_buf)
-                h, y = update(gates(features(z[:, :fd], t), t, z[:, fd:]), y, t + 1)
-        out = self.head(h_all if h_all is not None else torch.stack(h_list, dim=1))
+                h, y = update(gates(h, linear(h, w_prev) + cond, t), y, t + 1)
+        hs = h_all if h_all is not None else torch.stack(h_list, dim=1)  # [B, steps, H]
+        out = linear(hs.reshape(-1, hs_), self.head.weight, self.head.bias).view(b, hs.shape[1], -1)
         out[:, 0] = 0.0  # frame 0 is the neutral itself
         return out
 

@@ -15,6 +15,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from fc4dfs.zoo.products import product
+
 
 #: floats of the gathered ``[rows, S * C]`` block processed at once on CPU with one thread (4 MB)
 _CPU_BLOCK_FLOATS = 1 << 20
@@ -50,34 +52,6 @@ def retain_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, 64 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 128 << 20))
-
-
-def _onednn_linear():
-    """oneDNN's fused product + bias (``torch.ops.mkldnn._linear_pointwise``, Inductor's CPU kernel), or
-    None where this torch build lacks it."""
-    try:
-        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_LINEAR = _onednn_linear()
-
-
-def _product(x: torch.Tensor, weight: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None = None,
-             out: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ weight (+ bias)`` on CPU, into ``out`` if given; ``weight_t`` is ``weight.t()`` contiguous.
-
-    float32 goes through oneDNN where torch has it: on AVX-512 CPUs its sgemm is about twice
-    MKL's for these shapes (MKL takes its AVX2 path on AMD), at float32 rounding. Other dtypes,
-    or without oneDNN: ``torch.addmm`` / ``torch.mm``.
-    """
-    if _LINEAR is not None and x.dtype == torch.float32:
-        y = _LINEAR(x, weight_t, bias, "none", [], "")
-        return y if out is None else out.copy_(y)
-    if bias is None:
-        return torch.mm(x, weight, out=out) if out is not None else torch.mm(x, weight)
-    return torch.addmm(bias, x, weight, out=out) if out is not None else torch.addmm(bias, x, weight)
 
 
 def _pad_rows(x: torch.Tensor, channels: int | None = None) -> torch.Tensor:
@@ -120,7 +94,7 @@ class _SpiralConvCPU(torch.autograd.Function):
         for r0 in range(0, rows, block):
             r1 = min(rows, r0 + block)
             g = _gather_rows(xp, index[r0 * s:r1 * s], buf[:(r1 - r0) * s])
-            _product(g.view(r1 - r0, sc), weight, weight_t, bias, out[r0:r1])
+            product(g.view(r1 - r0, sc), weight, weight_t, bias, out[r0:r1])
         ctx.save_for_backward(xp, weight, index)
         ctx.rows, ctx.block = rows, block
         return out
@@ -146,7 +120,7 @@ class _SpiralConvCPU(torch.autograd.Function):
                 g = _gather_rows(xp, idx, buf[:n * s])
                 grad_w.addmm_(g.view(n, sc).t(), go)
             if grad_x is not None:
-                gg = _product(go, weight.t(), weight, out=gbuf[:n])
+                gg = product(go, weight.t(), weight, out=gbuf[:n])
                 grad_x.index_add_(0, idx, gg.view(n * s, c))
         grad_b = grad_out.sum(0) if need_b else None
         return grad_x, grad_w, grad_b, None, None, None
@@ -169,7 +143,7 @@ class _SpiralConvCPUNarrow(torch.autograd.Function):
         out = torch.empty(items * v, out_c, dtype=xp.dtype, device=xp.device)
         for i0 in range(0, items, block):
             n = min(block, items - i0)
-            z = _product(xp[i0 * (v + 1):(i0 + n) * (v + 1)], w2, w2_t).view(-1, out_c)
+            z = product(xp[i0 * (v + 1):(i0 + n) * (v + 1)], w2, w2_t).view(-1, out_c)
             out[i0 * v:(i0 + n) * v] = torch.nn.functional.embedding_bag(bag_index[:n * v], z, mode="sum")
         out += bias
         ctx.save_for_backward(xp, w2, bag_index)
@@ -193,7 +167,7 @@ class _SpiralConvCPUNarrow(torch.autograd.Function):
             gz = gz.view(n * (v + 1), s * out_c)
             rows = slice(i0 * (v + 1), (i0 + n) * (v + 1))
             if grad_x is not None:
-                _product(gz, w2.t(), w2, out=grad_x[rows])
+                product(gz, w2.t(), w2, out=grad_x[rows])
             if grad_w2 is not None:
                 grad_w2.addmm_(xp[rows].t(), gz)
         grad_w = grad_w2.view(c, s, out_c).permute(1, 0, 2).reshape(s * c, out_c) if grad_w2 is not None else None
@@ -284,37 +258,6 @@ class SpiralConv(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, V={self.num_vertices}, S={self.spiral_length}"
-
-
-class _LinearCPU(torch.autograd.Function):
-    """``x @ W^T + b`` with the forward product from :func:`_product`; the usual gradients."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor,  # type: ignore[override]
-                bias: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return _product(x, weight.t(), weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        x, weight = ctx.saved_tensors
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_x = grad_out.mm(weight) if need_x else None
-        grad_w = grad_out.t().mm(x) if need_w else None
-        grad_b = grad_out.sum(0) if ctx.has_bias and need_b else None
-        return grad_x, grad_w, grad_b
-
-
-class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters, initialisation and state-dict keys) whose float32 CPU product
-    is the spiral layers' (:func:`_product`: oneDNN where torch has it, about twice MKL's here)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or x.dtype != torch.float32 or _LINEAR is None:
-            return super().forward(x)
-        y = _LinearCPU.apply(x.reshape(-1, self.in_features).contiguous(), self.weight, self.bias)
-        return y.view(*x.shape[:-1], self.out_features)
 
 
 class NaiveSpiralConv(nn.Module):
