@@ -624,6 +624,14 @@ class Metric(ABC):
     the evaluation context satisfy, so a metric registered by a plugin appears in every protocol
     that produces that kind of output. ``reference`` metrics are also scored on the ground truth
     itself (a protocol's ``gt`` row, e.g. the classifier's accuracy on real sequences).
+
+    Scoring streams: a protocol hands the items over in chunks, each chunk to :meth:`summarize`
+    (one small summary per item: errors, classifier outputs, statistics), drops the chunk's meshes,
+    and calls :meth:`finalize` once on all the summaries in item order
+    (:class:`fc4dfs.benchmark.protocols.common.Scorer`); :meth:`compute` is the same on one chunk.
+    A metric defines :meth:`summarize` and :meth:`finalize`, so that a run's memory does not grow
+    with its number of test sequences, or only :meth:`compute`, and then keeps every item it scores
+    (meshes included) until the end.
     """
 
     name: ClassVar[str] = ""
@@ -646,9 +654,23 @@ class Metric(ABC):
                 return False
         return True
 
-    @abstractmethod
+    def summarize(self, items: Seq[EvalItem], ctx: EvalContext) -> list[Any]:
+        """One summary per item of ``items`` (a chunk of the items being scored, in order): what
+        :meth:`finalize` needs of that item. The default keeps the items themselves (a metric that
+        defines only :meth:`compute`). Raises ComponentError for an item the metric cannot score."""
+        return list(items)
+
+    def finalize(self, summaries: Seq[Any], ctx: EvalContext) -> MetricValue:
+        """The score of the items whose :meth:`summarize` results, concatenated over the chunks in item
+        order, are ``summaries``. The default calls :meth:`compute` on them (a metric that defines only
+        compute). Raises ComponentError when the items cannot be scored together (e.g. none)."""
+        if type(self).compute is Metric.compute:
+            raise NotImplementedError(f"metric {self.name!r} defines neither compute nor summarize and finalize")
+        return self.compute(summaries, ctx)
+
     def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
-        """Score the items."""
+        """Score the items: ``finalize(summarize(items))``, all of them as one chunk."""
+        return self.finalize(self.summarize(items, ctx), ctx)
 
     def pool(self, parts: Seq[MetricValue]) -> MetricValue | None:
         """The score of the union of disjoint item sets from their scores (e.g. over CV folds).

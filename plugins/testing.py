@@ -399,6 +399,19 @@ def _metric_items(ds: Dataset, rng: np.random.Generator, noise: float) -> list[E
     return items
 
 
+def _check_streamed(m: Metric, items: list[EvalItem], ctx: EvalContext, whole: MetricValue) -> None:
+    """Summaries of two chunks, finalised together, give the value and per-item values of one ``compute``
+    (to 1e-6 of the value's own scale: a classifier may round differently in another batch)."""
+    half = len(items) // 2
+    streamed = m.finalize(m.summarize(items[:half], ctx) + m.summarize(items[half:], ctx), ctx)
+    tol = 1e-6 * max(1.0, abs(whole.value))
+    _assert(abs(streamed.value - whole.value) <= tol,
+            f"streamed {streamed.value!r} vs at once {whole.value!r} (limit {tol:.2g})")
+    if whole.per_item is not None:
+        _assert(streamed.per_item is not None and np.allclose(streamed.per_item, whole.per_item, rtol=0, atol=tol),
+                "per-item values differ")
+
+
 def check_metric(cls: type[Metric], ctx: EvalContext | None = None) -> Report:
     """Check the Metric contract on perfect and noisy predictions."""
     ds = tiny_dataset()
@@ -424,6 +437,8 @@ def check_metric(cls: type[Metric], ctx: EvalContext | None = None) -> Report:
         rep.check("deterministic", lambda: _assert(m.compute(bad, ctx).value == v_bad.value, "differs"))
         if v_bad.per_item is not None:
             rep.check("per_item has one value per item", lambda: _assert(len(v_bad.per_item) == len(bad), "length"))
+        rep.check("scored in chunks (summarize each, finalize once) equals scored at once",
+                  lambda: _check_streamed(m, bad, ctx, v_bad))
         v_good = rep.check("compute on perfect predictions", lambda: m.compute(good, ctx))
         if v_good is not None and "samples" not in cls.requires:
             better = v_good.value <= v_bad.value if cls.direction == "lower" else v_good.value >= v_bad.value

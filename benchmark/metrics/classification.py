@@ -33,14 +33,16 @@ def _true_ids(metric: Metric, items: Seq[EvalItem], labels: Seq[str]) -> np.ndar
 
 
 class _ClassificationAccuracy(Metric):
+    """Per item (summary): ``(true class, predicted class)``, indices into the classifier's labels."""
+
     unit: ClassVar[str] = "%"
     direction: ClassVar[str] = "higher"
     classifier_kind: ClassVar[str] = ""
     pred_attr: ClassVar[str] = ""
 
-    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
+    def summarize(self, items: Seq[EvalItem], ctx: EvalContext) -> list[tuple[int, int]]:
         if not items:
-            raise ComponentError(f"metric {self.name!r} got no items to score")
+            return []
         clf = _classifier(self, ctx, self.classifier_kind)
         seqs = []
         for i, it in enumerate(items):
@@ -51,6 +53,14 @@ class _ClassificationAccuracy(Metric):
             seqs.append(arr)
         true = _true_ids(self, items, clf.labels)
         pred = np.asarray(clf.predict(seqs), dtype=np.int64)
+        return list(zip(true.tolist(), pred.tolist()))
+
+    def finalize(self, summaries: Seq[tuple[int, int]], ctx: EvalContext) -> MetricValue:
+        if not summaries:
+            raise ComponentError(f"metric {self.name!r} got no items to score")
+        clf = _classifier(self, ctx, self.classifier_kind)
+        true = np.asarray([s[0] for s in summaries], dtype=np.int64)
+        pred = np.asarray([s[1] for s in summaries], dtype=np.int64)
         per_item = 100.0 * (pred == true).astype(np.float64)
         report = classification_report(true, pred, list(clf.labels))
         report["gt_accuracy"] = getattr(clf, "test_accuracy", None)
@@ -99,15 +109,23 @@ class FrechetDistance(Metric):
     direction: ClassVar[str] = "lower"
     requires: ClassVar[frozenset[str]] = frozenset({"pred_landmarks", "classifier"})
 
-    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
-        if len(items) < 2:
-            raise ComponentError(f"metric {self.name!r} needs at least 2 items, got {len(items)}")
+    def summarize(self, items: Seq[EvalItem], ctx: EvalContext) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per item: its generated and its real sequence's features ``([D], [D])``."""
         clf = _classifier(self, ctx, "landmarks")
         for i, it in enumerate(items):
             if it.pred_landmarks is None:
                 raise ComponentError(f"metric {self.name!r}: item {i} ({it.identity}/{it.label}) has no pred_landmarks")
+        if not items:
+            return []
         pred = np.asarray(clf.features([it.pred_landmarks for it in items]), dtype=np.float64)
         gt = np.asarray(clf.features([it.gt_landmarks for it in items]), dtype=np.float64)
+        return list(zip(pred, gt))
+
+    def finalize(self, summaries: Seq[tuple[np.ndarray, np.ndarray]], ctx: EvalContext) -> MetricValue:
+        if len(summaries) < 2:
+            raise ComponentError(f"metric {self.name!r} needs at least 2 items, got {len(summaries)}")
+        pred = np.stack([s[0] for s in summaries])
+        gt = np.stack([s[1] for s in summaries])
         value = frechet_distance(pred, gt)
         return MetricValue(value, None, None, {"pred_features": pred, "gt_features": gt,
                                                "feature_dim": int(pred.shape[1])})

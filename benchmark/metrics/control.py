@@ -49,11 +49,18 @@ def line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 
 class _IntensityMetric(Metric):
+    """Per item (summary): ``(levels [K], relative apex magnitudes [K])``."""
+
     requires: ClassVar[frozenset[str]] = frozenset({"gt_mesh", "intensity_sweep"})
     unit: ClassVar[str] = ""
 
-    def _fits(self, items: Seq[EvalItem]) -> tuple[tuple[float, float, float], list[tuple[float, float, float]]]:
-        pts = _sweep_points(items)
+    def summarize(self, items: Seq[EvalItem], ctx: EvalContext) -> list[tuple[np.ndarray, np.ndarray]]:
+        return _sweep_points(items)
+
+    def _fits(self, pts: Seq[tuple[np.ndarray, np.ndarray]]
+              ) -> tuple[tuple[float, float, float], list[tuple[float, float, float]]]:
+        if not pts:
+            raise ComponentError(f"metric {self.name!r} got no items to score")
         pooled = line_fit(np.concatenate([p[0] for p in pts]), np.concatenate([p[1] for p in pts]))
         return pooled, [line_fit(x, y) for x, y in pts]
 
@@ -65,10 +72,10 @@ class IntensityR2(_IntensityMetric):
                                   "against requested intensity")
     direction: ClassVar[str] = "higher"
 
-    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
-        (a, b, r2), each = self._fits(items)
+    def finalize(self, summaries: Seq[tuple[np.ndarray, np.ndarray]], ctx: EvalContext) -> MetricValue:
+        (a, b, r2), each = self._fits(summaries)
         return MetricValue(r2, None, np.array([f[2] for f in each]),
-                           details={"slope": a, "intercept": b, "levels": list(items[0].intensity_sweep["levels"])})
+                           details={"slope": a, "intercept": b, "levels": summaries[0][0].tolist()})
 
 
 class IntensitySlopeError(_IntensityMetric):
@@ -78,8 +85,8 @@ class IntensitySlopeError(_IntensityMetric):
                                   "one) against requested intensity")
     direction: ClassVar[str] = "lower"
 
-    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
-        (a, b, _), each = self._fits(items)
+    def finalize(self, summaries: Seq[tuple[np.ndarray, np.ndarray]], ctx: EvalContext) -> MetricValue:
+        (a, b, _), each = self._fits(summaries)
         return MetricValue(abs(a - 1.0), None, np.array([abs(f[0] - 1.0) for f in each]),
                            details={"slope": a, "intercept": b})
 
@@ -102,10 +109,13 @@ class TimingError(Metric):
     direction: ClassVar[str] = "lower"
     requires: ClassVar[frozenset[str]] = frozenset({"pred_mesh", "requested_timing"})
 
-    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
-        if not items:
+    def summarize(self, items: Seq[EvalItem], ctx: EvalContext) -> list[dict[str, float]]:
+        """Per item: :func:`timing_errors`."""
+        return [timing_errors(it) for it in items]
+
+    def finalize(self, summaries: Seq[dict[str, float]], ctx: EvalContext) -> MetricValue:
+        if not summaries:
             raise ComponentError("metric 'timing_err' got no items to score")
-        errs = [timing_errors(it) for it in items]
-        per_item = np.array([np.mean(list(e.values())) for e in errs])
+        per_item = np.array([np.mean(list(e.values())) for e in summaries])
         return MetricValue(float(per_item.mean()), float(per_item.std()), per_item,
-                           details={k: float(np.mean([e[k] for e in errs])) for k in PHASES})
+                           details={k: float(np.mean([e[k] for e in summaries])) for k in PHASES})

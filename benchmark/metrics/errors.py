@@ -9,6 +9,7 @@ sequence weighing the same) is kept as ``details["item_mean"]`` / ``details["ite
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence as Seq
 
 import numpy as np
@@ -40,11 +41,24 @@ def _curve(frame_means: list[np.ndarray], points: int = CURVE_POINTS) -> dict[st
     return {"t": grid.round(4).tolist(), "mean": rows.mean(0).tolist(), "std": rows.std(0).tolist()}
 
 
-def _per_label(items: Seq[EvalItem], per_item: np.ndarray) -> dict[str, float]:
+def _per_label(labels: Seq[str], per_item: np.ndarray) -> dict[str, float]:
     out: dict[str, list[float]] = {}
-    for it, v in zip(items, per_item):
-        out.setdefault(it.label, []).append(float(v))
+    for label, v in zip(labels, per_item):
+        out.setdefault(label, []).append(float(v))
     return {k: float(np.mean(v)) for k, v in sorted(out.items())}
+
+
+@dataclass(frozen=True)
+class ItemErrors:
+    """What an item contributes to an error metric: its label, its mean error (mm), its per-frame mean
+    errors ``[T]``, and the sum, sum of squares and count of its per-point distances."""
+
+    label: str
+    mean: float
+    frame_means: np.ndarray
+    total: float
+    total_sq: float
+    count: int
 
 
 class _EuclideanError(Metric):
@@ -53,26 +67,29 @@ class _EuclideanError(Metric):
     pred_attr: ClassVar[str] = ""
     gt_attr: ClassVar[str] = ""
 
-    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
-        if not items:
-            raise ComponentError(f"metric {self.name!r} got no items to score")
-        per_item = np.empty(len(items), dtype=np.float64)
-        frame_means: list[np.ndarray] = []
-        total, total_sq, count = 0.0, 0.0, 0
+    def summarize(self, items: Seq[EvalItem], ctx: EvalContext) -> list[ItemErrors]:
+        out = []
         for i, it in enumerate(items):
             pred, gt = getattr(it, self.pred_attr), getattr(it, self.gt_attr)
             where = f"item {i} ({it.identity}/{it.label})"
             if pred is None or gt is None:
                 raise ComponentError(f"metric {self.name!r}: {where} lacks {self.pred_attr} or {self.gt_attr}")
             err = per_frame_errors(pred, gt, where).astype(np.float64)
-            per_item[i] = err.mean()
-            frame_means.append(err.mean(1))
-            total += err.sum()
-            total_sq += (err**2).sum()
-            count += err.size
+            out.append(ItemErrors(it.label, err.mean(), err.mean(1), err.sum(), (err**2).sum(), err.size))
+        return out
+
+    def finalize(self, summaries: Seq[ItemErrors], ctx: EvalContext) -> MetricValue:
+        if not summaries:
+            raise ComponentError(f"metric {self.name!r} got no items to score")
+        per_item = np.array([s.mean for s in summaries], dtype=np.float64)
+        total, total_sq, count = 0.0, 0.0, 0
+        for s in summaries:
+            total += s.total
+            total_sq += s.total_sq
+            count += s.count
         details: dict[str, Any] = {
-            "per_label": _per_label(items, per_item),
-            "curve": _curve(frame_means),
+            "per_label": _per_label([s.label for s in summaries], per_item),
+            "curve": _curve([s.frame_means for s in summaries]),
         }
         return _pooled_value(count, total, total_sq, per_item, details)
 

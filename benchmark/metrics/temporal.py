@@ -35,10 +35,9 @@ class Diversity(Metric):
     direction: ClassVar[str] = "higher"
     requires: ClassVar[frozenset[str]] = frozenset({"samples"})
 
-    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
-        if not items:
-            raise ComponentError(f"metric {self.name!r} got no items to score")
-        per_item = np.empty(len(items), dtype=np.float64)
+    def summarize(self, items: Seq[EvalItem], ctx: EvalContext) -> list[tuple[float, int]]:
+        """Per item: ``(mean pairwise distance, number of samples)``."""
+        out = []
         for i, it in enumerate(items):
             where = f"item {i} ({it.identity}/{it.label})"
             if it.samples is None:
@@ -46,14 +45,21 @@ class Diversity(Metric):
             samples = np.asarray(it.samples, dtype=np.float64)
             if samples.ndim != 4 or samples.shape[-1] != 3:
                 raise ComponentError(f"metric {self.name!r}: {where} samples must be [S, T, L, 3], got {samples.shape}")
+            given = len(samples)
             if len(samples) < 2 and it.pred_landmarks is not None:
                 samples = np.concatenate([np.asarray(it.pred_landmarks, np.float64)[None], samples])
             if len(samples) < 2:
                 raise ComponentError(f"metric {self.name!r}: {where} needs at least 2 samples, got {len(samples)}")
-            per_item[i] = np.mean([np.linalg.norm(samples[a] - samples[b], axis=-1).mean()
-                                   for a, b in combinations(range(len(samples)), 2)])
+            out.append((float(np.mean([np.linalg.norm(samples[a] - samples[b], axis=-1).mean()
+                                       for a, b in combinations(range(len(samples)), 2)])), given))
+        return out
+
+    def finalize(self, summaries: Seq[tuple[float, int]], ctx: EvalContext) -> MetricValue:
+        if not summaries:
+            raise ComponentError(f"metric {self.name!r} got no items to score")
+        per_item = np.array([s[0] for s in summaries], dtype=np.float64)
         return MetricValue(float(per_item.mean()), float(per_item.std()), per_item,
-                           {"n_samples": int(min(len(it.samples) for it in items))})
+                           {"n_samples": int(min(s[1] for s in summaries))})
 
 
 class Smoothness(Metric):
@@ -75,12 +81,9 @@ class Smoothness(Metric):
     direction: ClassVar[str] = "lower"
     requires: ClassVar[frozenset[str]] = frozenset({"pred_landmarks"})
 
-    def compute(self, items: Seq[EvalItem], ctx: EvalContext) -> MetricValue:
-        if not items:
-            raise ComponentError(f"metric {self.name!r} got no items to score")
-        ratio = np.empty(len(items), dtype=np.float64)
-        pred_acc = np.empty(len(items))
-        gt_acc = np.empty(len(items))
+    def summarize(self, items: Seq[EvalItem], ctx: EvalContext) -> list[tuple[float, float]]:
+        """Per item: the mean acceleration (mm/frame^2) of its prediction and of its ground truth."""
+        out = []
         for i, it in enumerate(items):
             where = f"item {i} ({it.identity}/{it.label})"
             pred, gt = it.pred_landmarks, it.gt_landmarks
@@ -91,8 +94,15 @@ class Smoothness(Metric):
                                      f"truth {np.shape(gt)} differ in shape")
             if len(gt) < 3:
                 raise ComponentError(f"metric {self.name!r}: {where} has {len(gt)} frames; need >= 3")
-            pred_acc[i], gt_acc[i] = mean_acceleration(pred), mean_acceleration(gt)
-            ratio[i] = max(pred_acc[i], _MIN_ACCEL) / max(gt_acc[i], _MIN_ACCEL)
+            out.append((mean_acceleration(pred), mean_acceleration(gt)))
+        return out
+
+    def finalize(self, summaries: Seq[tuple[float, float]], ctx: EvalContext) -> MetricValue:
+        if not summaries:
+            raise ComponentError(f"metric {self.name!r} got no items to score")
+        pred_acc = np.array([s[0] for s in summaries])
+        gt_acc = np.array([s[1] for s in summaries])
+        ratio = np.array([max(p, _MIN_ACCEL) / max(g, _MIN_ACCEL) for p, g in summaries], dtype=np.float64)
         per_item = np.abs(np.log(ratio))
         return MetricValue(float(per_item.mean()), float(per_item.std()), per_item,
                            {"pred_accel_mm": float(pred_acc.mean()), "gt_accel_mm": float(gt_acc.mean()),

@@ -8,9 +8,12 @@ import numpy as np
 from fc4dfs.datasets.base import Sequence
 from fc4dfs.datasets.storage import release_mapped
 from fc4dfs.plugins.contracts import EvalContext, EvalItem, Metric, MetricValue, Option, ResultRow
+from fc4dfs.plugins.errors import ComponentError
 
 #: the longest sequence a protocol option may ask for (frames; 333 s at 30 fps)
 MAX_LENGTH = 10_000
+#: test items a streaming protocol holds (meshes included) before it scores them and drops them
+EVAL_CHUNK = 8
 
 
 def length_option(name: str, default: Any, help: str, many: bool = False) -> Option:
@@ -24,20 +27,62 @@ def _metrics(ctx: Any) -> list[tuple[str, Metric]]:
     return [(spec.name, spec.load()()) for spec in ctx.registry.specs("metric")]
 
 
+class Scorer:
+    """Every registered metric's score of a set of items handed over in chunks (streamed evaluation).
+
+    :meth:`add` gives each chunk to every metric whose requirements it meets
+    (:meth:`Metric.summarize`: small per-item summaries), so that the caller can drop the chunk's
+    meshes; :meth:`result` finalises each metric that every chunk met on its summaries in item order
+    (:meth:`Metric.finalize`). The scores equal scoring all items at once (:func:`score`); memory
+    grows by the summaries only (per item: a few numbers, a [T] error curve, classifier features).
+    With ``reference`` only the metrics declared ``reference`` (scored on the ground truth itself).
+    """
+
+    def __init__(self, ctx: Any, ectx: EvalContext, reference: bool = False) -> None:
+        self.ectx = ectx
+        self._metrics = [(name, m) for name, m in _metrics(ctx) if m.reference or not reference]
+        self._summaries: dict[str, list[Any]] = {name: [] for name, _ in self._metrics}
+        #: metrics that a chunk did not meet: left out of the result, as when scored all at once
+        self._dropped: set[str] = set()
+        self.n_items = 0
+
+    def add(self, items: Seq[EvalItem]) -> None:
+        """Summarise one chunk of items (the next ones in order) with every metric it still applies to; an
+        empty chunk changes nothing."""
+        if not items:
+            return
+        self.n_items += len(items)
+        for name, metric in self._metrics:
+            if name in self._dropped:
+                continue
+            if not metric.applicable(items, self.ectx):
+                self._dropped.add(name)
+                self._summaries[name] = []
+                continue
+            got = metric.summarize(items, self.ectx)
+            if len(got) != len(items):
+                raise ComponentError(f"metric {name!r}: summarize returned {len(got)} summaries for "
+                                     f"{len(items)} items; it must return one per item")
+            self._summaries[name].extend(got)
+            # ground-truth meshes are views of the dataset's memory map: give back what the metric read
+            release_mapped(*(it.gt_mesh for it in items if it.gt_mesh is not None))
+
+    def result(self) -> dict[str, MetricValue]:
+        """Each applicable metric's score of every item added, by name (in registration order). With no
+        items, the metrics that apply to none (those that need only a classifier) raise their own error."""
+        return {name: metric.finalize(self._summaries[name], self.ectx) for name, metric in self._metrics
+                if name not in self._dropped and (self.n_items or metric.applicable([], self.ectx))}
+
+
 def score(ctx: Any, items: Seq[EvalItem], ectx: EvalContext, reference: bool = False) -> dict[str, MetricValue]:
-    """Every registered metric whose requirements ``items`` and ``ectx`` meet, by name.
+    """Every registered metric whose requirements ``items`` and ``ectx`` meet, by name: a :class:`Scorer`
+    given all ``items`` as one chunk.
 
     With ``reference`` only the metrics declared ``reference`` (scored on the ground truth itself).
     """
-    out: dict[str, MetricValue] = {}
-    for name, metric in _metrics(ctx):
-        if reference and not metric.reference:
-            continue
-        if metric.applicable(items, ectx):
-            out[name] = metric.compute(items, ectx)
-            # ground-truth meshes are views of the dataset's memory map: give back what the metric read
-            release_mapped(*(it.gt_mesh for it in items if it.gt_mesh is not None))
-    return out
+    scorer = Scorer(ctx, ectx, reference)
+    scorer.add(items)
+    return scorer.result()
 
 
 def pool(ctx: Any, parts: Seq[dict[str, MetricValue]]) -> dict[str, MetricValue]:

@@ -6,7 +6,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from fc4dfs.benchmark.protocols.common import details, item_key, length_option, make_row, neutral_inputs, score
+from fc4dfs.benchmark.protocols.common import (EVAL_CHUNK, Scorer, details, item_key, length_option, make_row,
+                                               neutral_inputs)
 from fc4dfs.benchmark.runner import RunContext, test_sequences
 from fc4dfs.datasets.phases import measure_timing
 from fc4dfs.plugins.contracts import EvalItem, Option, Protocol, ResultRow
@@ -64,7 +65,20 @@ class EndToEnd(Protocol):
         n_samples = int(ctx.option("samples")) if stochastic else 0
         levels = [float(x) for x in ctx.option("intensities")]
         t0 = time.perf_counter()
-        items: list[EvalItem] = []
+        ectx = ctx.eval_context(train_ids, design=str(ctx.option("classifiers")))
+        # streamed: each chunk of items is scored (and its ground-truth reference summarised), then dropped
+        scorer, gt_scorer = Scorer(ctx, ectx), Scorer(ctx, ectx, reference=True)
+        keys: list[str] = []
+        chunk: list[EvalItem] = []
+
+        def flush() -> None:
+            if not chunk:
+                return
+            scorer.add(chunk)
+            gt_scorer.add([EvalItem(it.identity, it.label, it.fps, it.gt_landmarks, pred_landmarks=it.gt_landmarks,
+                                    gt_mesh=it.gt_mesh, pred_mesh=it.gt_mesh) for it in chunk])
+            chunk.clear()
+
         for i, seq in enumerate(ctx.iterate(test_sequences(ds, test_ids), "e2e")):
             gt = seq.resampled(int(fixed_length)) if fixed_length else seq
             gt_mesh = np.asarray(gt.frames, dtype=np.float32)
@@ -101,17 +115,17 @@ class EndToEnd(Protocol):
             item = EvalItem(seq.identity, seq.label, gt.fps, gt.landmarks, pred_landmarks=out[0],
                             gt_mesh=gt_mesh, pred_mesh=pred, samples=samples, requested_timing=timing,
                             intensity_sweep=sweep)
-            items.append(item)
+            keys.append(item_key(item))
+            chunk.append(item)
             ctx.keep_example(item, method)
-        ectx = ctx.eval_context(train_ids, design=str(ctx.option("classifiers")))
-        keys = [item_key(it) for it in items]
+            if len(chunk) == EVAL_CHUNK:
+                flush()
+        flush()
         setting = "e2e" if not fixed_length else f"length={fixed_length}"
-        values = score(ctx, items, ectx)
+        values = scorer.result()
         rows = [make_row(setting, keys, values, length=fixed_length, train_seconds=train_s,
                          eval_seconds=time.perf_counter() - t0, details=details(values))]
-        gt_items = [EvalItem(it.identity, it.label, it.fps, it.gt_landmarks, pred_landmarks=it.gt_landmarks,
-                             gt_mesh=it.gt_mesh, pred_mesh=it.gt_mesh) for it in items]
-        gt_values = score(ctx, gt_items, ectx, reference=True)
+        gt_values = gt_scorer.result()
         if gt_values:
             rows.append(make_row(setting, keys, gt_values, length=fixed_length, reference=True,
                                  details=details(gt_values)))
