@@ -292,7 +292,7 @@ class DisplacementGenerator(Generator):
                                                            eta_min=hp["lr"] * hp["lr_final_ratio"])
         dev = torch.device(device)
         neutral_n = norm.encode("neutral", torch.from_numpy(seqs.neutral).to(dev).flatten(1))
-        target = norm.encode("disp", torch.from_numpy(seqs.disp).to(dev)).flatten(2)
+        disp = torch.from_numpy(seqs.disp).to(dev)  # encoded per batch: no second copy of the training set
         lengths = torch.from_numpy(seqs.lengths).to(dev)
         fps = torch.from_numpy(seqs.fps).to(dev)
         label_ids = torch.from_numpy(seqs.label_ids).to(dev)
@@ -319,7 +319,8 @@ class DisplacementGenerator(Generator):
                 cond = {k: (v[idx, :steps] if k == "amplitude" else v[idx]) for k, v in conditions.items()}
                 pred = model(neutral_n[idx], label_ids[idx], ln, fps[idx], steps, **cond)
                 mask = torch.arange(steps, device=dev).unsqueeze(0) < ln.unsqueeze(1)
-                loss, l_re, l_t = sequence_loss(pred, target[idx, :steps], mask, alpha)
+                target = norm.encode("disp", disp[idx, :steps]).flatten(2)
+                loss, l_re, l_t = sequence_loss(pred, target, mask, alpha)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if hp["clip"]:
