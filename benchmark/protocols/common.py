@@ -30,25 +30,41 @@ def _metrics(ctx: Any) -> list[tuple[str, Metric]]:
 class Scorer:
     """Every registered metric's score of a set of items handed over in chunks (streamed evaluation).
 
-    :meth:`add` gives each chunk to every metric whose requirements it meets
+    :meth:`push` one item at a time (every ``chunk`` items, default :data:`EVAL_CHUNK`, are summarised
+    and let go), or :meth:`add` a chunk: each chunk goes to every metric whose requirements it meets
     (:meth:`Metric.summarize`: small per-item summaries), so that the caller can drop the chunk's
     meshes; :meth:`result` finalises each metric that every chunk met on its summaries in item order
-    (:meth:`Metric.finalize`). The scores equal scoring all items at once (:func:`score`); memory
-    grows by the summaries only (per item: a few numbers, a [T] error curve, classifier features).
-    With ``reference`` only the metrics declared ``reference`` (scored on the ground truth itself).
+    (:meth:`Metric.finalize`). The scores equal scoring all items at once (:func:`score`) but for
+    rounding in a classifier's batches; memory grows by the summaries only (per item: a few numbers,
+    a [T] error curve, classifier outputs). With ``reference`` only the metrics declared
+    ``reference`` (scored on the ground truth itself).
     """
 
-    def __init__(self, ctx: Any, ectx: EvalContext, reference: bool = False) -> None:
+    def __init__(self, ctx: Any, ectx: EvalContext, reference: bool = False, chunk: int | None = None) -> None:
         self.ectx = ectx
+        self.chunk = int(chunk or EVAL_CHUNK)
         self._metrics = [(name, m) for name, m in _metrics(ctx) if m.reference or not reference]
         self._summaries: dict[str, list[Any]] = {name: [] for name, _ in self._metrics}
         #: metrics that a chunk did not meet: left out of the result, as when scored all at once
         self._dropped: set[str] = set()
+        self._pending: list[EvalItem] = []
         self.n_items = 0
 
+    def push(self, item: EvalItem) -> None:
+        """The next item; the pending ones are summarised once there are ``chunk`` of them."""
+        self._pending.append(item)
+        if len(self._pending) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        self.add(pending)
+
     def add(self, items: Seq[EvalItem]) -> None:
-        """Summarise one chunk of items (the next ones in order) with every metric it still applies to; an
-        empty chunk changes nothing."""
+        """Summarise the next items (after any pushed ones) as one chunk with every metric it still applies
+        to; an empty chunk changes nothing."""
+        if self._pending:
+            self._flush()
         if not items:
             return
         self.n_items += len(items)
@@ -70,6 +86,7 @@ class Scorer:
     def result(self) -> dict[str, MetricValue]:
         """Each applicable metric's score of every item added, by name (in registration order). With no
         items, the metrics that apply to none (those that need only a classifier) raise their own error."""
+        self._flush()
         return {name: metric.finalize(self._summaries[name], self.ectx) for name, metric in self._metrics
                 if name not in self._dropped and (self.n_items or metric.applicable([], self.ectx))}
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from fc4dfs.benchmark.errors import UserError
-from fc4dfs.benchmark.protocols.common import details, item_key, make_row, neutral_inputs, pool, score
+from fc4dfs.benchmark.protocols.common import Scorer, details, item_key, make_row, neutral_inputs, pool
 from fc4dfs.benchmark.runner import RunContext, test_sequences
 from fc4dfs.plugins.contracts import ComponentError, EvalItem, MetricValue, Option, Protocol, ResultRow
 
@@ -60,18 +60,20 @@ class DecoderCV(Protocol):
                 continue
             decoder, train_s = ctx.fit(ctx.make("decoder"), train_ids, f"decoder-fold{fold}")
             t0 = time.perf_counter()
-            items: list[EvalItem] = []
+            # streamed: every EVAL_CHUNK items are scored, then dropped
+            scorer = Scorer(ctx, ctx.eval_context(train_ids, classifiers=False))
+            keys: list[str] = []
             for seq in ctx.iterate(test_sequences(ds, test_ids), f"decode fold {fold}"):
                 mesh, nlm = neutral_inputs(ds, seq)
                 gt_lm = seq.landmarks
                 pred = decoder.decode(mesh, nlm, gt_lm[None])[0]
                 gt = np.asarray(seq.frames, dtype=np.float32)
                 item = EvalItem(seq.identity, seq.label, seq.fps, gt_lm, gt_mesh=gt, pred_mesh=pred)
-                items.append(item)
+                keys.append(item_key(item))
+                scorer.push(item)
                 ctx.keep_example(item, dec_name)
-            values = score(ctx, items, ctx.eval_context(train_ids, classifiers=False))
+            values = scorer.result()
             parts.append(values)
-            keys = [item_key(it) for it in items]
             all_keys += keys
             rows.append(make_row(f"fold{fold}", keys, values, fold=fold,
                                  train_seconds=train_s, eval_seconds=time.perf_counter() - t0,

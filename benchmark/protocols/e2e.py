@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fc4dfs.benchmark.protocols.common import (EVAL_CHUNK, Scorer, details, item_key, length_option, make_row,
+from fc4dfs.benchmark.protocols.common import (Scorer, details, item_key, length_option, make_row,
                                                neutral_inputs)
 from fc4dfs.benchmark.runner import RunContext, test_sequences
 from fc4dfs.datasets.phases import measure_timing
@@ -66,19 +66,9 @@ class EndToEnd(Protocol):
         levels = [float(x) for x in ctx.option("intensities")]
         t0 = time.perf_counter()
         ectx = ctx.eval_context(train_ids, design=str(ctx.option("classifiers")))
-        # streamed: each chunk of items is scored (and its ground-truth reference summarised), then dropped
+        # streamed: every EVAL_CHUNK items (and their ground truth, for the reference row) are scored, then dropped
         scorer, gt_scorer = Scorer(ctx, ectx), Scorer(ctx, ectx, reference=True)
         keys: list[str] = []
-        chunk: list[EvalItem] = []
-
-        def flush() -> None:
-            if not chunk:
-                return
-            scorer.add(chunk)
-            gt_scorer.add([EvalItem(it.identity, it.label, it.fps, it.gt_landmarks, pred_landmarks=it.gt_landmarks,
-                                    gt_mesh=it.gt_mesh, pred_mesh=it.gt_mesh) for it in chunk])
-            chunk.clear()
-
         for i, seq in enumerate(ctx.iterate(test_sequences(ds, test_ids), "e2e")):
             gt = seq.resampled(int(fixed_length)) if fixed_length else seq
             gt_mesh = np.asarray(gt.frames, dtype=np.float32)
@@ -116,11 +106,10 @@ class EndToEnd(Protocol):
                             gt_mesh=gt_mesh, pred_mesh=pred, samples=samples, requested_timing=timing,
                             intensity_sweep=sweep)
             keys.append(item_key(item))
-            chunk.append(item)
+            scorer.push(item)
+            gt_scorer.push(EvalItem(seq.identity, seq.label, gt.fps, item.gt_landmarks,
+                                    pred_landmarks=item.gt_landmarks, gt_mesh=gt_mesh, pred_mesh=gt_mesh))
             ctx.keep_example(item, method)
-            if len(chunk) == EVAL_CHUNK:
-                flush()
-        flush()
         setting = "e2e" if not fixed_length else f"length={fixed_length}"
         values = scorer.result()
         rows = [make_row(setting, keys, values, length=fixed_length, train_seconds=train_s,

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fc4dfs.benchmark.protocols.common import details, item_key, length_option, make_row, neutral_inputs, score
+from fc4dfs.benchmark.protocols.common import Scorer, details, item_key, length_option, make_row, neutral_inputs
 from fc4dfs.benchmark.runner import RunContext, test_sequences
 from fc4dfs.plugins.contracts import EvalItem, Option, Protocol, ResultRow
 
@@ -45,7 +45,8 @@ class LengthAblation(Protocol):
         rows = []
         for length in lengths:
             t0 = time.perf_counter()
-            items = []
+            scorer = Scorer(ctx, ectx)  # streamed: every EVAL_CHUNK items are scored, then dropped
+            keys = []
             for i, seq in enumerate(ctx.iterate(seqs, f"length {length}")):
                 gt = seq.resampled(length)
                 mesh, nlm = neutral_inputs(ds, seq)
@@ -53,11 +54,12 @@ class LengthAblation(Protocol):
                 pred = dec.decode(mesh, nlm, lm)[0]
                 item = EvalItem(seq.identity, seq.label, gt.fps, gt.landmarks, pred_landmarks=lm[0],
                                 gt_mesh=np.asarray(gt.frames, dtype=np.float32), pred_mesh=pred)
-                items.append(item)
+                keys.append(item_key(item))
+                scorer.push(item)
                 if length == lengths[-1]:
                     ctx.keep_example(item, f"{ctx.config.generator}+{ctx.config.decoder}")
-            values = score(ctx, items, ectx)
-            rows.append(make_row(f"length={length}", [item_key(it) for it in items], values, length=length,
+            values = scorer.result()
+            rows.append(make_row(f"length={length}", keys, values, length=length,
                                  train_seconds=gen_s + dec_s, eval_seconds=time.perf_counter() - t0,
                                  details=details(values)))
         return rows

@@ -1,4 +1,4 @@
-"""The e2e protocol scores its test items in chunks (``EVAL_CHUNK``) and drops each chunk's meshes:
+"""The e2e protocol scores its test items in chunks (``common.EVAL_CHUNK``) and drops each chunk's meshes:
 the scores equal scoring every item at once, and the items alive while scoring do not grow with
 the number of test sequences."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fc4dfs.benchmark.config import RunConfig
-from fc4dfs.benchmark.protocols import common, e2e
+from fc4dfs.benchmark.protocols import common
 from fc4dfs.benchmark.runner import execute
 from fc4dfs.plugins.contracts import EvalItem
 
@@ -26,7 +26,7 @@ def reg(test_registry):
 
 def _run(reg, out: Path, chunk: int, monkeypatch) -> tuple[list[dict], dict]:
     """The run's rows and its per-item values (``per_item.json``)."""
-    monkeypatch.setattr(e2e, "EVAL_CHUNK", chunk)
+    monkeypatch.setattr(common, "EVAL_CHUNK", chunk)
     cfg = RunConfig(protocol="e2e", dataset="tiny", generator="nn_retrieval", decoder="sgd_linear", budget="smoke")
     res = execute(cfg, out_dir=out, leaderboard=None, progress=False, reg=reg, render=False)
     return res.record["rows"], json.loads((res.run_dir / "per_item.json").read_text())
