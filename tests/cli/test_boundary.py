@@ -205,3 +205,16 @@ def test_first_identity_is_the_same_in_generate_and_dataset_show():
     generated, _, _, _ = generate_cmd._choose_neutral(args, ds, "synthetic")
     train, test = ds.generator_split()
     assert shown == generated == test[0] and shown not in train
+
+
+def test_the_cli_bounds_onednn_s_primitive_cache_unless_set(monkeypatch, capsys):
+    import os
+
+    from fc4dfs.benchmark import cli
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert cli.main(["list", "metrics"]) == 0
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(cli.ONEDNN_PRIMITIVE_CACHE)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "7")
+    assert cli.main(["list", "metrics"]) == 0
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "7"

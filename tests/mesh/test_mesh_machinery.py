@@ -1,6 +1,8 @@
 """Mesh machinery: spirals on meshes with boundaries, CoMA sampling matrices, hierarchy, layers."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -234,3 +236,18 @@ def test_resample_applies_the_sparse_matrix_with_gradient():
     assert torch.autograd.gradcheck(up, (x,))
     y = torch.randn(2, h.sizes[0], 3)
     assert torch.equal(down(y), y[:, torch.as_tensor(h.down[0].indices)])
+
+
+def test_fc4dfs_onednn_0_turns_the_onednn_product_off():
+    """``FC4DFS_ONEDNN=0`` (read at import) makes :func:`product` torch's own; the default uses oneDNN
+    where the build has it."""
+    import subprocess
+    import sys
+
+    code = "import fc4dfs.zoo.products as p; print(p._LINEAR is None)"
+    env = {**os.environ, "FC4DFS_ONEDNN": "0"}
+    off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert off.stdout.strip() == "True"
+    env["FC4DFS_ONEDNN"] = "1"
+    on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert on.stdout.strip() == str(not torch.backends.mkldnn.is_available())
