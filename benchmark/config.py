@@ -93,6 +93,7 @@ def validate_options(reg: "Registry", config: RunConfig) -> dict[str, Any]:
         for kind, cls in classes.items():
             opts = getattr(config, f"{kind}_options")
             _flag(OPTION_FLAGS[kind], lambda: check_options(f"{kind} {cls.name!r}", opts, cls.declared_options()))
+            _flag(OPTION_FLAGS[kind], lambda: cls(**opts))  # the component's own checks across its options
         factory = reg.load("dataset", config.dataset)
         _flag("--dataset-opt", lambda: check_options(f"dataset {config.dataset!r}", config.dataset_options,
                                                      options_from_signature(factory)))

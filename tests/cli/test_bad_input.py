@@ -39,6 +39,8 @@ BAD_INPUTS: list[tuple[list[str], str]] = [
     ([*RUN, "--gen", "mlp"], "--dec"),
     ([*RUN, "--gen", "mlp", "--dec", "pca", "--gen-opt", "hidden"], "--gen-opt"),
     ([*RUN, "--gen", "mlp", "--dec", "pca", "--budget-opt", "epochs"], "--budget-opt"),
+    ([*RUN, "--gen", "ddpm", "--dec", "pca", "--gen-opt", "cfg_every=0"], "--gen-opt"),  # the component's own check
+    ([*RUN, "--gen", "ddpm", "--dec", "pca", "--gen-opt", "cfg_from=0.6", "--gen-opt", "cfg_to=0.5"], "cfg_to"),
     ([*RUN, "--gen", "mlp", "--dec", "pca", "--dataset-opt", "identities=2"], "identities"),
     ([*RUN, "--gen", "mlp", "--dec", "pca", "--dataset-opt", "colour=blue"], "colour"),
     # run: protocol options refused after the dataset loads, before training; the new run folder goes
