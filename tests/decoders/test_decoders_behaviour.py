@@ -141,6 +141,15 @@ def test_run_pieces_runs_each_piece_on_one_intra_op_thread_and_restores_the_coun
     assert torch.get_num_threads() == 2
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_run_pieces_workers_keep_the_caller_s_grad_mode(grad: bool):
+    torch.set_num_threads(2)
+    seen: list[bool] = []
+    with torch.set_grad_enabled(grad):
+        run_pieces(lambda p: seen.append(torch.is_grad_enabled()), range(4), 2)
+    assert seen == [grad] * 4
+
+
 @pytest.mark.parametrize("name", ["miadnet", "s2d"])
 def test_decode_on_worker_threads_equals_one_forward_pass_per_sequence(name):
     """Pieces on 2 worker threads (and on 1) give what one forward pass over each whole sequence gives."""

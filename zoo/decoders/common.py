@@ -225,18 +225,24 @@ def run_pieces(fn: Callable[[Any], None], pieces: Seq[Any], workers: int) -> Non
     On a CPU one small operator per intra-op parallel region scales poorly (each region is a
     barrier); whole pieces run concurrently instead (torch releases the GIL inside operators).
     With one worker or one piece this is a plain loop. The intra-op thread count is restored
-    afterwards; the first exception raised by ``fn`` propagates.
+    afterwards; the caller's grad mode holds in the workers; the first exception raised by ``fn``
+    propagates.
     """
     workers = min(int(workers), len(pieces))
     if workers <= 1:
         for p in pieces:
             fn(p)
         return
-    before = torch.get_num_threads()
+    before, grad = torch.get_num_threads(), torch.is_grad_enabled()
+
+    def in_worker(p: Any) -> None:
+        with torch.set_grad_enabled(grad):  # grad mode is per thread: the caller's holds in the workers
+            fn(p)
+
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(fn, pieces):
+            for _ in pool.map(in_worker, pieces):
                 pass
     finally:
         torch.set_num_threads(before)
