@@ -382,15 +382,15 @@ class SpiralMeshDecoder(Decoder):
 
         def piece(p: tuple[int, int, int]) -> None:
             i, s, e = p
-            with torch.no_grad():  # grad mode is per thread
-                m0_mm = torch.tensor(np.asarray(neutral_mesh[i:i + 1], np.float32), device=dev)
-                l0_mm = torch.tensor(np.asarray(neutral_landmarks[i:i + 1], np.float32), device=dev)
-                chunk = torch.tensor(np.asarray(landmarks[i, s:e], np.float32), device=dev)
-                ident = torch.zeros(e - s, dtype=torch.long, device=dev)
-                dl, l0, m0 = normalised_inputs(norm, chunk, l0_mm, m0_mm, ident)
-                out[i, s:e] = self._to_mesh(net(dl, l0, m0, ident), m0_mm).cpu().numpy()
+            m0_mm = torch.tensor(np.asarray(neutral_mesh[i:i + 1], np.float32), device=dev)
+            l0_mm = torch.tensor(np.asarray(neutral_landmarks[i:i + 1], np.float32), device=dev)
+            chunk = torch.tensor(np.asarray(landmarks[i, s:e], np.float32), device=dev)
+            ident = torch.zeros(e - s, dtype=torch.long, device=dev)
+            dl, l0, m0 = normalised_inputs(norm, chunk, l0_mm, m0_mm, ident)
+            out[i, s:e] = self._to_mesh(net(dl, l0, m0, ident), m0_mm).cpu().numpy()
 
-        run_pieces(piece, decode_pieces(b, t, max(1, self.decode_chunk // workers), workers), workers)
+        with torch.no_grad():  # run_pieces carries it into its workers
+            run_pieces(piece, decode_pieces(b, t, max(1, self.decode_chunk // workers), workers), workers)
         return out
 
     # -- persistence --------------------------------------------------------------------
